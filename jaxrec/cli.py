@@ -1,0 +1,114 @@
+"""The ``jaxrec`` command.
+
+    jaxrec train [hydra overrides]                  train and evaluate (Hydra CLI)
+    jaxrec evaluate RUN_DIR [split=test|valid]      re-evaluate a saved best checkpoint
+    jaxrec recommend RUN_DIR --user ID [-k 10]      top-k unseen items for a user
+    jaxrec data download|info DATASET               fetch or summarise a dataset config
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+USAGE = __doc__
+
+
+def _compose_data(name: str, overrides: list[str]):
+    from hydra import compose, initialize_config_dir
+
+    from jaxrec.config import register_configs
+    from jaxrec.paths import CONFIG_DIR
+
+    register_configs()
+    available = sorted(p.stem for p in (CONFIG_DIR / "data").glob("*.yaml"))
+    if name not in available:
+        raise SystemExit(f"error: unknown dataset {name!r}; choose from {', '.join(available)}")
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[f"data={name}", "paths.output_dir=.",
+                                          *overrides])
+    return cfg
+
+
+def cmd_data(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="jaxrec data")
+    parser.add_argument("action", choices=["download", "info"])
+    parser.add_argument("dataset", help="a config in configs/data, e.g. ml-latest-small")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. paths.cache_dir=/tmp")
+    args = parser.parse_args(argv)
+    from jaxrec.data import load_dataset
+    from jaxrec.data.summary import summarize
+
+    cfg = _compose_data(args.dataset, args.overrides)
+    interactions = load_dataset(cfg.data)
+    if args.action == "download":
+        print(f"{args.dataset}: {len(interactions)} interactions ready "
+              f"(cache: {cfg.paths.cache_dir})")
+    else:
+        print(summarize(interactions))
+
+
+def cmd_evaluate(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="jaxrec evaluate")
+    parser.add_argument("run_dir")
+    parser.add_argument("split", nargs="?", default="split=test",
+                        help="split=test (default) or split=valid")
+    args = parser.parse_args(argv)
+    split = args.split.removeprefix("split=")
+    if split not in ("test", "valid"):
+        raise SystemExit(f"error: split must be test or valid, got {split!r}")
+    from jaxrec.config import EvalConfig
+    from jaxrec.metrics.evaluator import make_evaluators
+    from jaxrec.runs import load_run
+    from jaxrec.train import typed
+    from jaxrec.training.fit import evaluate
+
+    run = load_run(args.run_dir)
+    ds = run.dataset
+    target = ds.test if split == "test" else ds.valid
+    if target is None or len(target) == 0:
+        raise SystemExit(f"error: run {args.run_dir} has no {split} split")
+    exclude = [ds.train] + ([ds.valid] if split == "test" and ds.valid is not None else [])
+    evaluators = make_evaluators(split, target, exclude, typed(run.cfg, "eval", EvalConfig),
+                                 explicit=not ds.info.implicit)
+    print(json.dumps(evaluate(evaluators, run.graphdef, run.state), indent=2, sort_keys=True))
+
+
+def cmd_recommend(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="jaxrec recommend")
+    parser.add_argument("run_dir")
+    parser.add_argument("--user", required=True, help="raw user id as in the dataset")
+    parser.add_argument("-k", type=int, default=10)
+    args = parser.parse_args(argv)
+    from jaxrec.recommend import recommend
+    from jaxrec.runs import load_run
+
+    run = load_run(args.run_dir)
+    for rank, (item_id, title, score) in enumerate(recommend(run, args.user, args.k), 1):
+        print(f"{rank:3d}  {item_id!s:>10}  {score:8.4f}  {title}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return
+    command, rest = argv[0], argv[1:]
+    if command == "train":
+        from jaxrec import train
+
+        sys.argv = [f"{sys.argv[0]} train", *rest]
+        train.main()
+    elif command == "evaluate":
+        cmd_evaluate(rest)
+    elif command == "recommend":
+        cmd_recommend(rest)
+    elif command == "data":
+        cmd_data(rest)
+    else:
+        raise SystemExit(f"error: unknown command {command!r}\n{USAGE}")
+
+
+if __name__ == "__main__":
+    main()

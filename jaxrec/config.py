@@ -1,0 +1,119 @@
+"""Typed configuration schemas, registered in Hydra's ConfigStore.
+
+``configs/train.yaml`` starts from the ``train_schema`` node below, so a
+misspelled key or a value of the wrong type in the run, data, trainer, eval,
+optimizer, logger or paths sections fails when Hydra composes the config,
+before anything is loaded or compiled. ``model`` and ``loss`` are free-form
+``_target_`` nodes: the class they name is the registry entry and its
+signature is the schema (checked at instantiation, still before compiling).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+
+@dataclasses.dataclass
+class PreprocessConfig:
+    """Filtering applied to the raw interactions before splitting."""
+
+    rating_threshold: float | None = None  # keep only ratings >= threshold
+    implicit: bool = False  # every kept interaction becomes a positive with rating 1.0
+    min_user_interactions: int = 0  # iterated k-core: users with fewer are dropped
+    min_item_interactions: int = 0  # iterated k-core: items with fewer are dropped
+    dedup: str = "last"  # repeated (user, item) pairs: last | first | mean | none
+
+
+@dataclasses.dataclass
+class SplitConfig:
+    """How interactions are divided into train / valid / test."""
+
+    method: str = "random"  # random | user_ratio | leave_last | temporal
+    test: float = 0.2  # fraction held out (ignored by leave_last, which holds out one)
+    valid: float = 0.0  # fraction of train carved out as validation (leave_last: >0 = one more)
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class DataConfig:
+    dataset: Any = MISSING  # _target_ of a loader returning Interactions
+    preprocess: PreprocessConfig = dataclasses.field(default_factory=PreprocessConfig)
+    split: SplitConfig = dataclasses.field(default_factory=SplitConfig)
+
+
+@dataclasses.dataclass
+class OptimConfig:
+    name: str = "adam"  # adam | adamw | adagrad | sgd
+    lr: float = 1e-3
+    weight_decay: float = 0.0  # decoupled (adamw) or added to the gradient (others)
+    momentum: float | None = None  # sgd only
+    schedule: str = "constant"  # constant | cosine | exponential | warmup_cosine
+    warmup_epochs: int = 0
+    decay_rate: float = 0.5  # exponential: factor per `decay_epochs`
+    decay_epochs: int = 10
+    grad_clip: float | None = None  # global-norm clipping
+
+
+@dataclasses.dataclass
+class TrainerConfig:
+    epochs: int = 50
+    batch_size: int = 1024
+    eval_every: int = 1  # validate every N epochs
+    patience: int = 5  # validations without improvement before stopping; 0 = never stop early
+    monitor: str = "auto"  # metric key, e.g. valid/ndcg@10; auto = the loss's default
+    mode: str = "auto"  # min | max | auto (from the metric name)
+    progress: bool = True  # progress bar (quiet when stderr is not a terminal)
+    save_checkpoint: bool = True
+
+
+@dataclasses.dataclass
+class EvalConfig:
+    ks: list[int] = dataclasses.field(default_factory=lambda: [10, 20])
+    metrics: list[str] = dataclasses.field(
+        default_factory=lambda: ["ndcg", "recall", "hit", "mrr", "precision", "map"])
+    rating_metrics: bool = True  # rmse / mae, when the data has explicit ratings
+    user_block: int = 256  # users scored at once in full ranking (bounds memory)
+    rating_batch: int = 65536  # pairs predicted at once for rmse / mae
+
+
+@dataclasses.dataclass
+class LoggerConfig:
+    console: bool = True
+    jsonl: bool = True
+    wandb: bool = False
+    project: str = "jaxrec"
+    entity: str | None = None
+    group: str | None = None
+    tags: list[str] = dataclasses.field(default_factory=list)
+    mode: str = "offline"  # used unless WANDB_MODE is set in the environment
+
+
+@dataclasses.dataclass
+class PathsConfig:
+    data_dir: str | None = None  # folder holding extracted datasets; nothing is downloaded
+    cache_dir: str = "~/.cache/jaxrec"  # downloads and parsed binary caches
+    output_dir: str = "."  # the run directory (Hydra's output dir)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    seed: int = 0
+    name: str | None = None  # run name; None: <model class>-<loss class>
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: Any = MISSING
+    loss: Any = MISSING
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+    logger: LoggerConfig = dataclasses.field(default_factory=LoggerConfig)
+    paths: PathsConfig = dataclasses.field(default_factory=PathsConfig)
+
+
+def register_configs() -> None:
+    """Register the schemas (idempotent)."""
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)

@@ -1,0 +1,123 @@
+"""A fast binary cache of parsed datasets (npz, no pickle), written atomically.
+
+Strings (titles, vocabularies) are stored as one UTF-8 byte blob plus offsets
+and 2-D features as coordinate lists, so a cache file is small and loading
+needs neither pickle nor a text parser.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from jaxrec.data.interactions import Interactions
+
+FORMAT_VERSION = 1
+_COLUMNS = ("users", "items", "ratings", "timestamps", "user_ids", "item_ids")
+
+
+def source_key(paths: Iterable[str | os.PathLike], **params) -> str:
+    """A short hash of the source files (path, size, mtime) and parse parameters."""
+    stats = []
+    for p in paths:
+        p = Path(p)
+        if p.exists():
+            st = p.stat()
+            stats.append([str(p.resolve()), st.st_size, st.st_mtime_ns])
+        else:
+            stats.append([str(p), None, None])
+    blob = json.dumps({"v": FORMAT_VERSION, "files": stats, "params": params}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _encode_strings(strings) -> tuple[np.ndarray, np.ndarray]:
+    encoded = [("" if s is None else str(s)).encode("utf-8") for s in strings]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(b) for b in encoded], out=offsets[1:])
+    return np.frombuffer(b"".join(encoded), dtype=np.uint8), offsets
+
+
+def _decode_strings(blob: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    raw = blob.tobytes()
+    out = np.empty(len(offsets) - 1, dtype=object)
+    out[:] = [raw[a:b].decode("utf-8") for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+    return out
+
+
+def save(inter: Interactions, path: str | os.PathLike) -> None:
+    """Write ``inter`` to ``path`` (npz) via a temporary file and ``os.replace``."""
+    path = Path(path)
+    arrays = {name: getattr(inter, name) for name in _COLUMNS}
+    meta = {"name": inter.name, "feature_vocab": inter.feature_vocab,
+            "has_titles": inter.item_titles is not None, "features": {}}
+    if inter.item_titles is not None:
+        arrays["titles_blob"], arrays["titles_offsets"] = _encode_strings(inter.item_titles)
+    for key, value in inter.item_features.items():
+        value = np.asarray(value)
+        if value.ndim == 2:  # store sparse: most multi-hot / count matrices are mostly zero
+            rows, cols = np.nonzero(value)
+            arrays[f"f_{key}_rows"] = rows.astype(np.int32)
+            arrays[f"f_{key}_cols"] = cols.astype(np.int32)
+            arrays[f"f_{key}_vals"] = value[rows, cols]
+            meta["features"][key] = {"sparse": True, "shape": list(value.shape),
+                                     "dtype": value.dtype.str}
+        else:
+            arrays[f"f_{key}"] = value
+            meta["features"][key] = {"sparse": False}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load(path: str | os.PathLike) -> Interactions:
+    """Read an Interactions written by :func:`save`."""
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(z["meta"].tobytes().decode("utf-8"))
+        columns = {name: z[name] for name in _COLUMNS}
+        titles = (_decode_strings(z["titles_blob"], z["titles_offsets"])
+                  if meta["has_titles"] else None)
+        features = {}
+        for key, spec in meta["features"].items():
+            if spec["sparse"]:
+                dense = np.zeros(spec["shape"], dtype=np.dtype(spec["dtype"]))
+                dense[z[f"f_{key}_rows"], z[f"f_{key}_cols"]] = z[f"f_{key}_vals"]
+                features[key] = dense
+            else:
+                features[key] = z[f"f_{key}"]
+    return Interactions(**columns, item_titles=titles, item_features=features,
+                        feature_vocab=meta["feature_vocab"], name=meta["name"])
+
+
+def cached(path: str | os.PathLike, build: Callable[[], Interactions]) -> Interactions:
+    """Load ``path`` if it is a readable cache file, else ``build()`` and save it.
+
+    A corrupt cache file is rebuilt; a cache folder that cannot be written only
+    warns (the parsed data is still returned).
+    """
+    path = Path(path)
+    if path.is_file():
+        try:
+            return load(path)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError):
+            pass  # stale or truncated by an older writer: rebuild below
+    inter = build()
+    try:
+        save(inter, path)
+    except OSError as e:
+        warnings.warn(f"could not write dataset cache {path}: {e}", stacklevel=2)
+    return inter

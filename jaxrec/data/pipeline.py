@@ -1,0 +1,149 @@
+"""From a ``data`` config to a split :class:`Dataset`: load -> preprocess -> split."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+
+from jaxrec.config import PreprocessConfig, SplitConfig
+from jaxrec.data.interactions import DataError, Interactions
+from jaxrec.data.preprocess import preprocess
+from jaxrec.data.splits import split
+from jaxrec.types import DataInfo
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A preprocessed dataset and its split; every part shares one vocabulary.
+
+    Attributes:
+      full: all interactions after preprocessing, before splitting.
+      train: training rows.
+      valid: validation rows, or None when ``split.valid == 0``.
+      test: test rows.
+      info: sizes and training-rating statistics the model is built from.
+    """
+
+    full: Interactions
+    train: Interactions
+    valid: Interactions | None
+    test: Interactions
+    info: DataInfo
+
+
+def _as_config(node: Any, schema: type, section: str):
+    """A typed config dataclass from a dataclass, DictConfig, dict or None."""
+    if node is None:
+        return schema()
+    if isinstance(node, schema):
+        return node
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(node, DictConfig):
+        node = OmegaConf.to_container(node, resolve=True)
+    if not isinstance(node, dict):
+        raise DataError(f"data.{section} must be a mapping, got {type(node).__name__}")
+    names = {f.name for f in dataclasses.fields(schema)}
+    unknown = sorted(set(node) - names)
+    if unknown:
+        raise DataError(f"data.{section}: unknown key {unknown[0]!r} "
+                        f"(valid: {', '.join(sorted(names))})")
+    return schema(**node)
+
+
+def load_and_split(interactions: Interactions, preprocess_cfg: Any = None,
+                   split_cfg: Any = None) -> Dataset:
+    """Preprocess and split already loaded interactions (no Hydra needed).
+
+    Args:
+      interactions: the raw table from a loader.
+      preprocess_cfg: :class:`~jaxrec.config.PreprocessConfig`, a mapping with its
+        keys, or None for the defaults.
+      split_cfg: :class:`~jaxrec.config.SplitConfig`, a mapping, or None.
+
+    Returns:
+      The :class:`Dataset`; ``info.rating_*`` are computed on ``train``.
+    """
+    pre = _as_config(preprocess_cfg, PreprocessConfig, "preprocess")
+    spl = _as_config(split_cfg, SplitConfig, "split")
+    full = preprocess(interactions, pre)
+    train, valid, test = split(full, spl)
+    ratings = train.ratings.astype(np.float64)
+    info = DataInfo(num_users=full.num_users, num_items=full.num_items, num_train=len(train),
+                    rating_mean=float(ratings.mean()), rating_min=float(ratings.min()),
+                    rating_max=float(ratings.max()), implicit=bool(pre.implicit), name=full.name)
+    return Dataset(full=full, train=train, valid=valid, test=test, info=info)
+
+
+def build_dataset(data_cfg: Any, *, seed: int | None = None) -> Dataset:
+    """Instantiate ``data_cfg.dataset`` (a Hydra ``_target_`` node), then preprocess and split.
+
+    Args:
+      data_cfg: the composed ``data`` node (see :class:`~jaxrec.config.DataConfig`).
+      seed: only a fallback for a missing ``split.seed``; ``split.seed`` (the yaml
+        sets ``${seed}``) is the one seed source, so a different value is an error.
+
+    Returns:
+      The :class:`Dataset`, deterministic given the config.
+    """
+    from omegaconf import DictConfig, OmegaConf
+
+    if not isinstance(data_cfg, DictConfig):
+        data_cfg = OmegaConf.create(data_cfg)
+    split_settings = _split_settings(data_cfg, seed)
+    inter = load_dataset(data_cfg)
+    return load_and_split(inter, data_cfg.get("preprocess"), split_settings)
+
+
+def load_dataset(data_cfg: Any) -> Interactions:
+    """Instantiate ``data_cfg.dataset`` to the raw :class:`Interactions` (no filtering).
+
+    A DataError raised by the loader comes out as itself (one line), not wrapped
+    in Hydra's InstantiationException.
+    """
+    import hydra.utils
+    from hydra.errors import InstantiationException
+    from omegaconf import DictConfig, OmegaConf
+
+    if not isinstance(data_cfg, DictConfig):
+        data_cfg = OmegaConf.create(data_cfg)
+    if data_cfg.get("dataset") is None:
+        raise DataError("data.dataset is missing: it must be a _target_ node naming a loader")
+    try:
+        inter = hydra.utils.instantiate(data_cfg.dataset)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, DataError):
+            raise e.__cause__ from None
+        raise
+    if not isinstance(inter, Interactions):
+        raise DataError(f"data.dataset._target_={data_cfg.dataset.get('_target_')} returned "
+                        f"{type(inter).__name__}, expected Interactions")
+    return inter
+
+
+def _split_settings(data_cfg, seed: int | None) -> dict:
+    """The resolved ``split`` section, with ``seed`` falling back to the argument."""
+    from omegaconf import OmegaConf
+
+    node = data_cfg.get("split")
+    keys = [] if node is None else list(node.keys())
+    settings = {k: OmegaConf.select(data_cfg, f"split.{k}") for k in keys if k != "seed"}
+    cfg_seed = None
+    if "seed" in keys:
+        cfg_seed = OmegaConf.select(data_cfg, "split.seed", throw_on_resolution_failure=False,
+                                    throw_on_missing=False)
+    if cfg_seed is None:
+        if seed is None and "seed" in keys:
+            raw = OmegaConf.to_container(node, resolve=False)["seed"]
+            raise DataError(f"data.split.seed={raw} cannot be resolved; set it (the yaml "
+                            "uses ${seed}) or pass seed=")
+        if seed is not None:
+            settings["seed"] = seed
+    elif seed is not None and seed != cfg_seed:
+        raise DataError(f"build_dataset(seed={seed}) disagrees with data.split.seed={cfg_seed}; "
+                        "split.seed is the only seed source")
+    else:
+        settings["seed"] = cfg_seed
+    return settings

@@ -1,0 +1,78 @@
+"""Pointwise losses: squared error on ratings, binary cross-entropy on positives vs sampled negatives."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+
+
+def _masked_mean(values_B: jax.Array, mask_B: jax.Array) -> jax.Array:
+    mask_B = mask_B.astype(values_B.dtype)
+    return jnp.sum(values_B * mask_B) / jnp.maximum(jnp.sum(mask_B), 1.0)
+
+
+def mse_loss(preds_B: jax.Array, targets_B: jax.Array, *, mask_B: jax.Array) -> jax.Array:
+    """Mean squared error over the unmasked examples.
+
+    Args:
+      preds_B: predicted ratings ``[B]``.
+      targets_B: observed ratings ``[B]``.
+      mask_B: 1 for real examples, 0 for padding ``[B]``.
+
+    Returns:
+      ``sum_b mask_b (pred_b - target_b)^2 / sum_b mask_b``.
+    """
+    return _masked_mean(jnp.square(preds_B - targets_B), mask_B)
+
+
+def bce_loss(pos_B: jax.Array, neg_BxM: jax.Array, *, mask_B: jax.Array) -> jax.Array:
+    """Binary cross-entropy with logits: positives labelled 1, sampled negatives 0.
+
+    ``l_b = -log sigmoid(s_pos) - sum_m log(1 - sigmoid(s_neg_m))``, averaged over
+    unmasked examples (the negatives of one positive are summed, as in NCF).
+
+    Args:
+      pos_B: logits of the observed (user, item) pairs ``[B]``.
+      neg_BxM: logits of M sampled negatives per example ``[B, M]``.
+      mask_B: 1 for real examples, 0 for padding.
+    """
+    per_example = -jax.nn.log_sigmoid(pos_B) - jnp.sum(jax.nn.log_sigmoid(-neg_BxM), axis=-1)
+    return _masked_mean(per_example, mask_B)
+
+
+@dataclasses.dataclass(frozen=True)
+class MSE:
+    """Squared error on explicit ratings (batch kind ``rating``).
+
+    Attributes:
+      l2: weight of the L2 penalty on the parameter rows used by the batch.
+    """
+
+    l2: float = 0.0
+    kind: ClassVar[str] = "rating"
+    default_monitor: ClassVar[str] = "valid/rmse"
+
+    def __call__(self, preds_B, targets_B, *, mask_B):
+        return mse_loss(preds_B, targets_B, mask_B=mask_B)
+
+
+@dataclasses.dataclass(frozen=True)
+class BCE:
+    """Binary cross-entropy against uniformly sampled negatives (batch kind ``negatives``).
+
+    Attributes:
+      num_negatives: negatives M sampled per positive, from items the user has
+        no training interaction with.
+      l2: weight of the L2 penalty on the parameter rows used by the batch.
+    """
+
+    num_negatives: int = 4
+    l2: float = 0.0
+    kind: ClassVar[str] = "negatives"
+    default_monitor: ClassVar[str] = "valid/ndcg@10"
+
+    def __call__(self, pos_B, neg_BxM, *, mask_B):
+        return bce_loss(pos_B, neg_BxM, mask_B=mask_B)

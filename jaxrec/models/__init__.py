@@ -1,0 +1,18 @@
+"""Recommender models: one Flax NNX module per file.
+
+Every model is built as ``Model(info, *, <hyperparameters>, rngs)`` and provides
+
+* ``__call__(users, items) -> scores`` for index arrays of the same shape
+  (any leading shape, e.g. ``[B]`` or ``[B, M]``);
+* ``score_all(users_U) -> scores_UxN`` over the whole catalogue (full ranking);
+* ``l2_rows(users, items) -> list of arrays``: the parameter rows the batch
+  touches, which the per-batch L2 regulariser penalises.
+
+The config group ``configs/model/`` names each model by its ``_target_``: the
+module path is the registry.
+"""
+
+from jaxrec.models.mf import MF
+from jaxrec.models.seed_concat import SeedConcat
+
+__all__ = ["MF", "SeedConcat"]

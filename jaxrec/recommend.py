@@ -1,0 +1,41 @@
+"""Top-k recommendations for one user from a trained run."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+
+def recommend(run, raw_user: str, k: int = 10) -> list[tuple[object, str, float]]:
+    """The ``k`` best-scored items the user has not interacted with (in any split).
+
+    Args:
+      run: a :class:`jaxrec.runs.LoadedRun`.
+      raw_user: the user's id as written in the dataset (``"1"`` and ``1`` both match).
+      k: how many items.
+
+    Returns:
+      ``(raw item id, title or "", score)`` tuples, best first.
+    """
+    if k < 1:
+        raise ValueError(f"-k: must be >= 1, got {k}")
+    ds = run.dataset
+    index = ds.train.user_index
+    user = index.get(raw_user)
+    if user is None:
+        try:
+            user = index.get(type(next(iter(index)))(raw_user))
+        except (ValueError, StopIteration):
+            user = None
+    if user is None:
+        raise SystemExit(f"error: --user {raw_user!r} is not a user of {ds.info.name} "
+                         f"({ds.info.num_users} users)")
+    model = nnx.merge(run.graphdef, *run.state)
+    scores = np.asarray(model.score_all(jnp.asarray([user], jnp.int32))[0])
+    scores[ds.full.items[ds.full.users == user]] = -np.inf
+    order = np.argsort(-scores, kind="stable")[:k]
+    titles = ds.train.item_titles
+    return [(ds.train.item_ids[i].item() if hasattr(ds.train.item_ids[i], "item")
+             else ds.train.item_ids[i], "" if titles is None else str(titles[i]), float(scores[i]))
+            for i in order if np.isfinite(scores[i])]

@@ -1,0 +1,127 @@
+"""Entry point: compose a config with Hydra, train, evaluate, write results.
+
+    jaxrec train [overrides]          # or: python -m jaxrec.train [overrides]
+    jaxrec train model=seed_concat
+    jaxrec train --cfg job            # print the composed config
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from jaxrec.config import OptimConfig, register_configs
+from jaxrec.paths import CONFIG_DIR
+
+register_configs()
+
+
+def typed(cfg: DictConfig, node: str, schema):
+    """A plain dataclass instance of one typed section (e.g. ``trainer``)."""
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), cfg[node]))
+
+
+def build(cfg: DictConfig):
+    """Data, model and loss for a composed config: everything but the training loop.
+
+    Bad input (missing files, unknown ids, invalid values) fails here, before
+    anything is compiled.
+    """
+    from flax import nnx
+    from hydra.utils import instantiate
+
+    from jaxrec.data.pipeline import build_dataset
+    from jaxrec.training.optimizer import validate_optim
+
+    validate_optim(typed(cfg, "optim", OptimConfig))
+    dataset = build_dataset(cfg.data)
+    model = instantiate(cfg.model)(dataset.info, rngs=nnx.Rngs(params=cfg.seed, default=cfg.seed))
+    loss = instantiate(cfg.loss)
+    return dataset, model, loss
+
+
+def run_name(cfg: DictConfig) -> str:
+    """The configured name, or ``<model>-<loss>`` from the class names."""
+    if cfg.name:
+        return cfg.name
+    return "-".join(str(cfg[k]._target_).rsplit(".", 1)[-1].lower() for k in ("model", "loss"))
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Train and evaluate one configuration; returns the contents of ``results.json``."""
+    from jaxrec.config import EvalConfig, LoggerConfig, TrainerConfig
+    from jaxrec.io import atomic_write_json, atomic_write_text
+    from jaxrec.logging import ConsoleWriter, JsonlWriter, MultiWriter, WandbWriter
+    from jaxrec.training.fit import fit
+    from jaxrec.training.optimizer import make_optimizer
+
+    t_start = time.perf_counter()
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(resolved))
+
+    trainer: TrainerConfig = typed(cfg, "trainer", TrainerConfig)
+    eval_cfg: EvalConfig = typed(cfg, "eval", EvalConfig)
+    log_cfg: LoggerConfig = typed(cfg, "logger", LoggerConfig)
+    optim: OptimConfig = typed(cfg, "optim", OptimConfig)
+
+    dataset, model, loss = build(cfg)
+    steps_per_epoch = -(-len(dataset.train) // trainer.batch_size)
+    tx = make_optimizer(optim, steps_per_epoch=steps_per_epoch, total_epochs=trainer.epochs)
+
+    writers = []
+    if log_cfg.console:
+        writers.append(ConsoleWriter())
+    if log_cfg.jsonl:
+        writers.append(JsonlWriter(run_dir / "metrics.jsonl"))
+    if log_cfg.wandb:
+        writers.append(WandbWriter(project=log_cfg.project, entity=log_cfg.entity,
+                                   group=log_cfg.group, tags=log_cfg.tags, mode=log_cfg.mode,
+                                   name=run_name(cfg), config=resolved, run_dir=run_dir))
+    writer = MultiWriter(writers)
+    try:
+        result = fit(model=model, loss=loss, tx=tx, dataset=dataset, trainer=trainer,
+                     eval_cfg=eval_cfg, writer=writer, seed=cfg.seed, run_dir=run_dir)
+        results = {
+            "metrics": result.metrics,
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+            "stop_reason": result.stop_reason,
+            "monitor": result.monitor,
+            "protocol": "full_ranking",
+            "compile_seconds": result.compile_seconds,
+            "seconds_per_epoch": result.seconds_per_epoch,
+            "eval_seconds": result.eval_seconds,
+            "total_seconds": time.perf_counter() - t_start,
+            "data": {"name": dataset.info.name, "users": dataset.info.num_users,
+                     "items": dataset.info.num_items, "train": len(dataset.train),
+                     "valid": 0 if dataset.valid is None else len(dataset.valid),
+                     "test": len(dataset.test)},
+        }
+        writer.summary({**result.metrics, "best_epoch": result.best_epoch})
+        atomic_write_json(run_dir / "results.json", results)
+    finally:
+        writer.close()
+    return results
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> float | None:
+    from jaxrec.training.fit import TrainingDiverged
+
+    try:
+        results = run(cfg)
+    except TrainingDiverged as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)
+    return results["metrics"].get(results["monitor"])
+
+
+if __name__ == "__main__":
+    main()

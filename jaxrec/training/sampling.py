@@ -1,0 +1,72 @@
+"""Uniform negative sampling on device, rejecting items the user has interacted with in training."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def num_search_steps(indptr: np.ndarray) -> int:
+    """Binary-search iterations needed for the longest per-user item list."""
+    longest = int(np.max(np.diff(indptr))) if len(indptr) > 1 else 0
+    return max(1, math.ceil(math.log2(longest + 1)) + 1)
+
+
+def is_seen(users_B: jax.Array, cand_BxM: jax.Array, indptr: jax.Array, indices: jax.Array,
+            *, steps: int) -> jax.Array:
+    """Whether each candidate item is in its user's sorted training list (CSR binary search).
+
+    Args:
+      users_B: user indices ``[B]``.
+      cand_BxM: candidate item indices ``[B, M]``.
+      indptr: ``[num_users + 1]`` CSR offsets; indices: ``[E]`` items sorted within each user.
+      steps: binary-search iterations (static), from ``num_search_steps``.
+    """
+    lo = jnp.broadcast_to(indptr[users_B][:, None], cand_BxM.shape)
+    end = jnp.broadcast_to(indptr[users_B + 1][:, None], cand_BxM.shape)
+    hi = end
+    last = indices.shape[0] - 1
+    for _ in range(steps):
+        mid = (lo + hi) // 2
+        go_right = indices[jnp.clip(mid, 0, last)] < cand_BxM
+        active = lo < hi
+        lo = jnp.where(active & go_right, mid + 1, lo)
+        hi = jnp.where(active & ~go_right, mid, hi)
+    return (lo < end) & (indices[jnp.clip(lo, 0, last)] == cand_BxM)
+
+
+def sample_negatives(key: jax.Array, users_B: jax.Array, num_negatives: int, num_items: int,
+                     indptr: jax.Array, indices: jax.Array, *, steps: int,
+                     max_rounds: int = 64) -> jax.Array:
+    """Draw ``num_negatives`` items per user uniformly from the items the user has not seen.
+
+    Rejection sampling: redraw the candidates that hit a training item until none
+    do (bounded by ``max_rounds``; every user must have at least one unseen item,
+    which the trainer checks on the host).
+
+    Returns:
+      int32 ``[B, M]`` negative item indices.
+    """
+    shape = (users_B.shape[0], num_negatives)
+
+    def draw(k):
+        return jax.random.randint(k, shape, 0, num_items, dtype=jnp.int32)
+
+    def cond(carry):
+        _, _, seen, rounds = carry
+        return jnp.any(seen) & (rounds < max_rounds)
+
+    def body(carry):
+        k, cand, seen, rounds = carry
+        k, sub = jax.random.split(k)
+        cand = jnp.where(seen, draw(sub), cand)
+        return k, cand, is_seen(users_B, cand, indptr, indices, steps=steps), rounds + 1
+
+    key, sub = jax.random.split(key)
+    cand = draw(sub)
+    seen = is_seen(users_B, cand, indptr, indices, steps=steps)
+    _, cand, _, _ = jax.lax.while_loop(cond, body, (key, cand, seen, jnp.int32(0)))
+    return cand
