@@ -17,6 +17,8 @@ USAGE = __doc__
 
 def _compose_data(name: str, overrides: list[str]):
     from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
     from jaxrec.config import register_configs
     from jaxrec.paths import CONFIG_DIR
@@ -25,10 +27,12 @@ def _compose_data(name: str, overrides: list[str]):
     available = sorted(p.stem for p in (CONFIG_DIR / "data").glob("*.yaml"))
     if name not in available:
         raise SystemExit(f"error: unknown dataset {name!r}; choose from {', '.join(available)}")
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=[f"data={name}", "paths.output_dir=.",
-                                          *overrides])
-    return cfg
+    try:
+        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+            return compose("train", overrides=[f"data={name}", "paths.output_dir=.", *overrides])
+    except (HydraException, OmegaConfBaseException) as err:
+        cause = f" ({str(err.__cause__).splitlines()[0]})" if err.__cause__ else ""
+        raise SystemExit(f"error: {' '.join(str(err).split())}{cause}") from None
 
 
 def cmd_data(argv: list[str]) -> None:
@@ -81,6 +85,8 @@ def cmd_recommend(argv: list[str]) -> None:
     parser.add_argument("--user", required=True, help="raw user id as in the dataset")
     parser.add_argument("-k", type=int, default=10)
     args = parser.parse_args(argv)
+    if args.k < 1:
+        parser.error(f"-k must be >= 1, got {args.k}")
     from jaxrec.recommend import recommend
     from jaxrec.runs import load_run
 
@@ -100,14 +106,16 @@ def main(argv: list[str] | None = None) -> None:
 
         sys.argv = [f"{sys.argv[0]} train", *rest]
         train.main()
-    elif command == "evaluate":
-        cmd_evaluate(rest)
-    elif command == "recommend":
-        cmd_recommend(rest)
-    elif command == "data":
-        cmd_data(rest)
-    else:
+        return
+    commands = {"evaluate": cmd_evaluate, "recommend": cmd_recommend, "data": cmd_data}
+    if command not in commands:
         raise SystemExit(f"error: unknown command {command!r}\n{USAGE}")
+    from jaxrec.data.interactions import DataError
+
+    try:
+        commands[command](rest)
+    except (FileNotFoundError, DataError) as err:  # bad input: one line, no traceback
+        raise SystemExit(f"error: {err}") from None
 
 
 if __name__ == "__main__":

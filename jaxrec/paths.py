@@ -7,4 +7,5 @@ In a wheel the top-level ``configs/`` folder is shipped inside the package as
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
-CONFIG_DIR = _PACKAGE / "configs" if (_PACKAGE / "configs").is_dir() else _PACKAGE.parent / "configs"
+_PACKAGED = _PACKAGE / "configs"  # wheel: pyproject force-includes configs/ here
+CONFIG_DIR = _PACKAGED if _PACKAGED.is_dir() else _PACKAGE.parent / "configs"  # repository

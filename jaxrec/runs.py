@@ -29,8 +29,12 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     config_path = run_dir / "config.yaml"
     if not config_path.exists():
         raise FileNotFoundError(f"run dir: {config_path} not found; is {run_dir} a jaxrec run?")
+    checkpoint = run_dir / "checkpoints" / "best"
+    if not checkpoint.is_dir():
+        raise FileNotFoundError(f"run dir: {checkpoint} not found; was {run_dir} trained with "
+                                "trainer.save_checkpoint=false, or did it stop before validating?")
     cfg = OmegaConf.load(config_path)
     dataset, model, _ = build(cfg)
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    params = restore_params(run_dir / "checkpoints" / "best", params)
+    params = restore_params(checkpoint, params)
     return LoadedRun(cfg, dataset, graphdef, (params, rest), run_dir)

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from pathlib import Path
@@ -19,10 +20,20 @@ from jaxrec.config import OptimConfig, register_configs
 from jaxrec.paths import CONFIG_DIR
 
 register_configs()
+logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" notices on CPU
 
 
 def typed(cfg: DictConfig, node: str, schema):
-    """A plain dataclass instance of one typed section (e.g. ``trainer``)."""
+    """A plain dataclass instance of one typed section (e.g. ``trainer``).
+
+    Keys the schema does not know (added with ``+trainer.x=...``) are an error.
+    """
+    import dataclasses
+
+    names = [f.name for f in dataclasses.fields(schema)]
+    unknown = sorted(set(cfg[node]) - set(names))
+    if unknown:
+        raise ValueError(f"{node}.{unknown[0]}: unknown key (valid: {', '.join(names)})")
     return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), cfg[node]))
 
 
@@ -33,16 +44,28 @@ def build(cfg: DictConfig):
     anything is compiled.
     """
     from flax import nnx
-    from hydra.utils import instantiate
 
     from jaxrec.data.pipeline import build_dataset
     from jaxrec.training.optimizer import validate_optim
 
     validate_optim(typed(cfg, "optim", OptimConfig))
     dataset = build_dataset(cfg.data)
-    model = instantiate(cfg.model)(dataset.info, rngs=nnx.Rngs(params=cfg.seed, default=cfg.seed))
-    loss = instantiate(cfg.loss)
+    loss = _instantiate("loss", cfg.loss)
+    model = _instantiate("model", cfg.model)(dataset.info, rngs=nnx.Rngs(params=cfg.seed,
+                                                                          default=cfg.seed))
     return dataset, model, loss
+
+
+def _instantiate(section: str, node):
+    """``hydra.utils.instantiate`` with Hydra's multi-line wrapper reduced to one line."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node)
+    except InstantiationException as err:
+        cause = err.__cause__ or err
+        raise ValueError(f"{section} ({node.get('_target_')}): {cause}") from None
 
 
 def run_name(cfg: DictConfig) -> str:
@@ -57,7 +80,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     from jaxrec.config import EvalConfig, LoggerConfig, TrainerConfig
     from jaxrec.io import atomic_write_json, atomic_write_text
     from jaxrec.logging import ConsoleWriter, JsonlWriter, MultiWriter, WandbWriter
-    from jaxrec.training.fit import fit
+    from jaxrec.training.fit import fit, resolve_monitor
     from jaxrec.training.optimizer import make_optimizer
 
     t_start = time.perf_counter()
@@ -70,6 +93,10 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     eval_cfg: EvalConfig = typed(cfg, "eval", EvalConfig)
     log_cfg: LoggerConfig = typed(cfg, "logger", LoggerConfig)
     optim: OptimConfig = typed(cfg, "optim", OptimConfig)
+    if log_cfg.wandb:
+        from jaxrec.logging.writers import resolve_wandb_mode
+
+        resolve_wandb_mode(log_cfg.mode)  # fail before loading data, never at a login prompt
 
     dataset, model, loss = build(cfg)
     steps_per_epoch = -(-len(dataset.train) // trainer.batch_size)
@@ -77,7 +104,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     writers = []
     if log_cfg.console:
-        writers.append(ConsoleWriter())
+        writers.append(ConsoleWriter(keys=("train/loss", resolve_monitor(trainer, loss))))
     if log_cfg.jsonl:
         writers.append(JsonlWriter(run_dir / "metrics.jsonl"))
     if log_cfg.wandb:
@@ -113,11 +140,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
+    from jaxrec.data.interactions import DataError
+    from jaxrec.logging.writers import WandbLoginError
     from jaxrec.training.fit import TrainingDiverged
 
     try:
         results = run(cfg)
-    except TrainingDiverged as err:
+    except (TrainingDiverged, DataError, WandbLoginError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
     return results["metrics"].get(results["monitor"])

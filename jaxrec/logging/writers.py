@@ -20,11 +20,22 @@ def _fmt(value: float) -> str:
 
 
 class ConsoleWriter:
-    """One line per logged step on stderr (through tqdm so a progress bar stays intact)."""
+    """One line per logged step on stderr (through tqdm so a progress bar stays intact).
+
+    Args:
+      keys: the metric keys shown per step (all when None); the summary shows all.
+    """
+
+    def __init__(self, keys: tuple[str, ...] | None = None):
+        self.keys = keys
 
     def write(self, step: int, metrics: Mapping[str, Any]) -> None:
         from tqdm import tqdm
 
+        if self.keys is not None:
+            metrics = {k: v for k, v in metrics.items() if k in self.keys}
+            if not metrics:
+                return
         line = f"epoch {step:4d}  " + "  ".join(f"{k}={_fmt(v)}" for k, v in metrics.items())
         tqdm.write(line, file=sys.stderr)
 
@@ -64,24 +75,31 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+class WandbLoginError(RuntimeError):
+    """Online W&B logging was asked for, but no credentials are configured."""
+
+
+ONLINE_MODES = ("online", "run", "shared")  # wandb's names for modes that talk to a server
+
+
 class WandbWriter:
     """One Weights & Biases run per training run.
 
     The mode is ``mode`` (offline by default) unless ``WANDB_MODE`` is set in the
-    environment; offline runs never contact a server or wait for a login.
+    environment; offline runs never contact a server or wait for a login. An
+    online run without credentials fails here, in well under a second, with
+    :class:`WandbLoginError` instead of reaching wandb's interactive login prompt.
+    The run's files go under ``$WANDB_DIR/wandb`` when set, else ``run_dir/wandb``.
     ``wandb`` is imported here only, since importing it costs ~0.6 s.
     """
 
     def __init__(self, *, project: str, config: Mapping[str, Any], run_dir: str | os.PathLike,
                  name: str | None = None, entity: str | None = None, group: str | None = None,
                  tags: list[str] | None = None, mode: str = "offline"):
+        mode = resolve_wandb_mode(mode)
         import wandb
 
-        mode = os.environ.get("WANDB_MODE", mode)
-        if mode == "online" and not (os.environ.get("WANDB_API_KEY") or _has_netrc_login()):
-            raise RuntimeError("logger.wandb: online mode needs WANDB_API_KEY (or `wandb login`); "
-                               "set logger.mode=offline to log locally")
-        wandb_dir = os.environ.get("WANDB_DIR", str(run_dir))
+        wandb_dir = os.environ.get("WANDB_DIR") or str(run_dir)
         Path(wandb_dir).mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(
             project=project, entity=entity, group=group, tags=list(tags or []), name=name,
@@ -96,16 +114,68 @@ class WandbWriter:
         self.run.log({"epoch": step, **metrics})
 
     def summary(self, metrics: Mapping[str, Any]) -> None:
-        for k, v in metrics.items():
-            self.run.summary[k] = v
+        self.run.summary.update(dict(metrics))
 
-    def close(self) -> None:
-        self.run.finish()
+    def close(self, exit_code: int | None = None) -> None:
+        """Finish the run; it is marked failed when closed while an exception propagates."""
+        if exit_code is None:
+            exit_code = 0 if sys.exc_info()[0] is None else 1
+        self.run.finish(exit_code=exit_code)
 
 
-def _has_netrc_login() -> bool:
-    netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
-    return netrc.exists() and "api.wandb.ai" in netrc.read_text(errors="ignore")
+def resolve_wandb_mode(mode: str) -> str:
+    """The W&B mode a run will use: ``$WANDB_MODE`` if set, else ``mode`` (``logger.mode``).
+
+    Cheap (wandb is not imported), so a run can call it before loading data.
+
+    Raises:
+      WandbLoginError: the mode is online and wandb would have to ask for a login
+        (no ``WANDB_API_KEY``, identity token, or netrc entry for the server).
+    """
+    env_mode = os.environ.get("WANDB_MODE")
+    source = f"WANDB_MODE={env_mode}" if env_mode else f"logger.mode={mode}"
+    mode = env_mode or mode
+    if mode in ONLINE_MODES and not _has_credentials():
+        fix = ("unset WANDB_MODE or set WANDB_MODE=offline" if env_mode
+               else "set logger.mode=offline")
+        raise WandbLoginError(
+            f"logger.wandb: {source} needs W&B credentials, and none are configured "
+            f"(WANDB_API_KEY, or a `wandb login` entry for {_wandb_host()} in "
+            f"{_netrc_path()}); {fix} to log locally")
+    return mode
+
+
+def _wandb_host() -> str:
+    from urllib.parse import urlparse
+
+    url = os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai"
+    return urlparse(url).hostname or url
+
+
+def _netrc_path() -> Path:
+    """The netrc file wandb reads: ``$NETRC``, else ``~/.netrc`` (or ``~/_netrc``)."""
+    if os.environ.get("NETRC"):
+        return Path(os.environ["NETRC"]).expanduser()
+    home = Path.home()
+    if not (home / ".netrc").exists() and (home / "_netrc").exists():
+        return home / "_netrc"
+    return home / ".netrc"
+
+
+def _has_credentials() -> bool:
+    """Whether wandb can log in without prompting: an API key, identity token or netrc entry."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    import netrc
+
+    path = _netrc_path()
+    if not path.is_file():
+        return False
+    try:
+        entry = netrc.netrc(str(path)).authenticators(_wandb_host())
+    except (netrc.NetrcParseError, OSError):
+        return False
+    return bool(entry and entry[2])
 
 
 class MultiWriter:
@@ -121,5 +191,12 @@ class MultiWriter:
             w.summary(metrics)
 
     def close(self) -> None:
+        """Close every writer, even if one fails; the first failure is re-raised."""
+        error = None
         for w in self.writers:
-            w.close()
+            try:
+                w.close()
+            except Exception as e:  # close the rest before re-raising
+                error = error or e
+        if error is not None:
+            raise error

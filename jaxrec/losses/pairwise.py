@@ -8,7 +8,7 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from jaxrec.losses.pointwise import _masked_mean
+from jaxrec.losses.pointwise import _masked_mean, check_loss_options
 
 
 def bpr_loss(pos_B: jax.Array, neg_BxM: jax.Array, *, mask_B: jax.Array) -> jax.Array:
@@ -38,6 +38,9 @@ class BPR:
     l2: float = 0.0
     kind: ClassVar[str] = "negatives"
     default_monitor: ClassVar[str] = "valid/ndcg@10"
+
+    def __post_init__(self):
+        check_loss_options(self)
 
     def __call__(self, pos_B, neg_BxM, *, mask_B):
         return bpr_loss(pos_B, neg_BxM, mask_B=mask_B)

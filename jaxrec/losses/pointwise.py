@@ -43,6 +43,15 @@ def bce_loss(pos_B: jax.Array, neg_BxM: jax.Array, *, mask_B: jax.Array) -> jax.
     return _masked_mean(per_example, mask_B)
 
 
+def check_loss_options(loss) -> None:
+    """One-line errors for invalid loss settings, raised when the loss is built."""
+    if not loss.l2 >= 0:
+        raise ValueError(f"loss.l2: must be >= 0, got {loss.l2}")
+    negatives = getattr(loss, "num_negatives", 1)
+    if not (isinstance(negatives, int) and negatives >= 1):
+        raise ValueError(f"loss.num_negatives: must be an integer >= 1, got {negatives}")
+
+
 @dataclasses.dataclass(frozen=True)
 class MSE:
     """Squared error on explicit ratings (batch kind ``rating``).
@@ -54,6 +63,9 @@ class MSE:
     l2: float = 0.0
     kind: ClassVar[str] = "rating"
     default_monitor: ClassVar[str] = "valid/rmse"
+
+    def __post_init__(self):
+        check_loss_options(self)
 
     def __call__(self, preds_B, targets_B, *, mask_B):
         return mse_loss(preds_B, targets_B, mask_B=mask_B)
@@ -73,6 +85,9 @@ class BCE:
     l2: float = 0.0
     kind: ClassVar[str] = "negatives"
     default_monitor: ClassVar[str] = "valid/ndcg@10"
+
+    def __post_init__(self):
+        check_loss_options(self)
 
     def __call__(self, pos_B, neg_BxM, *, mask_B):
         return bce_loss(pos_B, neg_BxM, mask_B=mask_B)

@@ -52,6 +52,11 @@ def monitor_mode(key: str, mode: str = "auto") -> str:
     return "min" if key.split("/")[-1].split("@")[0] in MINIMIZED else "max"
 
 
+def resolve_monitor(trainer: TrainerConfig, loss) -> str:
+    """The monitored metric key: ``trainer.monitor``, or the loss's default when ``auto``."""
+    return loss.default_monitor if trainer.monitor == "auto" else trainer.monitor
+
+
 def expected_metric_keys(split: str, eval_cfg: EvalConfig, *, explicit: bool) -> list[str]:
     keys = [f"{split}/{m}@{k}" for m in eval_cfg.metrics for k in eval_cfg.ks]
     if explicit and eval_cfg.rating_metrics:
@@ -104,12 +109,16 @@ def fit(*, model: nnx.Module, loss, tx, dataset: Dataset, trainer: TrainerConfig
                          f"{trainer.epochs}, {trainer.batch_size}, {trainer.eval_every}")
     explicit = not dataset.info.implicit
     has_valid = dataset.valid is not None and len(dataset.valid) > 0
-    monitor = loss.default_monitor if trainer.monitor == "auto" else trainer.monitor
+    monitor = resolve_monitor(trainer, loss)
     mode = monitor_mode(monitor, trainer.mode)
     if has_valid:
         available = expected_metric_keys("valid", eval_cfg, explicit=explicit)
         if monitor not in available:
-            raise ValueError(f"trainer.monitor: {monitor!r} is not computed; available: "
+            hint = ""
+            if trainer.monitor == "auto" and not explicit and loss.kind == "rating":
+                hint = (f" ({type(loss).__name__} monitors {monitor}, which implicit data lacks;"
+                        " use loss=bce or loss=bpr, or set trainer.monitor)")
+            raise ValueError(f"trainer.monitor: {monitor!r} is not computed{hint}; available: "
                              f"{', '.join(available)}")
     train = dataset.train
     if loss.kind == "negatives":
@@ -158,14 +167,17 @@ def fit(*, model: nnx.Module, loss, tx, dataset: Dataset, trainer: TrainerConfig
             continue
         jax.block_until_ready(state)
         train_seconds += time.perf_counter() - t
-        _flush_some(pending, writer, bar, keep=0)
+        _flush_some(pending, writer, bar, keep=1)
+        ep, value = pending.pop()
+        record = {"train/loss": _checked_loss(ep, value)}
         if not has_valid:
-            best_state, best_epoch = (state.params, state.rest), epoch
+            writer.write(epoch, record)
+            best_epoch = epoch
             continue
         t = time.perf_counter()
         metrics = evaluate(valid_evals, graphdef, (state.params, state.rest))
         eval_times.append(time.perf_counter() - t)
-        writer.write(epoch, metrics)
+        writer.write(epoch, {**record, **metrics})
         value = metrics[monitor]
         bar.set_postfix({monitor: f"{value:.4f}"}, refresh=False)
         if sign * value > best_score:
@@ -179,8 +191,10 @@ def fit(*, model: nnx.Module, loss, tx, dataset: Dataset, trainer: TrainerConfig
                 stop_reason = "patience"
                 break
     bar.close()
-    if not has_valid and ckpt_dir is not None and trainer.save_checkpoint:
-        save_params(ckpt_dir, best_state[0])
+    if not has_valid:  # nothing to select on: the final state is the result
+        best_state = (state.params, state.rest)
+        if ckpt_dir is not None and trainer.save_checkpoint:
+            save_params(ckpt_dir, best_state[0])
 
     t = time.perf_counter()
     final = evaluate(test_evals, graphdef, best_state)
@@ -195,12 +209,18 @@ def fit(*, model: nnx.Module, loss, tx, dataset: Dataset, trainer: TrainerConfig
                      eval_seconds=eval_seconds, params=best_state, graphdef=graphdef)
 
 
+def _checked_loss(epoch: int, value: jax.Array) -> float:
+    v = float(value)
+    if not math.isfinite(v):
+        raise TrainingDiverged(f"train/loss is {v} at epoch {epoch}; stopping")
+    return v
+
+
 def _flush_some(pending, writer, bar, *, keep: int) -> None:
+    """Fetch and log the queued epoch losses, leaving the newest ``keep`` in flight."""
     while len(pending) > keep:
         ep, value = pending.pop(0)
-        v = float(value)
-        if not math.isfinite(v):
-            raise TrainingDiverged(f"train/loss is {v} at epoch {ep}; stopping")
+        v = _checked_loss(ep, value)
         writer.write(ep, {"train/loss": v})
         bar.set_postfix(loss=f"{v:.4f}", refresh=False)
 
