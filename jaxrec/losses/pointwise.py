@@ -1,4 +1,4 @@
-"""Pointwise losses: squared error on ratings, binary cross-entropy on positives vs sampled negatives."""
+"""Pointwise losses: squared error on ratings, binary cross-entropy against sampled negatives."""
 
 from __future__ import annotations
 

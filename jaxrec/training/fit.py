@@ -90,7 +90,8 @@ def evaluate(evaluators, graphdef, state) -> dict[str, float]:
 
 def _device_data(train) -> dict[str, jax.Array]:
     indptr, indices = train.csr()
-    return {"users": jnp.asarray(train.users, jnp.int32), "items": jnp.asarray(train.items, jnp.int32),
+    return {"users": jnp.asarray(train.users, jnp.int32),
+            "items": jnp.asarray(train.items, jnp.int32),
             "ratings": jnp.asarray(train.ratings, jnp.float32),
             "indptr": jnp.asarray(indptr, jnp.int32), "indices": jnp.asarray(indices, jnp.int32)}
 

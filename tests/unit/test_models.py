@@ -1,4 +1,4 @@
-"""Every model in configs/model/: shapes, score_all vs pairwise scoring, training lowers the loss."""
+"""Every model in configs/model/: shapes, score_all vs pairwise scores, training lowers the loss."""
 
 import jax
 import jax.numpy as jnp

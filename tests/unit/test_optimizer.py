@@ -65,5 +65,5 @@ def test_cosine_schedule_decays_to_zero():
     for _ in range(4):
         updates, state = tx.update({"w": jnp.ones(())}, state, params)
         steps.append(-float(updates["w"]))
-    np.testing.assert_allclose(steps, [1.0, 0.5 * (1 + np.cos(np.pi / 4)), 0.5, 
+    np.testing.assert_allclose(steps, [1.0, 0.5 * (1 + np.cos(np.pi / 4)), 0.5,
                                        0.5 * (1 + np.cos(3 * np.pi / 4))], rtol=1e-5)
