@@ -39,7 +39,8 @@ class SeedConcat(nnx.Module):
         self.user_emb_UxD = nnx.Param(init(rngs.params(), (info.num_users, user_dim)))
         self.item_emb_NxD = nnx.Param(init(rngs.params(), (info.num_items, item_dim)))
         sizes = [user_dim + item_dim, *hidden, 1]
-        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:], strict=True)])
+        self.layers = nnx.List([nnx.Linear(a, b, rngs=rngs)
+                                for a, b in zip(sizes[:-1], sizes[1:], strict=True)])
         self.user_dim = user_dim
         self.offset = float(info.rating_mean)
 
