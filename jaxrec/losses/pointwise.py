@@ -91,3 +91,12 @@ class BCE:
 
     def __call__(self, pos_B, neg_BxM, *, mask_B):
         return bce_loss(pos_B, neg_BxM, mask_B=mask_B)
+
+
+@dataclasses.dataclass(frozen=True)
+class NoLoss:
+    """For models fitted in closed form by ``solve_epoch`` (batch kind ``solver``)."""
+
+    kind: ClassVar[str] = "solver"
+    default_monitor: ClassVar[str] = "valid/ndcg@10"
+    l2: ClassVar[float] = 0.0

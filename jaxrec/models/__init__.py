@@ -8,11 +8,18 @@ Every model is built as ``Model(info, *, <hyperparameters>, rngs)`` and provides
 * ``l2_rows(users, items) -> list of arrays``: the parameter rows the batch
   touches, which the per-batch L2 regulariser penalises.
 
+Models fitted without gradients (popularity, EASE, iALS) instead define
+``solve_epoch(data, key) -> objective``, which updates their variables in place
+from the device-resident training arrays (``users``, ``items``, ``ratings``
+``[E]`` and the CSR ``indptr``, ``indices``); they train with ``loss=none``
+and one "epoch" is one solve (or one alternating sweep).
+
 The config group ``configs/model/`` names each model by its ``_target_``: the
 module path is the registry.
 """
 
 from jaxrec.models.mf import MF
+from jaxrec.models.popularity import Popularity
 from jaxrec.models.seed_concat import SeedConcat
 
-__all__ = ["MF", "SeedConcat"]
+__all__ = ["MF", "Popularity", "SeedConcat"]

@@ -13,6 +13,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from flax import nnx
 
 from jaxrec.config import EvalConfig, TrainerConfig
@@ -20,7 +21,13 @@ from jaxrec.data.pipeline import Dataset
 from jaxrec.metrics.evaluator import RankingEvaluator, make_evaluators
 from jaxrec.training.checkpoint import save_params
 from jaxrec.training.sampling import num_search_steps
-from jaxrec.training.step import epoch_order, init_state, make_epoch_fn, make_train_step
+from jaxrec.training.step import (
+    epoch_order,
+    init_state,
+    make_epoch_fn,
+    make_solver_epoch_fn,
+    make_train_step,
+)
 
 MINIMIZED = ("rmse", "mae", "loss")
 
@@ -129,15 +136,25 @@ def fit(*, model: nnx.Module, loss, tx, dataset: Dataset, trainer: TrainerConfig
             raise ValueError(f"data: user {train.user_ids[user]!r} has interacted with every item;"
                              " no negatives can be sampled")
 
+    solver = loss.kind == "solver"
+    if solver != hasattr(model, "solve_epoch"):
+        raise ValueError(f"loss: {type(model).__name__} " + (
+            "is fitted in closed form; use loss=none" if not solver
+            else "trains by gradient steps; choose a loss such as mse, bce or bpr"))
+    if solver:
+        tx = optax.identity()  # no optimiser state next to closed-form parameters
     graphdef, state = init_state(model, tx)
     data = _device_data(train)
-    train_step = make_train_step(graphdef, loss, tx, num_items=train.num_items,
-                                 search_steps=num_search_steps(train.csr()[0]))
+    if solver:
+        epoch_fn = make_solver_epoch_fn(graphdef)
+    else:
+        epoch_fn = make_epoch_fn(make_train_step(graphdef, loss, tx, num_items=train.num_items,
+                                                 search_steps=num_search_steps(train.csr()[0])))
     rng = np.random.default_rng(seed)
     base_key = jax.random.key(seed)
     perm, mask = epoch_order(rng, len(train), trainer.batch_size)
     t0 = time.perf_counter()
-    epoch_fn = make_epoch_fn(train_step).lower(state, data, perm, mask, base_key).compile()
+    epoch_fn = epoch_fn.lower(state, data, perm, mask, base_key).compile()
     compile_seconds = time.perf_counter() - t0
 
     valid_evals = make_evaluators("valid", dataset.valid, [train], eval_cfg,

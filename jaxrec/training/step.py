@@ -70,6 +70,23 @@ def make_train_step(graphdef, loss, tx: optax.GradientTransformation, *, num_ite
     return train_step
 
 
+def make_solver_epoch_fn(graphdef):
+    """Compile one closed-form "epoch": the model's ``solve_epoch(data, key)``.
+
+    Same signature as :func:`make_epoch_fn` (the batch order is unused); the
+    returned loss is whatever objective ``solve_epoch`` reports.
+    """
+
+    def epoch(state, data, perm_NbxB, mask_NbxB, key):
+        del perm_NbxB, mask_NbxB
+        model = nnx.merge(graphdef, state.params, state.rest)
+        value = model.solve_epoch(data, key)
+        _, params, rest = nnx.split(model, nnx.Param, ...)
+        return TrainState(params, rest, state.opt_state, state.step + 1), value
+
+    return jax.jit(epoch, donate_argnums=0)
+
+
 def make_epoch_fn(train_step):
     """Compile one epoch: ``epoch(state, data, perm_NbxB, mask_NbxB, key) -> (state, mean_loss)``.
 

@@ -16,6 +16,9 @@ from jaxrec.training.step import epoch_order, init_state, make_epoch_fn, make_tr
 from jaxrec.types import DataInfo
 
 MODEL_CONFIGS = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))
+
+def _is_gradient_model(name):
+    return not hasattr(build(name), "solve_epoch")
 INFO = DataInfo(num_users=12, num_items=30, num_train=200, rating_mean=3.0, rating_min=1.0,
                 rating_max=5.0, implicit=False, name="tiny")
 
@@ -67,6 +70,8 @@ def _planted_data(rng):
 @pytest.mark.parametrize("name", MODEL_CONFIGS)
 @pytest.mark.parametrize("loss", [MSE(l2=1e-4), BPR(num_negatives=2, l2=1e-4)])
 def test_training_lowers_the_loss(name, loss):
+    if not _is_gradient_model(name):
+        pytest.skip("fitted in closed form (solve_epoch)")
     rng = np.random.default_rng(0)
     data = {k: jnp.asarray(v) for k, v in _planted_data(rng).items()}
     model = build(name)
@@ -82,3 +87,12 @@ def test_training_lowers_the_loss(name, loss):
         losses.append(float(value))
     assert np.isfinite(losses).all()
     assert np.mean(losses[-3:]) < 0.8 * losses[0], losses
+
+
+def test_popularity_solves_to_item_counts():
+    rng = np.random.default_rng(0)
+    data = {k: jnp.asarray(v) for k, v in _planted_data(rng).items()}
+    model = build("popularity")
+    model.solve_epoch(data, jax.random.key(0))
+    expected = np.bincount(np.asarray(data["items"]), minlength=INFO.num_items)
+    np.testing.assert_array_equal(model.score_all(jnp.arange(2))[1], expected)
