@@ -26,8 +26,9 @@ def test_seed_concat_rmse(data_dir, tmp_path):
 
 
 def test_mf_bpr_full_ranking(data_dir, tmp_path):
-    res = run_train(["data=ml-latest-small-implicit", "loss=bpr"], tmp_path)
+    # measured 0.271 / 0.201 with this preset; popularity reaches 0.183 / 0.119
+    res = run_train(["experiment=mf_bpr_ml-latest-small"], tmp_path)
     m = res["metrics"]
     assert res["monitor"] == "valid/ndcg@10"
-    assert m["test/ndcg@10"] >= 0.22, m
-    assert m["test/recall@20"] >= 0.15, m
+    assert m["test/ndcg@10"] >= 0.26, m
+    assert m["test/recall@20"] >= 0.19, m
