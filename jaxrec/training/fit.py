@@ -136,6 +136,12 @@ def fit(*, model: nnx.Module, loss, tx, dataset: Dataset, trainer: TrainerConfig
             raise ValueError(f"data: user {train.user_ids[user]!r} has interacted with every item;"
                              " no negatives can be sampled")
 
+    # evaluators check their inputs on the host: bad input fails before any compile
+    valid_evals = make_evaluators("valid", dataset.valid, [train], eval_cfg,
+                                  explicit=explicit) if has_valid else []
+    exclude = [train] + ([dataset.valid] if has_valid else [])
+    test_evals = make_evaluators("test", dataset.test, exclude, eval_cfg, explicit=explicit)
+
     solver = loss.kind == "solver"
     if solver != hasattr(model, "solve_epoch"):
         raise ValueError(f"loss: {type(model).__name__} " + (
@@ -156,11 +162,6 @@ def fit(*, model: nnx.Module, loss, tx, dataset: Dataset, trainer: TrainerConfig
     t0 = time.perf_counter()
     epoch_fn = epoch_fn.lower(state, data, perm, mask, base_key).compile()
     compile_seconds = time.perf_counter() - t0
-
-    valid_evals = make_evaluators("valid", dataset.valid, [train], eval_cfg,
-                                  explicit=explicit) if has_valid else []
-    exclude = [train] + ([dataset.valid] if has_valid else [])
-    test_evals = make_evaluators("test", dataset.test, exclude, eval_cfg, explicit=explicit)
 
     sign = 1.0 if mode == "max" else -1.0
     best_score, best_epoch, best_state = -math.inf, 0, None  # score = sign * metric
