@@ -18,8 +18,12 @@ The config group ``configs/model/`` names each model by its ``_target_``: the
 module path is the registry.
 """
 
+from jaxrec.models.ease import EASE
+from jaxrec.models.ials import IALS
 from jaxrec.models.mf import MF
 from jaxrec.models.popularity import Popularity
+from jaxrec.models.random_baseline import RandomBaseline
 from jaxrec.models.seed_concat import SeedConcat
 
 __all__ = ["MF", "Popularity", "SeedConcat"]
+__all__ += ["EASE", "IALS", "RandomBaseline"]

@@ -1,0 +1,394 @@
+"""Model-zoo quality benchmark on ml-latest-small implicit feedback, with implicit's ALS as a peer.
+
+    JAXREC_DATA_DIR=/path/to/data python scripts/bench_zoo.py [--only ease ials] [--write]
+
+Each experiment preset (``ease``, ``ials``, ``popularity``, ``random`` and
+``mf_bpr``, all ``configs/experiment/<name>_ml-latest-small.yaml``: all ratings
+as positives, per-user 80/20 split, 10% of train for validation, seed 0) is
+trained once in its own subprocess through ``jaxrec.train.run`` (checkpoints
+off) and reported with its test NDCG@10 and Recall@20 (full ranking, train and
+validation items masked, from the best validated epoch), its train seconds
+(epochs only: compile and validation excluded), compile seconds, epochs run
+(best) and peak RSS.
+
+The peer, the ``implicit`` library's ``AlternatingLeastSquares``, never
+becomes a jaxrec dependency: it lives in its own venv (created once under
+``~/.cache/jaxrec/bench-venvs/implicit`` or ``--peer-venv``), is fitted twice,
+on exactly jaxrec's train rows (exported with jaxrec's indices) and on train +
+validation rows, and scored by this script's numpy copy of jaxrec's metric
+definitions, with train and validation items masked. When it cannot be
+installed the table is written without it.
+``--write`` replaces only this script's section of ``docs/benchmarks.md``
+(between its markers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "benchmarks.md"
+DEFAULT_PEER_VENV = Path("~/.cache/jaxrec/bench-venvs/implicit").expanduser()
+MARK_START, MARK_END = "<!-- bench_zoo:start -->", "<!-- bench_zoo:end -->"
+RESULT_PREFIX = "BENCH_ZOO "
+PRESETS = ("ease", "ials", "mf_bpr", "popularity", "random")
+WORKER_OVERRIDES = ("trainer.progress=false", "logger.console=false",
+                    "trainer.save_checkpoint=false")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="+", choices=PRESETS, help="presets to run (default: all)")
+    ap.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    ap.add_argument("--doc", type=Path, default=DOC, help=argparse.SUPPRESS)
+    ap.add_argument("--json", type=Path, help="also write the raw measurements here")
+    ap.add_argument("--no-peer", action="store_true", help="skip implicit's ALS")
+    ap.add_argument("--peer-venv", type=Path, default=DEFAULT_PEER_VENV,
+                    help="venv holding the implicit library (created when missing)")
+    ap.add_argument("--peer-factors", type=int, default=64, help="implicit ALS factors")
+    ap.add_argument("--peer-iterations", type=int, default=15, help="implicit ALS iterations")
+    ap.add_argument("--worker", metavar="PRESET", help=argparse.SUPPRESS)
+    ap.add_argument("--peer-split", type=Path, help=argparse.SUPPRESS)
+    return ap.parse_args(argv)
+
+
+# ---------------------------------------------------------------- jaxrec side (one preset)
+
+def compose_cfg(overrides, output_dir):
+    from hydra import compose, initialize_config_dir
+
+    from jaxrec.config import register_configs
+    from jaxrec.paths import CONFIG_DIR
+
+    register_configs()
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+        return compose("train", overrides=[f"paths.output_dir={output_dir}", *overrides])
+
+
+def split_digest(dataset) -> str:
+    """Fingerprint of the train / valid / test rows, to check every process saw one split."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for part in (dataset.train, dataset.valid, dataset.test):
+        for arr in (part.users, part.items):
+            h.update(arr.tobytes())
+    return h.hexdigest()[:12]
+
+
+def worker_main(preset: str) -> None:
+    import resource
+
+    from jaxrec.data.pipeline import build_dataset
+    from jaxrec.train import run
+
+    with tempfile.TemporaryDirectory(prefix="bench-zoo-") as out:
+        t = time.perf_counter()
+        cfg = compose_cfg([f"experiment={preset}_ml-latest-small", *WORKER_OVERRIDES], out)
+        res = run(cfg)
+        wall = time.perf_counter() - t
+    m = res["metrics"]
+    print(RESULT_PREFIX + json.dumps({
+        "preset": preset, "model": str(cfg.model._target_).rsplit(".", 1)[-1],
+        "loss": str(cfg.loss._target_).rsplit(".", 1)[-1],
+        "ndcg10": m["test/ndcg@10"], "recall20": m["test/recall@20"],
+        "valid_ndcg10": m.get("valid/ndcg@10"),
+        "train_seconds": res["seconds_per_epoch"] * res["epochs_run"],
+        "compile_seconds": res["compile_seconds"], "wall_seconds": wall,
+        "epochs_run": res["epochs_run"], "best_epoch": res["best_epoch"],
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "split_digest": split_digest(build_dataset(cfg.data)),
+    }), flush=True)
+
+
+def run_worker(preset: str) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", preset]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    return _parse_result(proc, preset)
+
+
+def _parse_result(proc: subprocess.CompletedProcess, what: str) -> dict:
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX + "{"):
+            return json.loads(line[len(RESULT_PREFIX):])
+    tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+    raise RuntimeError(f"{what}: exit {proc.returncode}, no result\n{tail}")
+
+
+def export_split(path: Path) -> str:
+    """The presets' split (jaxrec indices) as ``.npz`` for the peer; returns its digest."""
+    import numpy as np
+
+    from jaxrec.data.pipeline import build_dataset
+
+    with tempfile.TemporaryDirectory(prefix="bench-zoo-split-") as out:
+        cfg = compose_cfg(["experiment=ials_ml-latest-small", *WORKER_OVERRIDES], out)
+    dataset = build_dataset(cfg.data)
+    parts = {f"{name}_{col}": getattr(getattr(dataset, name), col)
+             for name in ("train", "valid", "test") for col in ("users", "items")}
+    np.savez(path, num_users=dataset.info.num_users, num_items=dataset.info.num_items, **parts)
+    return split_digest(dataset)
+
+
+# ---------------------------------------------------------------- peer (implicit's ALS)
+
+def ensure_peer_venv(venv: Path, log=print) -> tuple[Path | None, str]:
+    """The venv's python with ``implicit`` importable, creating it once; (None, why) if not."""
+    python = venv / "bin" / "python"
+
+    def importable() -> bool:
+        return python.exists() and subprocess.run(
+            [str(python), "-c", "import implicit, scipy"], capture_output=True).returncode == 0
+
+    if importable():
+        return python, "cached"
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    log_path = venv.parent / f"{venv.name}-install.log"
+    log(f"creating the implicit venv {venv} (pip log: {log_path})")
+    with open(log_path, "w") as out:
+        for cmd in ([sys.executable, "-m", "venv", str(venv)],
+                    [str(python), "-m", "pip", "install", "implicit", "scipy", "numpy"]):
+            if subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT).returncode != 0:
+                break
+    if importable():
+        return python, "installed"
+    return None, f"implicit could not be installed in {venv} (see {log_path})"
+
+
+def run_peer(python: Path, split: Path, *, factors: int, iterations: int) -> list[dict]:
+    cmd = [str(python), str(Path(__file__).resolve()), "--peer-split", str(split),
+           "--peer-factors", str(factors), "--peer-iterations", str(iterations)]
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # implicit asks
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env)
+    return _parse_result(proc, "implicit ALS")["peers"]
+
+
+def peer_main(split: Path, factors: int, iterations: int) -> None:
+    """Inside the peer venv (numpy, scipy, implicit only): fit ALS, rank, score like jaxrec."""
+    import resource
+
+    import implicit
+    import numpy as np
+    import scipy.sparse as sp
+    from implicit.als import AlternatingLeastSquares
+
+    z = np.load(split)
+    shape = (int(z["num_users"]), int(z["num_items"]))
+
+    def csr(name):
+        users, items = z[f"{name}_users"], z[f"{name}_items"]
+        m = sp.csr_matrix((np.ones(len(users), np.float32), (users, items)), shape=shape)
+        m.data[:] = 1.0  # duplicates count once
+        return m
+
+    train, seen = csr("train"), (csr("train") + csr("valid")).tocsr()
+    seen.data[:] = 1.0
+    # jaxrec's conventions: relevant = distinct test items not seen (train + valid);
+    # users without one are skipped; recall@k = hits / R; ndcg@k = DCG / IDCG@min(R, k).
+    test = csr("test")
+    test = test - test.multiply(seen)
+    test.eliminate_zeros()
+    discounts = 1.0 / np.log2(np.arange(2, 22))
+    results = []
+    for fit_on, fit_matrix in (("train", train), ("train+valid", seen)):
+        model = AlternatingLeastSquares(factors=factors, iterations=iterations, random_state=0)
+        t = time.perf_counter()
+        model.fit(fit_matrix, show_progress=False)
+        fit_seconds = time.perf_counter() - t
+        if hasattr(model, "to_cpu") and not isinstance(model.user_factors, np.ndarray):
+            model = model.to_cpu()
+        user_f, item_f = np.asarray(model.user_factors), np.asarray(model.item_factors)
+        ndcg, recall = [], []
+        for u in np.flatnonzero(np.diff(test.indptr)):
+            scores = (user_f[u] @ item_f.T).astype(np.float64)
+            scores[seen.indices[seen.indptr[u]:seen.indptr[u + 1]]] = -np.inf
+            top = np.argsort(-scores, kind="stable")[:20]
+            relevant = set(test.indices[test.indptr[u]:test.indptr[u + 1]].tolist())
+            hits = np.array([i in relevant for i in top.tolist()], np.float64)
+            r = len(relevant)
+            ndcg.append((hits[:10] * discounts[:10]).sum() / discounts[:min(r, 10)].sum())
+            recall.append(hits.sum() / r)
+        results.append({
+            "fit_on": fit_on, "implicit_version": implicit.__version__, "factors": factors,
+            "iterations": iterations, "regularization": model.regularization,
+            "alpha": getattr(model, "alpha", None), "ndcg10": float(np.mean(ndcg)),
+            "recall20": float(np.mean(recall)), "users": len(ndcg), "train_seconds": fit_seconds,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+    print(RESULT_PREFIX + json.dumps({"peers": results}), flush=True)
+
+
+# ---------------------------------------------------------------- table and doc
+
+def format_table(rows: list[dict], peers: list[dict]) -> str:
+    head = ("| model | preset / setting | test NDCG@10 | test Recall@20 | train s | compile s "
+            "| epochs (best) | peak RSS MiB |")
+    lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
+    for s in sorted(rows, key=lambda s: -s["ndcg10"]):
+        lines.append(
+            f"| {s['model']} | `experiment={s['preset']}_ml-latest-small` | {s['ndcg10']:.4f} "
+            f"| {s['recall20']:.4f} | {s['train_seconds']:.2f} | {s['compile_seconds']:.2f} "
+            f"| {s['epochs_run']} ({s['best_epoch']}) | {s['peak_rss_mb']:.0f} |")
+    for peer in peers:
+        lines.append(
+            f"| implicit {peer['implicit_version']} ALS (peer) | fitted on {peer['fit_on']}; "
+            f"factors {peer['factors']}, {peer['iterations']} iterations, reg "
+            f"{peer['regularization']:g}, alpha {peer['alpha']} | {peer['ndcg10']:.4f} "
+            f"| {peer['recall20']:.4f} "
+            f"| {peer['train_seconds']:.2f} | - | {peer['iterations']} | "
+            f"{peer['peak_rss_mb']:.0f} |")
+    return "\n".join(lines)
+
+
+def findings(rows: list[dict], peers: list[dict]) -> list[str]:
+    """One line per closed-form model: its metrics against the best peer fit and popularity."""
+    by_preset = {r["preset"]: r for r in rows}
+    out = []
+    for preset in ("ease", "ials"):
+        if preset not in by_preset:
+            continue
+        s = by_preset[preset]
+        parts = []
+        for name, ref in ([(f"implicit ALS fitted on {p['fit_on']}", p) for p in peers]
+                          + [("popularity", by_preset.get("popularity"))]):
+            if ref is not None:
+                parts.append(f"{name} {ref['ndcg10']:.4f} / {ref['recall20']:.4f} "
+                             f"({s['ndcg10'] - ref['ndcg10']:+.4f} / "
+                             f"{s['recall20'] - ref['recall20']:+.4f})")
+        out.append(f"- {s['model']}: NDCG@10 / Recall@20 {s['ndcg10']:.4f} / "
+                   f"{s['recall20']:.4f}; vs " + "; ".join(parts) + ".")
+    return out
+
+
+def machine_info() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import jax
+
+    return {"cpu": cpu, "nproc": os.cpu_count(), "jax": jax.__version__,
+            "device": str(jax.devices()[0].platform), "python": platform.python_version(),
+            "load": os.getloadavg()}
+
+
+def render_section(*, command: str, machine: dict, table: str, notes: str, load_end) -> str:
+    load = "/".join(f"{x:.1f}" for x in machine["load"])
+    load_end = "/".join(f"{x:.1f}" for x in load_end)
+    return f"""{MARK_START}
+## Model zoo on ml-latest-small, implicit feedback (scripts/bench_zoo.py)
+
+Machine: {machine['nproc']}-core CPU, {machine['cpu']}; jax {machine['jax']} \
+({machine['device']}), Python {machine['python']}. Load average (1/5/15 min) {load} at \
+the start, {load_end} at the end (the machine is shared: seconds are indicative).
+
+```
+{command}
+```
+
+Protocol: all 100,836 ratings as positives, per-user 80/20 split with 10% of train \
+held out for validation (seed 0), full ranking over all 9,724 items with train and \
+validation items masked; test metrics from the best validated epoch. *train s* \
+counts the training epochs only (no compile, no validation); each row is one run \
+in its own process.
+
+{table}
+
+{notes}
+{MARK_END}"""
+
+
+def replace_section(doc: str, section: str) -> str:
+    """``doc`` with this script's marked section replaced (or appended when absent)."""
+    if not doc.strip():
+        doc = ("# Benchmarks\n\nEach section is written by the script it names; rerun that "
+               "script with `--write` to refresh it. A script replaces only the text between "
+               "its own `<!-- NAME:start -->` / `<!-- NAME:end -->` markers.\n")
+    start, end = doc.find(MARK_START), doc.find(MARK_END)
+    if start != -1 and end > start:
+        return doc[:start] + section + doc[end + len(MARK_END):]
+    return doc.rstrip("\n") + "\n\n" + section + "\n"
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    if args.peer_split is not None:
+        peer_main(args.peer_split, args.peer_factors, args.peer_iterations)
+        return
+    if args.worker is not None:
+        worker_main(args.worker)
+        return
+    data_dir = os.environ.get("JAXREC_DATA_DIR")
+    if not data_dir or not (Path(data_dir) / "ml-latest-small").is_dir():
+        sys.exit("error: set JAXREC_DATA_DIR to a folder holding ml-latest-small/")
+
+    def log(msg: str) -> None:
+        print(f"[bench_zoo] {msg}", file=sys.stderr, flush=True)
+
+    machine = machine_info()
+    rows = []
+    for preset in [p for p in PRESETS if not args.only or p in args.only]:
+        log(f"training experiment={preset}_ml-latest-small")
+        rows.append(run_worker(preset))
+
+    peers, notes = [], []
+    if args.no_peer:
+        notes.append("- Peer: skipped (`--no-peer`).")
+    else:
+        python, why = ensure_peer_venv(args.peer_venv, log)
+        if python is None:
+            log(f"continuing without the peer: {why}")
+            notes.append(f"- Peer: {why}.")
+        else:
+            with tempfile.TemporaryDirectory(prefix="bench-zoo-peer-") as tmp:
+                split = Path(tmp) / "split.npz"
+                digest = export_split(split)
+                log(f"fitting implicit's ALS ({why} venv {args.peer_venv})")
+                peers = run_peer(python, split, factors=args.peer_factors,
+                                 iterations=args.peer_iterations)
+            same = {r["split_digest"] for r in rows} <= {digest}
+            notes.append(
+                f"- Peer: implicit {peers[0]['implicit_version']} `AlternatingLeastSquares("
+                f"factors={args.peer_factors}, iterations={args.peer_iterations}, "
+                f"random_state=0)` (library defaults otherwise), scored on the same "
+                f"{peers[0]['users']} test users by this script's numpy copy of jaxrec's metric "
+                f"definitions (train and validation items masked). *fitted on train* uses "
+                f"exactly jaxrec's training rows (the fair comparison); *train+valid* adds the "
+                f"validation rows, which jaxrec's models never train on. Split digest {digest} "
+                f"{'matches every jaxrec row' if same else 'DIFFERS from a jaxrec row'}.")
+    notes.extend(findings(rows, peers))
+    notes.append("- jaxrec rows run with checkpoints off (`trainer.save_checkpoint=false`); "
+                 "EASE's checkpoint holds its 9,724 x 9,724 float32 weights (~380 MB).")
+    table = format_table(rows, peers)
+    shown = sys.argv[1:] if argv is None else argv
+    command = "JAXREC_DATA_DIR=<folder with ml-latest-small> python scripts/bench_zoo.py"
+    command += "".join(" " + shlex.quote(a) for a in shown)
+    print(f"\n{table}\n\n" + "\n".join(notes))
+    if args.json:
+        args.json.write_text(json.dumps({"machine": machine, "rows": rows, "peers": peers},
+                                        indent=1))
+    if args.write:
+        section = render_section(command=command, machine=machine, table=table,
+                                 notes="\n".join(notes), load_end=os.getloadavg())
+        doc = args.doc.read_text() if args.doc.exists() else ""
+        args.doc.parent.mkdir(parents=True, exist_ok=True)
+        tmp_path = args.doc.with_suffix(".md.zoo-tmp")
+        tmp_path.write_text(replace_section(doc, section))
+        os.replace(tmp_path, args.doc)
+        log(f"wrote {args.doc}")
+
+
+if __name__ == "__main__":
+    main()
