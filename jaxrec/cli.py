@@ -4,6 +4,9 @@
     jaxrec evaluate RUN_DIR [split=test|valid]      re-evaluate a saved best checkpoint
     jaxrec recommend RUN_DIR --user ID [-k 10]      top-k unseen items for a user
     jaxrec data download|info DATASET               fetch or summarise a dataset config
+    jaxrec compare RUN_OR_STUDY_DIR... [-m ndcg@10] paired significance tests between runs
+    jaxrec sweep SPEC.yaml [overrides]              run a sweep study (grid, random, bayes)
+    jaxrec sweep report STUDY_DIR                   rank a study's trials, save plots
 """
 
 from __future__ import annotations
@@ -62,8 +65,10 @@ def cmd_evaluate(argv: list[str]) -> None:
     split = args.split.removeprefix("split=")
     if split not in ("test", "valid"):
         raise SystemExit(f"error: split must be test or valid, got {split!r}")
+    from pathlib import Path
+
     from jaxrec.config import EvalConfig
-    from jaxrec.metrics.evaluator import make_evaluators
+    from jaxrec.metrics.protocols import build_evaluators, split_config
     from jaxrec.runs import load_run
     from jaxrec.train import typed
     from jaxrec.training.fit import evaluate
@@ -73,10 +78,23 @@ def cmd_evaluate(argv: list[str]) -> None:
     target = ds.test if split == "test" else ds.valid
     if target is None or len(target) == 0:
         raise SystemExit(f"error: run {args.run_dir} has no {split} split")
-    exclude = [ds.train] + ([ds.valid] if split == "test" and ds.valid is not None else [])
-    evaluators = make_evaluators(split, target, exclude, typed(run.cfg, "eval", EvalConfig),
-                                 explicit=not ds.info.implicit)
+    eval_cfg = typed(run.cfg, "eval", EvalConfig)
+    saved = Path(args.run_dir) / "negatives_test.parquet"
+    if eval_cfg.protocol == "sampled" and saved.is_file():
+        eval_cfg.negatives_file = str(saved)  # the run's own negatives, never re-drawn
+    valid_evals, test_evals = build_evaluators(ds, eval_cfg, seed=run.cfg.seed,
+                                               split_cfg=split_config(run.cfg.data))
+    evaluators = test_evals if split == "test" else valid_evals
     print(json.dumps(evaluate(evaluators, run.graphdef, run.state), indent=2, sort_keys=True))
+
+
+def cmd_compare(argv: list[str]) -> None:
+    from jaxrec.compare import main as compare_main
+
+    try:
+        compare_main(argv)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 def cmd_recommend(argv: list[str]) -> None:
@@ -107,7 +125,13 @@ def main(argv: list[str] | None = None) -> None:
         sys.argv = [f"{sys.argv[0]} train", *rest]
         train.main()
         return
-    commands = {"evaluate": cmd_evaluate, "recommend": cmd_recommend, "data": cmd_data}
+    if command == "sweep":
+        from jaxrec.sweep.cli import main as sweep_main
+
+        sweep_main(rest)
+        return
+    commands = {"evaluate": cmd_evaluate, "recommend": cmd_recommend, "data": cmd_data,
+                "compare": cmd_compare}
     if command not in commands:
         raise SystemExit(f"error: unknown command {command!r}\n{USAGE}")
     from jaxrec.data.interactions import DataError

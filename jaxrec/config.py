@@ -32,10 +32,14 @@ class PreprocessConfig:
 class SplitConfig:
     """How interactions are divided into train / valid / test."""
 
-    method: str = "random"  # random | user_ratio | leave_last | temporal
-    test: float = 0.2  # fraction held out (ignored by leave_last, which holds out one)
-    valid: float = 0.0  # fraction of train carved out as validation (leave_last: >0 = one more)
+    method: str = "random"  # random | user_ratio | leave_last | temporal | strong
+    #   | cold_item | cold_user (whole items / users held out)
+    test: float = 0.2  # fraction held out (ignored by leave_last, which holds out one;
+    #   strong: fraction of users held out as test users)
+    valid: float = 0.0  # fraction of train carved out as validation (leave_last: >0 = one more;
+    #   strong: fraction of the remaining users held out as validation users)
     seed: int = 0
+    fold_in: float = 0.8  # strong: share of each held-out user's interactions given as history
 
 
 @dataclasses.dataclass
@@ -43,6 +47,7 @@ class DataConfig:
     dataset: Any = MISSING  # _target_ of a loader returning Interactions
     preprocess: PreprocessConfig = dataclasses.field(default_factory=PreprocessConfig)
     split: SplitConfig = dataclasses.field(default_factory=SplitConfig)
+    features: Any = None  # item / user feature spec (jaxrec.data.features); null = none
 
 
 @dataclasses.dataclass
@@ -78,6 +83,14 @@ class EvalConfig:
     rating_metrics: bool = True  # rmse / mae, when the data has explicit ratings
     user_block: int = 256  # users scored at once in full ranking (bounds memory)
     rating_batch: int = 65536  # pairs predicted at once for rmse / mae
+    protocol: str = "full_ranking"  # full_ranking | sampled (fixed negatives) | strong (fold-in)
+    num_negatives: int = 99  # sampled: fixed negatives per evaluated user (NCF: 99)
+    negatives_file: str | None = None  # sampled: test negatives from an NCF test.negative file
+    #   or a run's negatives_test.parquet; null = drawn once from the seed and saved with the run
+    diversity_feature: str = "genres"  # item feature whose cosine the ild metric uses
+    save_per_user: bool = True  # per_user_{valid,test}.parquet in the run dir
+    slices: list[str] = dataclasses.field(default_factory=list)  # jaxrec.metrics.slices:
+    #   cold_item | warm_item | cold_user | warm_user | activity (cold splits add their own)
 
 
 @dataclasses.dataclass

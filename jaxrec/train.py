@@ -51,9 +51,46 @@ def build(cfg: DictConfig):
     validate_optim(typed(cfg, "optim", OptimConfig))
     dataset = build_dataset(cfg.data)
     loss = _instantiate("loss", cfg.loss)
-    model = _instantiate("model", cfg.model)(dataset.info, rngs=nnx.Rngs(params=cfg.seed,
-                                                                          default=cfg.seed))
+    model_fn = _instantiate("model", cfg.model)
+    extra = model_feature_kwargs(model_fn, dataset, cfg.data.get("features"))
+    extra.update(model_train_kwargs(model_fn, dataset))
+    model = model_fn(dataset.info, rngs=nnx.Rngs(params=cfg.seed, default=cfg.seed), **extra)
     return dataset, model, loss
+
+
+def model_feature_kwargs(model_fn, dataset, spec) -> dict[str, Any]:
+    """``{"features": ...}`` for a model whose signature takes ``features`` (else ``{}``).
+
+    The features come from ``data.features`` (`jaxrec.data.features.build_features`);
+    a model that takes none ignores the spec.
+    """
+    import inspect
+
+    from jaxrec.data.features import build_features
+
+    target = getattr(model_fn, "func", model_fn)  # a partial's class (nnx hides __init__'s
+    init = target.__init__ if isinstance(target, type) else target  # signature behind a metaclass)
+    try:
+        accepts = "features" in inspect.signature(init).parameters
+    except (TypeError, ValueError):
+        accepts = False
+    if not accepts:
+        return {}
+    return {"features": build_features(dataset.full, dataset.train, spec)}
+
+
+def model_train_kwargs(model_fn, dataset) -> dict[str, Any]:
+    """``{"train": dataset.train}`` for a model whose signature takes ``train`` (else ``{}``).
+
+    Graph models (LightGCN) build their propagation graph from the training split.
+    """
+    import inspect
+
+    try:
+        accepts = "train" in inspect.signature(model_fn).parameters
+    except (TypeError, ValueError):
+        accepts = False
+    return {"train": dataset.train} if accepts else {}
 
 
 def _instantiate(section: str, node):
@@ -79,7 +116,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     """Train and evaluate one configuration; returns the contents of ``results.json``."""
     from jaxrec.config import EvalConfig, LoggerConfig, TrainerConfig
     from jaxrec.io import atomic_write_json, atomic_write_text
-    from jaxrec.logging import ConsoleWriter, JsonlWriter, MultiWriter, WandbWriter
+    from jaxrec.metrics.per_user import write_per_user
+    from jaxrec.metrics.protocols import build_evaluators, check_protocol, describe, split_config
     from jaxrec.training.fit import fit, resolve_monitor
     from jaxrec.training.optimizer import make_optimizer
 
@@ -99,43 +137,72 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         resolve_wandb_mode(log_cfg.mode)  # fail before loading data, never at a login prompt
 
     dataset, model, loss = build(cfg)
+    split_cfg = split_config(cfg.data)
+    check_protocol(eval_cfg, split_cfg, model)  # before anything is compiled
+    evaluators = build_evaluators(dataset, eval_cfg, seed=cfg.seed, split_cfg=split_cfg,
+                                  run_dir=run_dir)
+    from jaxrec.metrics.slices import add_slices  # cold / warm / activity slices
+
+    evaluators, notes = add_slices(evaluators, dataset, eval_cfg, split_cfg=split_cfg,
+                                   model=model, monitor=resolve_monitor(trainer, loss))
     steps_per_epoch = -(-len(dataset.train) // trainer.batch_size)
     tx = make_optimizer(optim, steps_per_epoch=steps_per_epoch, total_epochs=trainer.epochs)
 
+    writer = make_writer(cfg, log_cfg, monitor=resolve_monitor(trainer, loss), resolved=resolved,
+                         run_dir=run_dir)
+    try:
+        result = fit(model=model, loss=loss, tx=tx, dataset=dataset, trainer=trainer,
+                     eval_cfg=eval_cfg, writer=writer, seed=cfg.seed, run_dir=run_dir,
+                     evaluators=evaluators)
+        results = results_dict(result, dataset, total_seconds=time.perf_counter() - t_start)
+        results.update(protocol=eval_cfg.protocol, protocol_details=describe(eval_cfg, split_cfg))
+        if notes:
+            results["notes"] = notes
+        if eval_cfg.save_per_user:  # per-user metric vectors of the best state, for compare
+            results["per_user_files"] = write_per_user(
+                run_dir, dict(zip(("valid", "test"), evaluators, strict=True)), result.graphdef,
+                result.params, dataset.full.user_ids)
+        writer.summary({**result.metrics, "best_epoch": result.best_epoch})
+        atomic_write_json(run_dir / "results.json", results)
+    finally:
+        writer.close()
+    return results
+
+
+def make_writer(cfg: DictConfig, log_cfg, *, monitor: str, resolved: dict, run_dir: Path):
+    """The run's writers (console, ``metrics.jsonl``, W&B) as one ``MultiWriter``."""
+    from jaxrec.logging import ConsoleWriter, JsonlWriter, MultiWriter, WandbWriter
+
     writers = []
     if log_cfg.console:
-        writers.append(ConsoleWriter(keys=("train/loss", resolve_monitor(trainer, loss))))
+        writers.append(ConsoleWriter(keys=("train/loss", monitor)))
     if log_cfg.jsonl:
         writers.append(JsonlWriter(run_dir / "metrics.jsonl"))
     if log_cfg.wandb:
         writers.append(WandbWriter(project=log_cfg.project, entity=log_cfg.entity,
                                    group=log_cfg.group, tags=log_cfg.tags, mode=log_cfg.mode,
                                    name=run_name(cfg), config=resolved, run_dir=run_dir))
-    writer = MultiWriter(writers)
-    try:
-        result = fit(model=model, loss=loss, tx=tx, dataset=dataset, trainer=trainer,
-                     eval_cfg=eval_cfg, writer=writer, seed=cfg.seed, run_dir=run_dir)
-        results = {
-            "metrics": result.metrics,
-            "best_epoch": result.best_epoch,
-            "epochs_run": result.epochs_run,
-            "stop_reason": result.stop_reason,
-            "monitor": result.monitor,
-            "protocol": "full_ranking",
-            "compile_seconds": result.compile_seconds,
-            "seconds_per_epoch": result.seconds_per_epoch,
-            "eval_seconds": result.eval_seconds,
-            "total_seconds": time.perf_counter() - t_start,
-            "data": {"name": dataset.info.name, "users": dataset.info.num_users,
-                     "items": dataset.info.num_items, "train": len(dataset.train),
-                     "valid": 0 if dataset.valid is None else len(dataset.valid),
-                     "test": len(dataset.test)},
-        }
-        writer.summary({**result.metrics, "best_epoch": result.best_epoch})
-        atomic_write_json(run_dir / "results.json", results)
-    finally:
-        writer.close()
-    return results
+    return MultiWriter(writers)
+
+
+def results_dict(result, dataset, *, total_seconds: float) -> dict[str, Any]:
+    """The contents of ``results.json`` for a :class:`~jaxrec.training.fit.FitResult`."""
+    return {
+        "metrics": result.metrics,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "stop_reason": result.stop_reason,
+        "monitor": result.monitor,
+        "protocol": "full_ranking",
+        "compile_seconds": result.compile_seconds,
+        "seconds_per_epoch": result.seconds_per_epoch,
+        "eval_seconds": result.eval_seconds,
+        "total_seconds": total_seconds,
+        "data": {"name": dataset.info.name, "users": dataset.info.num_users,
+                 "items": dataset.info.num_items, "train": len(dataset.train),
+                 "valid": 0 if dataset.valid is None else len(dataset.valid),
+                 "test": len(dataset.test)},
+    }
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")

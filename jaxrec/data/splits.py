@@ -8,6 +8,21 @@ Methods (``SplitConfig.method``):
               later row) is the test one; users with a single interaction stay in train.
   temporal    a global time cut: the latest ``test`` fraction of interactions by
               timestamp quantile; equal timestamps fall on the same side.
+  cold_item   item cold start: a random fraction ``test`` of the items (with at least
+              one interaction) are test items and every row of theirs is test; then a
+              fraction ``valid`` of the remaining items are validation items. No
+              held-out item has a training row.
+  cold_user   the same with users: held-out users have no training row.
+  strong      strong generalisation (Liang et al. 2018, Mult-VAE): users, not rows,
+              are held out. A random fraction ``test`` of the users (with at least
+              one interaction) become test users, then a fraction ``valid`` of the
+              rest validation users; every row of the remaining users is train.
+              Rows of held-out users whose item has no train row are dropped (as
+              in the paper's preprocessing). Of each held-out user's remaining
+              ``n`` rows, ``floor((1 - fold_in) * n)`` random ones are the target
+              (so users with ``n < 5`` keep all as history at ``fold_in=0.8``); the
+              rest are the fold-in history the model scores from. `split` returns
+              the targets as valid / test; `strong_split` returns all five parts.
 
 With ``valid > 0`` the validation part is carved out of train by the same method
 (``valid`` is a fraction of the train part; for leave_last it is each user's
@@ -22,7 +37,12 @@ import numpy as np
 from jaxrec.config import SplitConfig
 from jaxrec.data.interactions import DataError, Interactions
 
-SPLIT_METHODS = ("random", "user_ratio", "leave_last", "temporal")
+SPLIT_METHODS = ("random", "user_ratio", "leave_last", "temporal", "cold_item", "cold_user")
+"""Methods that partition the rows: train, valid and test together are the whole table."""
+USER_SPLIT_METHODS = ("strong",)
+"""Methods that hold out users: their fold-in rows are in none of train, valid and test."""
+PART_NAMES = ("train", "valid", "test", "valid_fold_in", "test_fold_in", "dropped")
+"""The part codes of `assign_parts`, by value."""
 
 
 def split(inter: Interactions, cfg: SplitConfig
@@ -34,17 +54,12 @@ def split(inter: Interactions, cfg: SplitConfig
       cfg: a :class:`~jaxrec.config.SplitConfig` (or a node with its fields).
 
     Returns:
-      Three Interactions with disjoint rows whose union is ``inter``.
+      Three Interactions with disjoint rows whose union is ``inter`` (for
+      ``strong``: without the held-out users' fold-in and dropped rows).
 
     Raises:
       DataError: unknown method, a fraction outside [0, 1), or an empty train part.
     """
-    if cfg.method not in SPLIT_METHODS:
-        raise DataError(f"split.method={cfg.method!r} is not one of {', '.join(SPLIT_METHODS)}")
-    for key in ("test", "valid"):
-        value = getattr(cfg, key)
-        if not 0.0 <= value < 1.0:
-            raise DataError(f"split.{key}={value} must be in [0, 1)")
     part = assign_parts(inter, cfg)
     train = inter.select(part == 0)
     if len(train) == 0:
@@ -55,10 +70,20 @@ def split(inter: Interactions, cfg: SplitConfig
 
 
 def assign_parts(inter: Interactions, cfg: SplitConfig) -> np.ndarray:
-    """int8 ``[E]`` part of each row: 0 train, 1 valid, 2 test."""
+    """int8 ``[E]`` part of each row: 0 train, 1 valid, 2 test.
+
+    ``strong`` also uses 3 (valid fold-in), 4 (test fold-in) and 5 (dropped);
+    see `PART_NAMES`.
+    """
+    _check(cfg)
     rng = np.random.default_rng(cfg.seed)
     part = np.zeros(len(inter), dtype=np.int8)
-    if cfg.method == "leave_last":
+    if cfg.method in ("cold_item", "cold_user"):
+        _cold(inter.items if cfg.method == "cold_item" else inter.users, rng, part, cfg.test,
+              cfg.valid)
+    elif cfg.method == "strong":
+        _strong(inter, rng, part, cfg.test, cfg.valid, cfg.fold_in)
+    elif cfg.method == "leave_last":
         _leave_last(inter, part, cfg.valid > 0)
     elif cfg.method == "random":
         _random(rng, part, cfg.test, cfg.valid)
@@ -67,6 +92,68 @@ def assign_parts(inter: Interactions, cfg: SplitConfig) -> np.ndarray:
     else:
         _temporal(inter.timestamps, part, cfg.test, cfg.valid)
     return part
+
+
+def _check(cfg: SplitConfig) -> None:
+    methods = SPLIT_METHODS + USER_SPLIT_METHODS
+    if cfg.method not in methods:
+        raise DataError(f"split.method={cfg.method!r} is not one of {', '.join(methods)}")
+    for key in ("test", "valid"):
+        value = getattr(cfg, key)
+        if not 0.0 <= value < 1.0:
+            raise DataError(f"split.{key}={value} must be in [0, 1)")
+    if cfg.method == "strong" and not 0.0 <= cfg.fold_in <= 1.0:
+        raise DataError(f"split.fold_in={cfg.fold_in} must be in [0, 1]")
+
+
+def strong_split(inter: Interactions, cfg: SplitConfig) -> dict[str, Interactions]:
+    """All parts of a strong-generalisation split, by `PART_NAMES` name (``dropped`` left out).
+
+    ``valid`` / ``test`` are the held-out users' targets, ``valid_fold_in`` /
+    ``test_fold_in`` their histories; ``train`` holds only the other users.
+    """
+    if cfg.method != "strong":
+        raise DataError(f"strong_split: split.method={cfg.method!r}, expected 'strong'")
+    part = assign_parts(inter, cfg)
+    return {name: inter.select(part == code) for code, name in enumerate(PART_NAMES[:5])}
+
+
+def _strong(inter: Interactions, rng: np.random.Generator, part: np.ndarray, test: float,
+            valid: float, fold_in: float) -> None:
+    active = np.flatnonzero(np.bincount(inter.users, minlength=inter.num_users))
+    users = rng.permutation(active)
+    n_test = int(_round(test * len(users)))
+    n_valid = int(_round(valid * (len(users) - n_test)))
+    role = np.zeros(inter.num_users, np.int8)  # 0 train user, 1 valid user, 2 test user
+    role[users[:n_test]] = 2
+    role[users[n_test:n_test + n_valid]] = 1
+    row_role = role[inter.users]
+    train_items = np.zeros(inter.num_items, bool)
+    train_items[inter.items[row_role == 0]] = True
+    held = np.flatnonzero((row_role > 0) & train_items[inter.items])
+    part[(row_role > 0) & ~train_items[inter.items]] = 5
+    # Held-out users' rows in a random order within each user; the first ones are targets.
+    users_h = inter.users[held]
+    order = np.lexsort((rng.random(len(held)), users_h))
+    rank, counts = _rank_in_user(users_h, order, inter.num_users)
+    # floor((1 - fold_in) * n), robust to 1 - 0.8 = 0.19999999999999996
+    n_target = np.floor((1.0 - fold_in) * counts + 1e-9).astype(np.int64)
+    is_target = rank < n_target[users_h]
+    held_role = row_role[held]
+    part[held] = np.where(is_target, held_role, held_role + 2)
+
+
+def _cold(entity_E: np.ndarray, rng: np.random.Generator, part: np.ndarray, test: float,
+          valid: float) -> None:
+    """Hold out whole entities (items or users): all of their rows go to test / valid."""
+    active = np.unique(entity_E)
+    perm = rng.permutation(active)
+    n_test = int(_round(test * len(perm)))
+    n_valid = int(_round(valid * (len(perm) - n_test)))
+    role = np.zeros(int(entity_E.max(initial=-1)) + 1, np.int8)
+    role[perm[:n_test]] = 2
+    role[perm[n_test:n_test + n_valid]] = 1
+    part[:] = role[entity_E]
 
 
 def _round(x: np.ndarray | float) -> np.ndarray:

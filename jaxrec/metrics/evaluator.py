@@ -1,13 +1,16 @@
-"""Evaluators: full-ranking top-k metrics and rating errors, computed on device.
+"""Evaluators: top-k metrics of per-user rankings and rating errors, computed on device.
 
-`RankingEvaluator` ranks every item for every evaluated user. Users are taken
-in fixed-size blocks; for each block one jitted function scores all items,
-sets the user's excluded items (e.g. train, or train + valid for test) to
-``-inf``, takes ``lax.top_k`` with ``K = max(ks)``, reads the relevance of the
-top-K items and computes per-user metrics. All blocks go through one
-``lax.map`` inside that jit, so only per-block sums (or, for `per_user`, the
-per-user values) come back to the host. Peak memory is a few ``[U, N]``
-arrays for a block of ``U`` users, never ``num_users x num_items``.
+`RankingEvaluator` ranks every item for every evaluated user (full ranking).
+Users are taken in fixed-size blocks; for each block one jitted function
+scores all items, sets the user's excluded items (e.g. train, or train +
+valid for test) to ``-inf``, takes ``lax.top_k`` with ``K = max(ks)``, reads
+the relevance of the top-K items and computes per-user metrics. All blocks go
+through one ``lax.scan`` inside that jit, so only per-block sums (or, for
+`per_user`, the per-user values) come back to the host, plus one ``[N]``
+exposure count per cut-off when coverage or Gini is asked for. Peak memory is
+a few ``[U, N]`` arrays for a block of ``U`` users, never ``num_users x
+num_items``. The sampled protocol (`jaxrec.metrics.sampled`) shares the
+block machinery (`ListEvaluator`) and ranks fixed candidates instead.
 
 The exclusion and relevance pairs are prepared once on the host, as int32
 keys ``row * N + item`` (``row`` = the user's position in its block) stacked
@@ -22,7 +25,8 @@ Conventions:
   every reported value is a mean over those users.
 * Ties: ``lax.top_k`` puts the lower item index first among equal scores, so a
   model's ties are broken in favour of lower item ids (a stable sort on
-  ``-score``). Excluded items rank last; NaN scores are not supported.
+  ``-score``). Excluded items rank last and are not counted as recommended by
+  the beyond-accuracy metrics; NaN scores are not supported.
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrec.metrics.ranking import check_ranking_metrics, metric_key, ranking_metrics
+from jaxrec.metrics.catalog import MetricSet
+from jaxrec.metrics.lists import ListEvaluator
 from jaxrec.metrics.rating import absolute_error, squared_error
 
 if TYPE_CHECKING:
@@ -58,6 +63,21 @@ def _pair_keys(users: np.ndarray, items: np.ndarray, num_items: int) -> np.ndarr
     return users.astype(np.int64) * num_items + items.astype(np.int64)
 
 
+def relevant_pairs(target: Interactions, exclude: Sequence[Interactions]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``(relevant, excluded)``: sorted distinct int64 keys ``user * N + item``.
+
+    Relevant = the distinct target pairs that are in no exclude set.
+    """
+    num_items = target.num_items
+    target_keys = np.unique(_pair_keys(target.users, target.items, num_items))
+    if not exclude:
+        return target_keys, np.zeros(0, np.int64)
+    excl_keys = np.unique(np.concatenate(
+        [_pair_keys(e.users, e.items, num_items) for e in exclude]))
+    return target_keys[~np.isin(target_keys, excl_keys, assume_unique=True)], excl_keys
+
+
 def _stack_block_keys(pos_E: np.ndarray, items_E: np.ndarray, n_blocks: int, block: int,
                       num_items: int) -> np.ndarray:
     """Pairs (evaluated-user position, item) -> int32 ``[n_blocks, E_max]`` block-local keys.
@@ -76,7 +96,7 @@ def _stack_block_keys(pos_E: np.ndarray, items_E: np.ndarray, n_blocks: int, blo
     return out
 
 
-class RankingEvaluator:
+class RankingEvaluator(ListEvaluator):
     """Full-ranking evaluation on device.
 
     Args:
@@ -85,26 +105,37 @@ class RankingEvaluator:
       exclude: interaction sets whose items are removed from each user's
         ranking (train; train and valid when evaluating test).
       ks: cut-offs; ``K = max(ks)`` items are retrieved per user.
-      metrics: names from `jaxrec.metrics.RANKING_METRICS`.
+      metrics: names from `jaxrec.metrics.catalog.ALL_METRICS` (accuracy and
+        beyond-accuracy).
       user_block: most users scored at once (bounds memory to ``[U, N]``).
         Blocks are sized evenly, so the block used is ``<= user_block``.
+      train: training interactions, the item popularity source of
+        ``avg_popularity`` and ``novelty``.
+      item_features: float ``[N, G]`` item vectors for ``ild``.
+      fold_in: strong generalisation: each evaluated user's fold-in history.
+        The scoring function then takes ``(params, history_UxN float32)`` (the
+        block's users' fold-in items as a 0/1 matrix) instead of user indices,
+        and the fold-in items are excluded from the ranking.
 
-    ``score_fn(params, users_U int32) -> scores_UxN float`` must be a pure,
-    jittable function. The evaluator compiles one function per ``score_fn``
-    object (pass the same object every epoch) with fixed shapes.
+    ``score_fn(params, users_U int32) -> scores_UxN float`` (or
+    ``(params, history_UxN)`` with ``fold_in``) must be a pure, jittable
+    function. The evaluator compiles one function per ``score_fn`` object
+    (pass the same object every epoch) with fixed shapes.
     """
 
     def __init__(self, split: str, target: Interactions, exclude: Sequence[Interactions], *,
-                 ks: Sequence[int], metrics: Sequence[str], user_block: int = 256):
-        ks, metrics = [int(k) if isinstance(k, np.integer) else k for k in ks], list(metrics)
-        check_ranking_metrics(metrics, ks)
-        if not ks or not metrics:
-            raise ValueError(f"eval: ks={ks} and metrics={metrics} must both be non-empty")
+                 ks: Sequence[int], metrics: Sequence[str], user_block: int = 256,
+                 train: Interactions | None = None, item_features: np.ndarray | None = None,
+                 fold_in: Interactions | None = None):
         num_users, num_items = target.num_users, target.num_items
+        self.metric_set = MetricSet(split, metrics, ks, num_items=num_items, train=train,
+                                    item_features=item_features)
+        ks, metrics = self.metric_set.ks, self.metric_set.metrics
         if max(ks) > num_items:
             raise ValueError(f"eval.ks: cut-off {max(ks)} exceeds the number of items {num_items}")
         if isinstance(user_block, bool) or not isinstance(user_block, int) or user_block < 1:
             raise ValueError(f"eval.user_block: {user_block!r} must be a positive int")
+        exclude = list(exclude) + ([fold_in] if fold_in is not None else [])
         for other in exclude:
             if (other.num_users, other.num_items) != (num_users, num_items):
                 raise ValueError(
@@ -112,17 +143,10 @@ class RankingEvaluator:
                     f"{other.num_items} items, target has {num_users} x {num_items}")
 
         self.split, self.ks, self.metrics = split, ks, metrics
-        self.keys = [f"{split}/{metric_key(m, k)}" for m in metrics for k in ks]
         self.num_items = num_items
+        self.inputs = "users" if fold_in is None else "history"
 
-        # Relevant = distinct target pairs minus excluded pairs.
-        target_keys = np.unique(_pair_keys(target.users, target.items, num_items))
-        if exclude:
-            excl_keys = np.unique(np.concatenate(
-                [_pair_keys(e.users, e.items, num_items) for e in exclude]))
-            target_keys = target_keys[~np.isin(target_keys, excl_keys, assume_unique=True)]
-        else:
-            excl_keys = np.zeros(0, np.int64)
+        target_keys, excl_keys = relevant_pairs(target, exclude)
         rel_users, rel_items = target_keys // num_items, target_keys % num_items
         num_rel_all = np.bincount(rel_users, minlength=num_users)
         self.users = np.flatnonzero(num_rel_all).astype(np.int32)  # evaluated users, ascending
@@ -143,78 +167,45 @@ class RankingEvaluator:
         num_rel_pad = np.zeros(n_blocks * block, np.int32)
         num_rel_pad[:n_eval] = num_rel_all[self.users]
 
-        excl_pos = pos_of_user[excl_keys // num_items]
-        keep = excl_pos >= 0
-        excl_BxE = _stack_block_keys(excl_pos[keep], (excl_keys % num_items)[keep],
-                                     n_blocks, block, num_items)
-        rel_BxE = _stack_block_keys(pos_of_user[rel_users], rel_items, n_blocks, block, num_items)
+        def block_keys(keys: np.ndarray) -> np.ndarray:
+            pos = pos_of_user[keys // num_items]
+            keep = pos >= 0
+            return _stack_block_keys(pos[keep], (keys % num_items)[keep], n_blocks, block,
+                                     num_items)
 
-        self._blocks = jax.device_put({
+        blocks = {
             "users": users_pad.reshape(n_blocks, block),
             "num_relevant": num_rel_pad.reshape(n_blocks, block),
-            "exclude": excl_BxE,
-            "relevant": rel_BxE,
-        })
-        self._compiled: dict[str, tuple[ScoreFn, Callable]] = {}
+            "exclude": block_keys(excl_keys),
+            "relevant": _stack_block_keys(pos_of_user[rel_users], rel_items, n_blocks, block,
+                                          num_items),
+        }
+        if fold_in is not None:
+            blocks["history"] = block_keys(np.unique(_pair_keys(fold_in.users, fold_in.items,
+                                                                 num_items)))
+        self._blocks = jax.device_put(blocks)
+        self._compiled: dict[str, tuple[Callable, Callable]] = {}
 
-    @property
-    def num_users(self) -> int:
-        """Number of evaluated users (those with at least one relevant item)."""
-        return len(self.users)
-
-    def _block_values(self, score_fn: ScoreFn, params: Any, blk: dict[str, jax.Array]):
-        """One block -> (per-user metric values ``[M, U]``, evaluated-user mask ``[U]``)."""
+    def _block_lists(self, score_fn, params, blk):
         users_U = blk["users"]
         n_users, n_items = users_U.shape[0], self.num_items
-        scores_UxN = score_fn(params, users_U)
+        if self.inputs == "history":
+            history_X = jnp.zeros(n_users * n_items, jnp.float32)
+            history_X = history_X.at[blk["history"]].set(1.0, mode="drop")
+            scores_UxN = score_fn(params, history_X.reshape(n_users, n_items))
+        else:
+            scores_UxN = score_fn(params, users_U)
         if scores_UxN.shape != (n_users, n_items):
             raise ValueError(f"{self.split}: score_fn returned shape {scores_UxN.shape}, "
                              f"expected (users, num_items) = {(n_users, n_items)}")
         scores_X = scores_UxN.astype(jnp.float32).reshape(-1)
         scores_X = scores_X.at[blk["exclude"]].set(-jnp.inf, mode="drop")
-        _, top_UxK = jax.lax.top_k(scores_X.reshape(n_users, n_items), max(self.ks))
+        top_scores_UxK, top_UxK = jax.lax.top_k(scores_X.reshape(n_users, n_items),
+                                                max(self.ks))
         relevant_X = jnp.zeros(n_users * n_items, jnp.bool_)
         relevant_X = relevant_X.at[blk["relevant"]].set(True, mode="drop")
         hits_UxK = jnp.take_along_axis(relevant_X.reshape(n_users, n_items), top_UxK, axis=1)
-        num_rel_U = blk["num_relevant"]
-        values = ranking_metrics(hits_UxK, num_rel_U, self.metrics, self.ks)
-        return jnp.stack(list(values.values())), num_rel_U > 0
-
-    def _compile(self, mode: str, score_fn: ScoreFn) -> Callable:
-        cached = self._compiled.get(mode)
-        if cached is not None and cached[0] is score_fn:
-            return cached[1]
-
-        if mode == "sum":
-            def body(params, blk):
-                values_MxU, mask_U = self._block_values(score_fn, params, blk)
-                return jnp.where(mask_U, values_MxU, 0.0).sum(-1)
-        else:
-            def body(params, blk):
-                return self._block_values(score_fn, params, blk)[0]
-
-        fn = jax.jit(lambda params, blocks: jax.lax.map(lambda b: body(params, b), blocks))
-        self._compiled[mode] = (score_fn, fn)
-        return fn
-
-    def run(self, score_fn: ScoreFn, params: Any) -> dict[str, float]:
-        """Mean of each metric over the evaluated users: ``{"valid/ndcg@10": 0.31, ...}``."""
-        sums_BxM = np.asarray(self._compile("sum", score_fn)(params, self._blocks), np.float64)
-        means_M = sums_BxM.sum(0) / self.num_users
-        return dict(zip(self.keys, means_M.tolist(), strict=True))
-
-    def per_user(self, score_fn: ScoreFn, params: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Per-user values, e.g. for paired significance tests.
-
-        Returns:
-          ``(users [V] int32, {"valid/ndcg@10": float32 [V], ...})`` over the
-          ``V`` evaluated users in ascending id order; each vector's mean is the
-          value `run` reports.
-        """
-        values_BxMxU = np.asarray(self._compile("per_user", score_fn)(params, self._blocks))
-        values_MxV = values_BxMxU.transpose(1, 0, 2).reshape(len(self.keys), -1)
-        values_MxV = values_MxV[:, :self.num_users]
-        return self.users.copy(), {key: values_MxV[i] for i, key in enumerate(self.keys)}
+        return hits_UxK, blk["num_relevant"], top_UxK, top_scores_UxK > -jnp.inf
 
 
 class RatingEvaluator:
@@ -229,6 +220,8 @@ class RatingEvaluator:
     ``predict_fn(params, users_B int32, items_B int32) -> preds_B`` must be pure
     and jittable; one function is compiled per ``predict_fn`` object.
     """
+
+    inputs = "pairs"
 
     def __init__(self, split: str, target: Interactions, *, batch: int = 65536):
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
@@ -277,18 +270,41 @@ class RatingEvaluator:
                 f"{self.split}/mae": float(sums[1] / self.num_pairs)}
 
 
-Evaluator = RankingEvaluator | RatingEvaluator
+Evaluator = ListEvaluator | RatingEvaluator
+
+
+def list_metric_inputs(train: Interactions | None, target: Interactions, eval_cfg: EvalConfig
+                       ) -> dict[str, Any]:
+    """The ``train`` / ``item_features`` keywords a `ListEvaluator` needs for ``eval_cfg.metrics``.
+
+    Item features come from ``target.item_features[eval_cfg.diversity_feature]``,
+    and only when ``ild`` is asked for; a missing feature is a one-line error.
+    """
+    features = None
+    if "ild" in eval_cfg.metrics:
+        name = eval_cfg.diversity_feature
+        features = target.item_features.get(name)
+        if features is None or np.ndim(features) != 2:
+            raise ValueError(f"eval.diversity_feature: {target.name or 'the data'} has no "
+                             f"[items, G] item feature {name!r} for ild (has: "
+                             f"{', '.join(sorted(target.item_features)) or 'none'})")
+    return {"train": train, "item_features": features}
 
 
 def make_evaluators(split: str, target: Interactions, exclude: Sequence[Interactions],
                     eval_cfg: EvalConfig, *, explicit: bool) -> list[Evaluator]:
-    """The evaluators an ``eval`` config asks for on one split.
+    """The full-ranking evaluators an ``eval`` config asks for on one split.
 
     Args:
       split: ``valid`` or ``test`` (the metric key prefix).
       target: held-out interactions of the split; empty -> no evaluators.
       exclude: sets masked out of the ranking (train; train + valid for test).
-      eval_cfg: ks, metrics, user_block, rating_metrics, rating_batch.
+        The first one is the training set: the item popularity source of
+        ``avg_popularity`` and ``novelty``.
+      eval_cfg: ks, metrics, user_block, rating_metrics, rating_batch,
+        diversity_feature. ``eval_cfg.protocol`` must be ``full_ranking``; the
+        sampled and strong protocols need the whole dataset and the seed:
+        `jaxrec.metrics.protocols.build_evaluators`.
       explicit: whether ratings are explicit (adds rmse / mae when
         ``eval_cfg.rating_metrics``).
 
@@ -296,13 +312,18 @@ def make_evaluators(split: str, target: Interactions, exclude: Sequence[Interact
       A ranking evaluator when ``eval_cfg.metrics`` and ``eval_cfg.ks`` are
       non-empty, then a rating evaluator when asked for.
     """
+    if eval_cfg.protocol != "full_ranking":
+        raise ValueError(f"eval.protocol={eval_cfg.protocol}: build these evaluators with "
+                         "jaxrec.metrics.protocols.build_evaluators (make_evaluators is "
+                         "full ranking only)")
     if len(target) == 0:
         return []
     evaluators: list[Evaluator] = []
     if eval_cfg.metrics and eval_cfg.ks:
+        extra = list_metric_inputs(exclude[0] if exclude else None, target, eval_cfg)
         evaluators.append(RankingEvaluator(split, target, exclude, ks=list(eval_cfg.ks),
                                            metrics=list(eval_cfg.metrics),
-                                           user_block=eval_cfg.user_block))
+                                           user_block=eval_cfg.user_block, **extra))
     if explicit and eval_cfg.rating_metrics:
         evaluators.append(RatingEvaluator(split, target, batch=eval_cfg.rating_batch))
     return evaluators

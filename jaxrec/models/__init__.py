@@ -19,11 +19,16 @@ module path is the registry.
 """
 
 from jaxrec.models.ease import EASE
+from jaxrec.models.gmf import GMF
 from jaxrec.models.ials import IALS
+from jaxrec.models.lightgcn import LightGCN
 from jaxrec.models.mf import MF
+from jaxrec.models.mlp import NCFMLP
+from jaxrec.models.neumf import NeuMF
 from jaxrec.models.popularity import Popularity
 from jaxrec.models.random_baseline import RandomBaseline
 from jaxrec.models.seed_concat import SeedConcat
 
 __all__ = ["MF", "Popularity", "SeedConcat"]
 __all__ += ["EASE", "IALS", "RandomBaseline"]
+__all__ += ["GMF", "LightGCN", "NCFMLP", "NeuMF"]

@@ -16,6 +16,9 @@ class Popularity(nnx.Module):
     ``loss=none``.
     """
 
+    scores_cold_items = True  # an unseen item scores 0 (jaxrec.metrics.slices)
+    scores_cold_users = True
+
     def __init__(self, info: DataInfo, *, rngs: nnx.Rngs):
         del rngs
         self.counts_N = nnx.Param(jnp.zeros((info.num_items,)))

@@ -36,6 +36,9 @@ class RandomBaseline(nnx.Module):
     by :meth:`solve_epoch` (``loss=none``); the scores stay fixed after that.
     """
 
+    scores_cold_items = True  # needs no per-item training (jaxrec.metrics.slices)
+    scores_cold_users = True
+
     def __init__(self, info: DataInfo, *, rngs: nnx.Rngs):
         self._num_items = info.num_items
         self.seed = nnx.Param(jax.random.bits(rngs.params(), dtype=jnp.uint32))

@@ -18,7 +18,7 @@ from flax import nnx
 
 from jaxrec.config import EvalConfig, TrainerConfig
 from jaxrec.data.pipeline import Dataset
-from jaxrec.metrics.evaluator import RankingEvaluator, make_evaluators
+from jaxrec.metrics.evaluator import make_evaluators
 from jaxrec.training.checkpoint import save_params
 from jaxrec.training.sampling import num_search_steps
 from jaxrec.training.step import (
@@ -87,11 +87,28 @@ def model_fns(graphdef):
     return score_fn, predict_fn
 
 
-def evaluate(evaluators, graphdef, state) -> dict[str, float]:
+@functools.lru_cache(maxsize=32)
+def history_score_fn(graphdef):
+    """``(state, history_UxN) -> scores_UxN`` through the model's ``score_history`` (fold-in)."""
+
+    def score_history(state, history_UxN):
+        return nnx.merge(graphdef, *state).score_history(history_UxN)
+
+    return score_history
+
+
+def scoring_fn(evaluator, graphdef):
+    """The model function an evaluator consumes, by its ``inputs``: users, pairs or history."""
+    if evaluator.inputs == "history":
+        return history_score_fn(graphdef)
     score_fn, predict_fn = model_fns(graphdef)
+    return score_fn if evaluator.inputs == "users" else predict_fn
+
+
+def evaluate(evaluators, graphdef, state) -> dict[str, float]:
     out: dict[str, float] = {}
     for ev in evaluators:
-        out.update(ev.run(score_fn if isinstance(ev, RankingEvaluator) else predict_fn, state))
+        out.update(ev.run(scoring_fn(ev, graphdef), state))
     return out
 
 
@@ -104,13 +121,16 @@ def _device_data(train) -> dict[str, jax.Array]:
 
 
 def fit(*, model: nnx.Module, loss, tx, dataset: Dataset, trainer: TrainerConfig,
-        eval_cfg: EvalConfig, writer, seed: int, run_dir: str | Path | None = None) -> FitResult:
+        eval_cfg: EvalConfig, writer, seed: int, run_dir: str | Path | None = None,
+        evaluators: tuple[list, list] | None = None) -> FitResult:
     """Train ``model`` on ``dataset.train``, validate, early-stop, and test from the best state.
 
     Metrics are logged through ``writer`` with keys ``train/loss``, ``valid/<metric>@k``;
     the final ``test/*`` metrics come from the best validated state, whose
     parameters are saved under ``run_dir/checkpoints/best`` when
-    ``trainer.save_checkpoint`` is set.
+    ``trainer.save_checkpoint`` is set. ``evaluators`` = ``(valid, test)``
+    replaces the full-ranking ones built from ``eval_cfg`` (see
+    `jaxrec.metrics.protocols.build_evaluators`).
     """
     if trainer.epochs < 1 or trainer.batch_size < 1 or trainer.eval_every < 1:
         raise ValueError(f"trainer: epochs, batch_size and eval_every must be >= 1, got "
@@ -121,6 +141,9 @@ def fit(*, model: nnx.Module, loss, tx, dataset: Dataset, trainer: TrainerConfig
     mode = monitor_mode(monitor, trainer.mode)
     if has_valid:
         available = expected_metric_keys("valid", eval_cfg, explicit=explicit)
+        if evaluators is not None:  # extra evaluators (e.g. slices) name their own keys
+            available += [k for ev in evaluators[0] for k in getattr(ev, "keys", ())
+                          if k not in available]
         if monitor not in available:
             hint = ""
             if trainer.monitor == "auto" and not explicit and loss.kind == "rating":
@@ -137,10 +160,13 @@ def fit(*, model: nnx.Module, loss, tx, dataset: Dataset, trainer: TrainerConfig
                              " no negatives can be sampled")
 
     # evaluators check their inputs on the host: bad input fails before any compile
-    valid_evals = make_evaluators("valid", dataset.valid, [train], eval_cfg,
-                                  explicit=explicit) if has_valid else []
-    exclude = [train] + ([dataset.valid] if has_valid else [])
-    test_evals = make_evaluators("test", dataset.test, exclude, eval_cfg, explicit=explicit)
+    if evaluators is not None:
+        valid_evals, test_evals = evaluators
+    else:
+        valid_evals = make_evaluators("valid", dataset.valid, [train], eval_cfg,
+                                      explicit=explicit) if has_valid else []
+        exclude = [train] + ([dataset.valid] if has_valid else [])
+        test_evals = make_evaluators("test", dataset.test, exclude, eval_cfg, explicit=explicit)
 
     solver = loss.kind == "solver"
     if solver != hasattr(model, "solve_epoch"):

@@ -35,7 +35,8 @@ def make_train_step(graphdef, loss, tx: optax.GradientTransformation, *, num_ite
 
     ``batch`` holds ``users_B``, ``items_B``, ``ratings_B`` and ``mask_B`` (0 for
     padding); ``data`` holds the CSR of training items (``indptr``, ``indices``)
-    the negative sampler rejects. ``loss.kind`` chooses the batch kind:
+    the negative sampler rejects (and optionally ``loss_l2``, a scalar L2 weight
+    used instead of ``loss.l2``). ``loss.kind`` chooses the batch kind:
     ``rating`` (pointwise on observed ratings) or ``negatives`` (each positive
     against ``loss.num_negatives`` uniformly sampled unseen items).
     """
@@ -51,11 +52,19 @@ def make_train_step(graphdef, loss, tx: optax.GradientTransformation, *, num_ite
                                        data["indptr"], data["indices"], steps=search_steps)
             value = loss(model(users, items), model(users[:, None], neg_BxM), mask_B=mask)
             touched = jnp.concatenate([items[:, None], neg_BxM], axis=1)
+        elif loss.kind == "sampled":  # softmax over shared candidates (losses/sampled_softmax)
+            from jaxrec.losses.sampled_softmax import sampled_softmax_batch
+
+            value, touched = sampled_softmax_batch(model, loss, users, items, mask, data, key,
+                                                   num_items)
         else:
             raise ValueError(f"loss.kind: unknown batch kind {loss.kind!r}")
         total = value
-        if loss.l2:
-            total = total + loss.l2 * l2_rows(model.l2_rows(users, touched), mask_B=mask)
+        # ``data["loss_l2"]`` (a traced scalar) replaces the static ``loss.l2`` when present,
+        # so a vectorised sweep can give each stacked member its own L2 weight.
+        l2 = data["loss_l2"] if "loss_l2" in data else loss.l2
+        if "loss_l2" in data or loss.l2:
+            total = total + l2 * l2_rows(model.l2_rows(users, touched), mask_B=mask)
         _, _, new_rest = nnx.split(model, nnx.Param, ...)
         return total, (value, new_rest)
 
@@ -94,6 +103,12 @@ def make_epoch_fn(train_step):
     ``ratings`` ``[E]`` plus the CSR); ``perm_NbxB`` is the host-shuffled row order
     padded to whole batches, ``mask_NbxB`` marks the padding. The state is donated.
     """
+    return jax.jit(epoch_program(train_step), donate_argnums=0)
+
+
+def epoch_program(train_step):
+    """The un-jitted epoch of :func:`make_epoch_fn`, for callers that transform it first
+    (``jax.vmap`` over stacked states in a vectorised sweep)."""
 
     def epoch(state, data, perm_NbxB, mask_NbxB, key):
         keys = jax.random.split(key, perm_NbxB.shape[0])
@@ -108,7 +123,7 @@ def make_epoch_fn(train_step):
         state, weighted = jax.lax.scan(body, state, (perm_NbxB, mask_NbxB, keys))
         return state, jnp.sum(weighted) / jnp.sum(mask_NbxB)
 
-    return jax.jit(epoch, donate_argnums=0)
+    return epoch
 
 
 def epoch_order(rng: np.random.Generator, num_rows: int, batch_size: int,

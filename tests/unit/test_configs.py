@@ -95,7 +95,7 @@ def test_option_composes_and_instantiates(group, option, tmp_path):
 
     # loss: declares the batch kind it needs and the metric it is monitored by.
     loss = instantiate(cfg.loss)
-    assert loss.kind in ("rating", "negatives", "solver")
+    assert isinstance(loss.kind, str) and loss.kind
     assert loss.default_monitor.startswith("valid/")
 
 

@@ -1,0 +1,76 @@
+"""Per-user metric vectors of a run, saved next to ``results.json`` for paired comparisons.
+
+``per_user_<split>.parquet`` has one row per evaluated user: ``user_id`` (the
+raw id), ``user`` (the index) and one float column per per-user metric key
+(``test/ndcg@10``, ``test/novelty@10``, ...). The mean of a column is the value
+in ``results.json`` (coverage and Gini are not per user and have no column).
+`jaxrec.compare` pairs runs user by user through these files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ID_COLUMNS = ("user_id", "user")
+
+
+def per_user_frame(evaluators: Iterable[Any], graphdef: Any, state: Any,
+                   user_ids: np.ndarray) -> pd.DataFrame | None:
+    """Per-user values of every evaluator that has them, one row per user; None if none has.
+
+    Args:
+      evaluators: the evaluators of one split (rating evaluators are skipped).
+      graphdef, state: the model, as `jaxrec.training.fit.evaluate` takes it.
+      user_ids: raw id of each user index.
+    """
+    from jaxrec.training.fit import scoring_fn
+
+    frame = None
+    for ev in evaluators:
+        if not hasattr(ev, "per_user"):
+            continue
+        users, values = ev.per_user(scoring_fn(ev, graphdef), state)
+        part = pd.DataFrame({"user_id": np.asarray(user_ids)[users], "user": users,
+                             **{k: np.asarray(v, np.float32) for k, v in values.items()}})
+        frame = part if frame is None else frame.merge(part, on=list(ID_COLUMNS), how="outer")
+    return frame
+
+
+def write_per_user(run_dir: str | Path, evaluators: dict[str, Iterable[Any]], graphdef: Any,
+                   state: Any, user_ids: np.ndarray) -> list[str]:
+    """Write ``per_user_<split>.parquet`` for each split with per-user values (atomically).
+
+    Args:
+      run_dir: the run directory.
+      evaluators: ``{"valid": [...], "test": [...]}``.
+      graphdef, state: the best model state.
+      user_ids: raw id of each user index.
+
+    Returns:
+      The file names written.
+    """
+    from jaxrec.io import atomic_write_with
+
+    written = []
+    for split, evs in evaluators.items():
+        frame = per_user_frame(evs, graphdef, state, user_ids)
+        if frame is None:
+            continue
+        name = f"per_user_{split}.parquet"
+        atomic_write_with(Path(run_dir) / name, lambda tmp, f=frame: f.to_parquet(tmp, index=False))
+        written.append(name)
+    return written
+
+
+def read_per_user(run_dir: str | Path, split: str = "test") -> pd.DataFrame:
+    """The ``per_user_<split>.parquet`` of a run, or a one-line ``FileNotFoundError``."""
+    path = Path(run_dir) / f"per_user_{split}.parquet"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; was the run trained with "
+                                "eval.save_per_user=false, or before per-user vectors existed?")
+    return pd.read_parquet(path)

@@ -1,0 +1,159 @@
+"""Evaluation protocols: which evaluators a run gets, and how its results name the protocol.
+
+``eval.protocol`` selects one of:
+
+``full_ranking`` (default)
+    every item ranked for every user, seen items masked
+    (`jaxrec.metrics.evaluator.RankingEvaluator`).
+``sampled``
+    each user's held-out items ranked among ``eval.num_negatives`` fixed
+    negatives (the NCF protocol; `jaxrec.metrics.sampled`). Negatives are drawn
+    once from the seed and saved in the run dir as ``negatives_valid.parquet``
+    / ``negatives_test.parquet``, or the test ones are read from
+    ``eval.negatives_file``.
+``strong``
+    held-out users scored from a fold-in history (the Mult-VAE protocol;
+    `jaxrec.metrics.strong`); needs ``data.split.method=strong``.
+
+``results.json`` carries ``"protocol": <name>`` and ``"protocol_details"``
+(`describe`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jaxrec.config import EvalConfig, SplitConfig
+from jaxrec.metrics.evaluator import (
+    Evaluator,
+    RatingEvaluator,
+    list_metric_inputs,
+    make_evaluators,
+)
+
+PROTOCOLS = ("full_ranking", "sampled", "strong")
+
+
+def split_config(data_cfg: Any) -> SplitConfig | None:
+    """The resolved ``data.split`` section of a composed (or saved) config, or None."""
+    from omegaconf import OmegaConf
+
+    node = data_cfg.get("split") if data_cfg is not None else None
+    return None if node is None else SplitConfig(**OmegaConf.to_container(node, resolve=True))
+
+
+def check_protocol(eval_cfg: EvalConfig, split_cfg: SplitConfig | None = None,
+                   model: Any = None) -> None:
+    """One-line ``ValueError`` for a protocol the config, split or model cannot run."""
+    if eval_cfg.protocol not in PROTOCOLS:
+        raise ValueError(f"eval.protocol={eval_cfg.protocol!r} is not one of "
+                         f"{', '.join(PROTOCOLS)}")
+    if eval_cfg.protocol == "sampled" and (isinstance(eval_cfg.num_negatives, bool)
+                                           or eval_cfg.num_negatives < 1):
+        raise ValueError(f"eval.num_negatives={eval_cfg.num_negatives} must be >= 1")
+    if split_cfg is not None:
+        strong_split = split_cfg.method == "strong"
+        if strong_split != (eval_cfg.protocol == "strong"):
+            raise ValueError(f"data.split.method={split_cfg.method} with "
+                             f"eval.protocol={eval_cfg.protocol}: the strong split (held-out "
+                             "users) and eval.protocol=strong go together")
+    if model is not None and eval_cfg.protocol == "strong":
+        from jaxrec.metrics.strong import check_fold_in_model
+
+        check_fold_in_model(model)
+
+
+def build_evaluators(dataset: Any, eval_cfg: EvalConfig, *, seed: int,
+                     split_cfg: SplitConfig | None = None, run_dir: str | Path | None = None
+                     ) -> tuple[list[Evaluator], list[Evaluator]]:
+    """``(valid_evaluators, test_evaluators)`` of a dataset under ``eval_cfg.protocol``.
+
+    Args:
+      dataset: a `jaxrec.data.pipeline.Dataset`.
+      eval_cfg: the ``eval`` section.
+      seed: the run's seed (draws the sampled protocol's negatives).
+      split_cfg: the data's ``split`` section (required for ``strong``).
+      run_dir: where the sampled protocol saves ``negatives_<split>.parquet``.
+
+    The valid list is empty when the dataset has no validation part.
+    """
+    check_protocol(eval_cfg, split_cfg)
+    explicit = not dataset.info.implicit
+    train, valid, test = dataset.train, dataset.valid, dataset.test
+    has_valid = valid is not None and len(valid) > 0
+    if eval_cfg.protocol == "full_ranking":
+        valid_evals = make_evaluators("valid", valid, [train], eval_cfg,
+                                      explicit=explicit) if has_valid else []
+        exclude = [train] + ([valid] if has_valid else [])
+        return valid_evals, make_evaluators("test", test, exclude, eval_cfg, explicit=explicit)
+    if eval_cfg.protocol == "strong":
+        from jaxrec.metrics.strong import strong_evaluators
+
+        if split_cfg is None:
+            raise ValueError("eval.protocol=strong: build_evaluators needs split_cfg")
+        return strong_evaluators(dataset, split_cfg, eval_cfg)
+
+    parts = [("valid", valid, [train])] if has_valid else []
+    parts.append(("test", test, [train] + ([valid] if has_valid else [])))
+    out: dict[str, list[Evaluator]] = {"valid": [], "test": []}
+    for name, target, exclude in parts:
+        if len(target) == 0:
+            continue
+        if eval_cfg.metrics and eval_cfg.ks:
+            out[name].append(_sampled_evaluator(name, dataset, target, exclude, eval_cfg,
+                                                seed=seed, run_dir=run_dir))
+        if explicit and eval_cfg.rating_metrics:
+            out[name].append(RatingEvaluator(name, target, batch=eval_cfg.rating_batch))
+    return out["valid"], out["test"]
+
+
+def _sampled_evaluator(name, dataset, target, exclude, eval_cfg, *, seed, run_dir):
+    from jaxrec.metrics.sampled import (
+        SampledRankingEvaluator,
+        draw_negatives,
+        evaluated_users,
+        load_negatives,
+        save_negatives,
+    )
+
+    users, relevant = evaluated_users(target, exclude)
+    if len(users) == 0:
+        raise ValueError(f"{name}: no user has a target item outside the excluded sets")
+    if name == "test" and eval_cfg.negatives_file:
+        negatives = load_negatives(eval_cfg.negatives_file, dataset.full, users, relevant,
+                                   eval_cfg.num_negatives)
+    else:
+        negatives = draw_negatives(dataset.full, users, eval_cfg.num_negatives, seed=seed,
+                                   split=name)
+    if run_dir is not None:
+        save_negatives(Path(run_dir) / f"negatives_{name}.parquet", dataset.full, users,
+                       negatives)
+    return SampledRankingEvaluator(name, target, exclude, negatives, ks=list(eval_cfg.ks),
+                                   metrics=list(eval_cfg.metrics),
+                                   user_block=eval_cfg.user_block,
+                                   **list_metric_inputs(dataset.train, target, eval_cfg))
+
+
+def describe(eval_cfg: EvalConfig, split_cfg: SplitConfig | None = None) -> dict[str, Any]:
+    """The protocol details stored in ``results.json`` next to ``"protocol"``."""
+    out: dict[str, Any] = {"name": eval_cfg.protocol, "ks": list(eval_cfg.ks),
+                           "ties": "equal scores rank the lower item index first"}
+    if eval_cfg.protocol == "full_ranking":
+        out["candidates"] = "all items; the user's train (and, for test, valid) items excluded"
+    elif eval_cfg.protocol == "sampled":
+        out["candidates"] = (f"the user's held-out items + {eval_cfg.num_negatives} fixed "
+                             "negatives (never-interacted items)")
+        out["negatives"] = {
+            "valid": "negatives_valid.parquet (drawn once, seed stream [seed, 1])",
+            "test": (f"{eval_cfg.negatives_file} (saved as negatives_test.parquet)"
+                     if eval_cfg.negatives_file
+                     else "negatives_test.parquet (drawn once, seed stream [seed, 2])")}
+    else:
+        out["candidates"] = "all items; the held-out user's fold-in items excluded"
+        if split_cfg is not None:
+            out["fold_in"] = split_cfg.fold_in
+            out["held_out_users"] = {"test": split_cfg.test, "valid": split_cfg.valid}
+    if "recall_min" in eval_cfg.metrics:
+        out["recall_min"] = "hits@k / min(k, held-out items)"
+    return out

@@ -1,0 +1,48 @@
+"""``jaxrec sweep``: run a study from a sweep file, or report on a study directory.
+
+    jaxrec sweep SPEC.yaml [sweep.OPTION=VALUE ...] [hydra/launcher=joblib] [TRAIN OVERRIDES ...]
+    jaxrec sweep report STUDY_DIR [--top N] [--curves N] [--no-plots]
+
+Sweep options (``sweep.<name>=value``): dir, seed, run_cap, vectorize, max_group,
+group_memory_mb, wandb, retry_failed, startup_trials. Running the same command
+again resumes the study in its directory, skipping completed trials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+USAGE = __doc__
+
+
+def main(argv: list[str]) -> None:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return
+    if argv[0] == "report":
+        parser = argparse.ArgumentParser(prog="jaxrec sweep report")
+        parser.add_argument("study_dir")
+        parser.add_argument("--top", type=int, default=20, help="rows of the ranked table")
+        parser.add_argument("--curves", type=int, default=5, help="learning curves plotted")
+        parser.add_argument("--no-plots", action="store_true")
+        args = parser.parse_args(argv[1:])
+        from jaxrec.sweep.report import ReportError, report
+
+        try:
+            print(report(args.study_dir, top=args.top, curves=args.curves,
+                         plots=not args.no_plots))
+        except ReportError as err:
+            raise SystemExit(f"error: {err}") from None
+        return
+    from jaxrec.sweep.api import run_sweep
+    from jaxrec.sweep.report import report
+    from jaxrec.sweep.spec import SpecError
+
+    try:
+        study = run_sweep(argv[0], argv[1:])
+    except SpecError as err:
+        raise SystemExit(f"error: {err}") from None
+    print(report(study.dir, top=10, plots=False))
+    print(f"\nresults: {study.dir / 'results.csv'}   report: jaxrec sweep report {study.dir}",
+          file=sys.stderr)
