@@ -86,8 +86,13 @@ def model_train_kwargs(model_fn, dataset) -> dict[str, Any]:
     """
     import inspect
 
+    # Hydra's ``_partial_`` object is a functools.partial whose ``__call__`` signature is
+    # ``(*args, **kwargs)``, and so is an NNX module class's (its metaclass ``__call__``):
+    # inspect the wrapped class's ``__init__``.
+    target = getattr(model_fn, "func", model_fn)
     try:
-        accepts = "train" in inspect.signature(model_fn).parameters
+        accepts = "train" in inspect.signature(
+            target.__init__ if isinstance(target, type) else target).parameters
     except (TypeError, ValueError):
         accepts = False
     return {"train": dataset.train} if accepts else {}

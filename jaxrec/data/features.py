@@ -340,7 +340,7 @@ def table_fields(spec: Mapping[str, Any], inter: Interactions, where: str
         if bad.any():
             row = int(np.argmax(bad))
             raise DataError(f"{path}: column {spec['key']!r} has non-integer id "
-                            f"{keys[row]!r} at row {row + 1}")
+                            f"{str(keys[row])!r} at row {row + 1}")
         raw = keys.astype(np.int64)
     pos = np.array([index.get(k, -1) for k in raw.tolist()], np.int64)
     unknown_mode = spec.get("unknown_ids", "error")
@@ -348,7 +348,8 @@ def table_fields(spec: Mapping[str, Any], inter: Interactions, where: str
         raise DataError(f"{where}.unknown_ids={unknown_mode!r} must be error or ignore")
     if (pos < 0).any() and unknown_mode == "error":
         row = int(np.argmax(pos < 0))
-        raise DataError(f"{path}: {side} id {raw[row]!r} (row {row + 1}) is not in the data "
+        bad_id = raw[row].item() if isinstance(raw[row], np.generic) else raw[row]
+        raise DataError(f"{path}: {side} id {bad_id!r} (row {row + 1}) is not in the data "
                         f"({int((pos < 0).sum())} unknown; set unknown_ids: ignore to skip them)")
     keep = pos >= 0
     n = len(ids)

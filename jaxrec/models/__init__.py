@@ -31,4 +31,16 @@ from jaxrec.models.seed_concat import SeedConcat
 
 __all__ = ["MF", "Popularity", "SeedConcat"]
 __all__ += ["EASE", "IALS", "RandomBaseline"]
+
+from jaxrec.models.content import Content  # noqa: E402  (feature models: data.features)
+from jaxrec.models.hybrid import Hybrid  # noqa: E402
+from jaxrec.models.tfidf import TfIdf  # noqa: E402
+from jaxrec.models.two_tower import TwoTower  # noqa: E402
+
+__all__ += ["Content", "Hybrid", "TfIdf", "TwoTower"]
 __all__ += ["GMF", "LightGCN", "NCFMLP", "NeuMF"]
+
+from jaxrec.models.multvae import MultVAE  # noqa: E402  (batch kind users: loss=multinomial)
+from jaxrec.models.sasrec import SASRec  # noqa: E402  (batch kind users: loss=sequence_bce)
+
+__all__ += ["MultVAE", "SASRec"]

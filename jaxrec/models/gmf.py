@@ -61,4 +61,9 @@ class GMF(nnx.Module):
         return self.weighted_all(users_U, self.out_kernel_D[...]) + self.out_bias[...]
 
     def l2_rows(self, users: jax.Array, items: jax.Array) -> list[jax.Array]:
-        return [self.user_emb_UxD[...][users], self.item_emb_NxD[...][items]]
+        rows = [self.user_emb_UxD[...][users], self.item_emb_NxD[...][items]]
+        if self.head:
+            # h joins the penalty (once per example): p * q * h is invariant to scaling p, q
+            # down and h up, so an L2 on the embeddings alone could be dodged.
+            rows.append(jnp.broadcast_to(self.out_kernel_D[...], (users.shape[0], self.dim)))
+        return rows

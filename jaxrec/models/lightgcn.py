@@ -22,7 +22,6 @@ from flax import nnx
 
 from jaxrec.types import DataInfo
 
-
 EDGE_KEYS = tuple(f"{order}_{col}" for order in ("by_user", "by_item")
                   for col in ("users", "items", "weight"))
 

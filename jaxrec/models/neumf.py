@@ -104,7 +104,9 @@ class NeuMF(nnx.Module):
                 + self.mlp.tower_all(users_U) @ h[self.gmf_dim:] + self.out_bias[...])
 
     def l2_rows(self, users: jax.Array, items: jax.Array) -> list[jax.Array]:
-        return self.gmf.l2_rows(users, items) + self.mlp.l2_rows(users, items)
+        h = self.out_kernel_H[...]  # penalised once per example, as GMF's h
+        return (self.gmf.l2_rows(users, items) + self.mlp.l2_rows(users, items)
+                + [jnp.broadcast_to(h, (users.shape[0], h.shape[0]))])
 
 
 def load_pretrained(path: str | Path, cls: type, info: DataInfo, field: str):
@@ -118,8 +120,11 @@ def load_pretrained(path: str | Path, cls: type, info: DataInfo, field: str):
     if path.name == "best" and path.parent.name == "checkpoints":
         path = path.parent.parent
     if not (path / "config.yaml").is_file():
-        raise FileNotFoundError(f"{field}: {path} is not a jaxrec run directory (no config.yaml)")
-    run = load_run(path)
+        raise ValueError(f"{field}: {path} is not a jaxrec run directory (no config.yaml)")
+    try:
+        run = load_run(path)
+    except FileNotFoundError as err:  # e.g. trained with trainer.save_checkpoint=false
+        raise ValueError(f"{field}: {err}") from None
     model = nnx.merge(run.graphdef, *run.state)
     if not isinstance(model, cls):
         raise ValueError(f"{field}: {path} trained {type(model).__name__}, expected "

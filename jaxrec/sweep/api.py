@@ -21,6 +21,7 @@ def run_sweep(spec_path: str | Path, overrides: list[str] | None = None) -> Stud
 
     spec = load_spec(spec_path)
     opts, launcher, train = parse_options(list(overrides or []))
+    _check_overrides(spec, [*spec.fixed_overrides, *train])
     study = Study(spec, opts, train, launcher)
     if spec.method == "bayes":
         from jaxrec.sweep.bayes import run_bayes
@@ -34,3 +35,18 @@ def run_sweep(spec_path: str | Path, overrides: list[str] | None = None) -> Stud
         study.run(expand(spec, run_cap=opts.run_cap, seed=opts.seed))
     study.write_results()
     return study
+
+
+def _check_overrides(spec, overrides: list[str]) -> None:
+    """Compose the shared overrides once: a typo fails here, not in every trial."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from jaxrec.sweep.runner import compose
+
+    try:
+        compose([*overrides, "paths.output_dir=."])
+    except (HydraException, OmegaConfBaseException) as err:
+        cause = f" ({str(err.__cause__).splitlines()[0]})" if err.__cause__ else ""
+        raise SpecError(f"{spec.path}: command / command line overrides: "
+                        f"{' '.join(str(err).split())}{cause}") from None

@@ -58,6 +58,7 @@ def run_with_launcher(study: Study, trials: list[Trial]) -> None:
     from hydra._internal.utils import create_config_search_path
     from hydra.core.plugins import Plugins
     from hydra.core.utils import JobStatus
+    from hydra.errors import HydraException
     from hydra.types import HydraContext, RunMode
 
     from jaxrec.config import register_configs
@@ -74,8 +75,15 @@ def run_with_launcher(study: Study, trials: list[Trial]) -> None:
                                          str(CONFIG_DIR)))
     overrides = [*study.launcher_overrides, f"hydra.sweep.dir={study.dir / 'launcher'}",
                  "hydra.job.chdir=false"]
-    cfg = hydra.compose_config("train", overrides, run_mode=RunMode.MULTIRUN,
-                               with_log_configuration=False)
+    try:
+        cfg = hydra.compose_config("train", overrides, run_mode=RunMode.MULTIRUN,
+                                   with_log_configuration=False)
+    except HydraException as err:  # most often: the launcher's plugin is not installed
+        from jaxrec.sweep.spec import SpecError
+
+        raise SpecError(f"{' '.join(study.launcher_overrides)}: {' '.join(str(err).split())} "
+                        "(launchers are extras: pip install 'jaxrec[sweep]' for joblib / "
+                        "local, 'jaxrec[slurm]', 'jaxrec[ray]')") from None
     context = HydraContext(config_loader=hydra.config_loader, callbacks=Callbacks(cfg))
     launcher = Plugins.instance().instantiate_launcher(hydra_context=context,
                                                       task_function=run_launched_trial,

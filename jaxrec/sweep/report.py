@@ -125,7 +125,7 @@ def save_plots(study_dir: Path, meta: dict, frame: pd.DataFrame, *, curves: int 
             if _numeric(x):
                 ax.scatter(x, ok[metric], s=22, alpha=0.8)
                 positive = x[x > 0]
-                if len(positive) == len(x) and len(x) and x.max() / x.min() >= 20:
+                if len(positive) == len(x) and len(x) and x.max() / x.min() >= 8:
                     ax.set_xscale("log")
                 # mean per value: the trend through the other parameters' spread
                 means = ok.groupby(param)[metric].mean()

@@ -118,15 +118,14 @@ def group_limits(per_member_bytes: int, *, cap: int, budget_mb: float = 0.0,
 def group_size_for(cfg: DictConfig, dataset, *, cap: int, budget_mb: float = 0.0
                    ) -> tuple[int, int]:
     """:func:`group_limits` for configs like ``cfg``: builds one member to measure its state."""
-    from flax import nnx
 
     from jaxrec.config import OptimConfig, TrainerConfig
-    from jaxrec.train import _instantiate, typed
+    from jaxrec.train import typed
     from jaxrec.training.optimizer import make_optimizer
     from jaxrec.training.step import init_state
 
     trainer = typed(cfg, "trainer", TrainerConfig)
-    model = _instantiate("model", cfg.model)(dataset.info, rngs=nnx.Rngs(0))
+    model = build_model(cfg, dataset, 0)
     if hasattr(model, "solve_epoch"):
         return 1, 1
     tx = make_optimizer(typed(cfg, "optim", OptimConfig), total_epochs=trainer.epochs,
@@ -220,6 +219,57 @@ class _Chunk:
         return jax.tree.map(jnp.copy, (self.state.params, self.state.rest))  # state is donated
 
 
+def build_model(cfg: DictConfig, dataset, seed: int):
+    """The model of ``cfg`` as :func:`jaxrec.train.build` makes it (features, train graph)."""
+    from flax import nnx
+
+    from jaxrec import train as train_module
+
+    model_fn = train_module._instantiate("model", cfg.model)
+    extra: dict[str, Any] = {}
+    if hasattr(train_module, "model_feature_kwargs"):  # models that take item/user features
+        extra.update(train_module.model_feature_kwargs(model_fn, dataset,
+                                                       cfg.data.get("features")))
+    if hasattr(train_module, "model_train_kwargs"):  # graph models built from the train split
+        extra.update(train_module.model_train_kwargs(model_fn, dataset))
+    return model_fn(dataset.info, rngs=nnx.Rngs(params=seed, default=seed), **extra)
+
+
+def _evaluators(cfg: DictConfig, dataset, eval_cfg, *, model, monitor: str, explicit: bool):
+    """``((valid, test), notes, protocol fields)`` as :func:`jaxrec.train.run` builds them.
+
+    Only the full-ranking protocol is shared by a group: the sampled protocol draws
+    its negatives from each run's seed.
+    """
+    from jaxrec.metrics.evaluator import make_evaluators
+
+    if getattr(eval_cfg, "protocol", "full_ranking") != "full_ranking":
+        raise NotVectorizable(f"eval.protocol={eval_cfg.protocol} evaluates each run apart")
+    try:
+        from jaxrec.metrics.protocols import (
+            build_evaluators,
+            check_protocol,
+            describe,
+            split_config,
+        )
+        from jaxrec.metrics.slices import add_slices
+    except ImportError:  # a jaxrec without evaluation protocols
+        train, valid = dataset.train, dataset.valid
+        has_valid = valid is not None and len(valid) > 0
+        evals = (make_evaluators("valid", valid, [train], eval_cfg, explicit=explicit)
+                 if has_valid else [],
+                 make_evaluators("test", dataset.test, [train] + ([valid] if has_valid else []),
+                                 eval_cfg, explicit=explicit))
+        return evals, [], {}
+    split_cfg = split_config(cfg.data)
+    check_protocol(eval_cfg, split_cfg, model)
+    evals = build_evaluators(dataset, eval_cfg, seed=int(cfg.seed), split_cfg=split_cfg)
+    evals, notes = add_slices(evals, dataset, eval_cfg, split_cfg=split_cfg, model=model,
+                              monitor=monitor)
+    return evals, notes, {"protocol": eval_cfg.protocol,
+                          "protocol_details": describe(eval_cfg, split_cfg)}
+
+
 def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = None,
                 on_done=None) -> list[dict | Exception]:
     """Train configs as one group (one compiled program); one results dict or exception each.
@@ -237,12 +287,10 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
     Raises:
       NotVectorizable: the members' model graphs or optimiser states differ.
     """
-    from flax import nnx
 
     from jaxrec.config import EvalConfig, TrainerConfig
     from jaxrec.data.pipeline import build_dataset
     from jaxrec.io import atomic_write_json
-    from jaxrec.metrics.evaluator import make_evaluators
     from jaxrec.train import _instantiate, make_writer, results_dict, typed
     from jaxrec.training.checkpoint import save_params
     from jaxrec.training.fit import (
@@ -271,6 +319,8 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
     loss = losses[0]
     if loss.kind == "solver":
         raise NotVectorizable("closed-form models are not trained by gradient steps")
+    if loss.kind not in ("rating", "negatives"):
+        raise NotVectorizable(f"batch kind {loss.kind!r} trains on other rows than interactions")
     train = dataset.train
     explicit = not dataset.info.implicit
     has_valid = dataset.valid is not None and len(dataset.valid) > 0
@@ -279,18 +329,19 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
     if trainer.epochs < 1 or trainer.batch_size < 1 or trainer.eval_every < 1:
         raise ValueError(f"trainer: epochs, batch_size and eval_every must be >= 1, got "
                          f"{trainer.epochs}, {trainer.batch_size}, {trainer.eval_every}")
-    if has_valid and monitor not in expected_metric_keys("valid", eval_cfg, explicit=explicit):
-        raise ValueError(f"trainer.monitor: {monitor!r} is not computed")
-    valid_evals = make_evaluators("valid", dataset.valid, [train], eval_cfg,
-                                  explicit=explicit) if has_valid else []
-    exclude = [train] + ([dataset.valid] if has_valid else [])
-    test_evals = make_evaluators("test", dataset.test, exclude, eval_cfg, explicit=explicit)
+    models = [build_model(cfg, dataset, m.seed) for m, cfg in zip(members, cfgs, strict=True)]
+    (valid_evals, test_evals), notes, protocol = _evaluators(
+        cfg0, dataset, eval_cfg, model=models[0], monitor=monitor, explicit=explicit)
+    if has_valid:
+        available = expected_metric_keys("valid", eval_cfg, explicit=explicit)
+        available += [k for ev in valid_evals for k in getattr(ev, "keys", ())]
+        if monitor not in available:
+            raise ValueError(f"trainer.monitor: {monitor!r} is not computed; available: "
+                             f"{', '.join(available)}")
 
     steps_per_epoch = -(-len(train) // trainer.batch_size)
     graphdef, states, tx0 = None, [], None
-    for m, cfg in zip(members, cfgs, strict=True):
-        model = _instantiate("model", cfg.model)(dataset.info, rngs=nnx.Rngs(params=m.seed,
-                                                                              default=m.seed))
+    for m, model in zip(members, models, strict=True):
         if hasattr(model, "solve_epoch"):
             raise NotVectorizable("closed-form models are not trained by gradient steps")
         tx = make_optimizer(m.optim, steps_per_epoch=steps_per_epoch,
@@ -303,6 +354,7 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
         if states and jax.tree.structure(state) != jax.tree.structure(states[0]):
             raise NotVectorizable("members have different optimiser state structures")
         states.append(state)
+    del models
 
     lanes = K if lanes is None else max(1, min(lanes, K))
     n_chunks = -(-K // lanes)
@@ -434,6 +486,15 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
                     seconds_per_epoch=train_seconds / max(epochs_run, 1),
                     eval_seconds=float(np.median(times)) if times else test_seconds)
                 results = results_dict(result, dataset, total_seconds=group_seconds / K)
+                results.update(protocol)
+                if notes:
+                    results["notes"] = notes
+                if getattr(eval_cfg, "save_per_user", False):
+                    from jaxrec.metrics.per_user import write_per_user
+
+                    results["per_user_files"] = write_per_user(
+                        m.run_dir, {"valid": valid_evals, "test": test_evals}, graphdef, best,
+                        dataset.full.user_ids)
                 results["vectorized"] = {"group_size": K, "lanes": size if n_chunks > 1 else K,
                                          "member": m.index, "group_seconds": group_seconds}
                 m.writer.summary({**final, "best_epoch": m.best_epoch})

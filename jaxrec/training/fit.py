@@ -27,6 +27,7 @@ from jaxrec.training.step import (
     make_epoch_fn,
     make_solver_epoch_fn,
     make_train_step,
+    users_kind_data,
 )
 
 MINIMIZED = ("rmse", "mae", "loss")
@@ -173,10 +174,21 @@ def fit(*, model: nnx.Module, loss, tx, dataset: Dataset, trainer: TrainerConfig
         raise ValueError(f"loss: {type(model).__name__} " + (
             "is fitted in closed form; use loss=none" if not solver
             else "trains by gradient steps; choose a loss such as mse, bce or bpr"))
+    users_kind = loss.kind == "users"  # whole-user losses need a model method, and vice versa
+    if users_kind != (getattr(model, "batch_kind", None) == "users") or (
+            users_kind and not hasattr(model, loss.model_method)):
+        raise ValueError(f"loss: {type(loss).__name__} does not train {type(model).__name__}" + (
+            f" (it needs model.{loss.model_method})" if users_kind else
+            "; it trains on whole users: use loss=multinomial (Mult-VAE/DAE) or "
+            "loss=sequence_bce (SASRec)"))
     if solver:
         tx = optax.identity()  # no optimiser state next to closed-form parameters
     graphdef, state = init_state(model, tx)
     data = _device_data(train)
+    num_rows = len(train)
+    if users_kind:  # an epoch shuffles the training users, not the interactions
+        data = users_kind_data(data, train.csr()[0])
+        num_rows = int(data["users"].shape[0])
     if solver:
         epoch_fn = make_solver_epoch_fn(graphdef)
     else:
@@ -184,7 +196,7 @@ def fit(*, model: nnx.Module, loss, tx, dataset: Dataset, trainer: TrainerConfig
                                                  search_steps=num_search_steps(train.csr()[0])))
     rng = np.random.default_rng(seed)
     base_key = jax.random.key(seed)
-    perm, mask = epoch_order(rng, len(train), trainer.batch_size)
+    perm, mask = epoch_order(rng, num_rows, trainer.batch_size)
     t0 = time.perf_counter()
     epoch_fn = epoch_fn.lower(state, data, perm, mask, base_key).compile()
     compile_seconds = time.perf_counter() - t0
@@ -200,7 +212,7 @@ def fit(*, model: nnx.Module, loss, tx, dataset: Dataset, trainer: TrainerConfig
     for epoch in range(1, trainer.epochs + 1):
         t = time.perf_counter()
         if epoch > 1:
-            perm, mask = epoch_order(rng, len(train), trainer.batch_size)
+            perm, mask = epoch_order(rng, num_rows, trainer.batch_size)
         state, loss_value = epoch_fn(state, data, perm, mask, jax.random.fold_in(base_key, epoch))
         pending.append((epoch, loss_value))
         epochs_run = epoch

@@ -38,7 +38,10 @@ def make_train_step(graphdef, loss, tx: optax.GradientTransformation, *, num_ite
     the negative sampler rejects (and optionally ``loss_l2``, a scalar L2 weight
     used instead of ``loss.l2``). ``loss.kind`` chooses the batch kind:
     ``rating`` (pointwise on observed ratings) or ``negatives`` (each positive
-    against ``loss.num_negatives`` uniformly sampled unseen items).
+    against ``loss.num_negatives`` uniformly sampled unseen items), or ``users``:
+    the rows are training users (see :func:`users_kind_data`) and
+    ``loss.users_batch(model, users_B, mask_B, data, key, step)`` calls the
+    model's whole-user method (``losses/multinomial``, ``losses/sequence``).
     """
 
     def objective(params, rest, batch, data, key):
@@ -57,6 +60,9 @@ def make_train_step(graphdef, loss, tx: optax.GradientTransformation, *, num_ite
 
             value, touched = sampled_softmax_batch(model, loss, users, items, mask, data, key,
                                                    num_items)
+        elif loss.kind == "users":  # whole users (Mult-VAE, SASRec): the batch rows are users
+            value = loss.users_batch(model, users, mask, data, key, batch["step"])
+            touched = items
         else:
             raise ValueError(f"loss.kind: unknown batch kind {loss.kind!r}")
         total = value
@@ -71,6 +77,8 @@ def make_train_step(graphdef, loss, tx: optax.GradientTransformation, *, num_ite
     grad_fn = jax.grad(objective, has_aux=True)
 
     def train_step(state: TrainState, batch, data, key):
+        if loss.kind == "users":  # schedules inside the loss (KL annealing) read the step
+            batch = {**batch, "step": state.step}
         grads, (value, rest) = grad_fn(state.params, state.rest, batch, data, key)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
@@ -136,3 +144,12 @@ def epoch_order(rng: np.random.Generator, num_rows: int, batch_size: int,
     mask = np.zeros(num_batches * batch_size, dtype=np.float32)
     mask[:num_rows] = 1.0
     return padded.reshape(num_batches, batch_size), mask.reshape(num_batches, batch_size)
+
+
+def users_kind_data(data: dict[str, jax.Array], indptr: np.ndarray) -> dict[str, jax.Array]:
+    """The device data of batch kind ``users``: its rows are the users with >= 1 training
+    interaction (``users``; ``items`` and ``ratings`` are placeholders), so the epoch
+    order of :func:`epoch_order` shuffles users. The CSR is kept for negative sampling."""
+    active = np.flatnonzero(np.diff(np.asarray(indptr)) > 0).astype(np.int32)
+    return {**data, "users": jnp.asarray(active), "items": jnp.zeros(len(active), jnp.int32),
+            "ratings": jnp.ones(len(active), jnp.float32)}

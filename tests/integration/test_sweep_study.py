@@ -211,3 +211,23 @@ parameters:
     proc = subprocess.run([sys.executable, "-m", "jaxrec.cli", "sweep", "report",
                            str(tmp_path / "missing")], capture_output=True, text=True)
     assert proc.returncode != 0 and "has no study.json" in proc.stderr
+
+
+@pytest.mark.slow
+def test_local_launcher_runs_trials_as_processes(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    spec = spec_file(tmp_path, "par", """
+method: grid
+metric: {name: valid/rmse, goal: minimize}
+parameters:
+  optim.lr: {values: [0.01, 0.05]}
+""")
+    study = tmp_path / "study"
+    proc = sweep(tmp_path, str(spec), f"sweep.dir={study}", "sweep.wandb=false",
+                 "hydra/launcher=local", env=wandb_env(tmp_path, WANDB_MODE="offline"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "with JoblibLauncher" in proc.stderr
+    table = rows(study)
+    assert [r["status"] for r in table.values()] == ["ok", "ok"]
+    assert {r["group_size"] for r in table.values()} == {"1"}
+    assert sorted(p.name for p in (study / "launcher").iterdir()) == ["0", "1"]

@@ -29,7 +29,8 @@ def fake_run(spe: float, *, key: str = "test/rmse", value: float = 0.85, batch: 
             "num_users": 610, "num_items": 9724, "peak_rss_mb": 500.0, "test_key": key,
             "test_value": value, "test_rmse": value if key == "test/rmse" else None,
             "best_epoch": 20, "epochs_run": 20, "train_rows": 76636, "batch_size": batch,
-            "model": "MF", "dim": 64, "split_digest": "abc", "device": "cpu"}
+            "optim": "adam lr 0.005, loss l2 0.12", "model": "MF", "dim": 64,
+            "split_digest": "abc", "device": "cpu"}
 
 
 def rows_for(bench):
@@ -72,12 +73,12 @@ def test_findings_compare_with_targets_and_peer(bench):
                              "train_rows": 76636, "test_rows": 20167, "peak_rss_mb": 300.0}])
     peer["split_check"] = "digest abc matches"
     text = bench.format_findings(rows, peer, "", epochs=20, factors=64)
-    assert "batch 4096) <= 45 ms: 30.0 ms, meets it" in text
-    assert "batch 1024) <= 45 ms: 60.0 ms, MISSES it" in text
+    assert "batch 4096) <= 45 ms: 30.0 ms median, meets it" in text
+    assert "batch 1024) <= 45 ms: 60.0 ms median, MISSES it" in text
     assert "30.0 ms, meets it" in text and "610 users x 9,724 items" in text
     assert "Compile outlier: mf/bpr" in text
-    assert "seconds per epoch 0.75 (jaxrec faster)" in text
-    assert "seconds per epoch 1.50 (Surprise faster)" in text
+    assert "seconds per epoch 0.75 on medians (jaxrec faster)" in text
+    assert "seconds per epoch 1.50 on medians (Surprise faster)" in text
     missing = bench.format_findings(rows, None, "scikit-surprise could not be installed",
                                     epochs=20, factors=64)
     assert "Peer: scikit-surprise could not be installed" in missing
@@ -100,6 +101,7 @@ def test_replace_section_keeps_other_sections(bench):
     assert appended.index("sweep table") < appended.index(bench.MARK_START)
 
 
+@pytest.mark.slow  # one real (tiny) training run: ~5-15 s with the evaluators' compiles
 def test_measure_on_synthetic_data(bench, tmp_path):
     result = bench.measure(["data=synthetic", "model.dim=4", "trainer.batch_size=512"],
                            epochs=2, output_dir=str(tmp_path), rank_repeats=1)

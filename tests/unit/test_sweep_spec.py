@@ -186,3 +186,14 @@ def test_group_limits_follow_memory_and_cache():
     size, lanes = group_limits(1024, cap=16, budget_mb=1024, platform="cpu")
     assert size == 16 and lanes > 1
     assert group_limits(10**12, cap=16, budget_mb=1, platform="cpu") == (1, 1)
+
+
+def test_bad_shared_override_fails_before_any_trial(tmp_path):
+    from jaxrec.sweep import run_sweep
+
+    path = write(tmp_path, "method: grid\nmetric: {name: valid/rmse}\n"
+                           "parameters: {optim.lr: {values: [0.1]}}\n" + COMMAND)
+    with pytest.raises(SpecError, match=r"Could not override 'trainer.epoch'") as err:
+        run_sweep(path, [f"sweep.dir={tmp_path / 'study'}", "trainer.epoch=2"])
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "study").exists(), "no study is started"

@@ -1,0 +1,83 @@
+"""Next-item binary cross-entropy over a sequence (SASRec, Kang and McAuley 2018).
+
+Batch kind ``users``: each example is one training user's time-ordered history.
+At every position t of the (left-padded) input sequence the model predicts the
+item at t + 1; the logit of that true next item is pushed up and the logits of
+M sampled negatives down ("Self-Attentive Sequential Recommendation", ICDM
+2018, eq. 9)::
+
+    loss = -sum_{b,t valid} [log sigmoid(r_pos_bt) + sum_m log(1 - sigmoid(r_neg_btm))]
+           / #valid positions
+
+Negatives are drawn uniformly from the items the user has no training
+interaction with (as the reference implementation does), one set per position.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+
+
+def sequence_bce_loss(pos_BxL: jax.Array, neg_BxLxM: jax.Array, *, valid_BxL: jax.Array
+                      ) -> jax.Array:
+    """Mean over valid positions of the next-item BCE.
+
+    Args:
+      pos_BxL: logits of the true next item at each position ``[B, L]``.
+      neg_BxLxM: logits of M sampled negatives at each position ``[B, L, M]``.
+      valid_BxL: 1 where position t has a real input item and a real target,
+        0 for padding (and padded users) ``[B, L]``.
+
+    Returns:
+      ``sum valid * (-log s(pos) - sum_m log(1 - s(neg))) / max(sum valid, 1)``.
+    """
+    valid = valid_BxL.astype(pos_BxL.dtype)
+    per_pos = -jax.nn.log_sigmoid(pos_BxL) - jnp.sum(jax.nn.log_sigmoid(-neg_BxLxM), axis=-1)
+    return jnp.sum(per_pos * valid) / jnp.maximum(jnp.sum(valid), 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceBCE:
+    """Next-item BCE at every position with sampled negatives (batch kind ``users``).
+
+    Attributes:
+      num_negatives: negatives M per position (the paper: 1).
+
+    The model must provide ``next_item_logits(users_B, negatives_BxLxM, key, *, train)
+    -> (pos_BxL, neg_BxLxM, valid_BxL)`` and ``max_len`` (`jaxrec.models.sasrec.SASRec`).
+    """
+
+    num_negatives: int = 1
+    kind: ClassVar[str] = "users"
+    model_method: ClassVar[str] = "next_item_logits"
+    default_monitor: ClassVar[str] = "valid/ndcg@10"
+    l2: ClassVar[float] = 0.0  # weight decay: optim.weight_decay
+
+    def __post_init__(self):
+        if not (isinstance(self.num_negatives, int) and self.num_negatives >= 1):
+            raise ValueError(f"loss.num_negatives: must be an integer >= 1, got "
+                             f"{self.num_negatives}")
+
+    def __call__(self, pos_BxL, neg_BxLxM, *, valid_BxL):
+        return sequence_bce_loss(pos_BxL, neg_BxLxM, valid_BxL=valid_BxL)
+
+    def users_batch(self, model, users_B, mask_B, data, key, step):
+        """The batch loss: negatives unseen by each user, then the model's per-position logits."""
+        from jaxrec.training.sampling import sample_negatives
+
+        del step
+        k_neg, k_model = jax.random.split(key)
+        length = model.max_len
+        # binary-search depth bounded by the (static) number of training rows
+        steps = max(1, math.ceil(math.log2(data["indices"].shape[0] + 1)) + 1)
+        neg = sample_negatives(k_neg, users_B, length * self.num_negatives, model.num_items,
+                               data["indptr"], data["indices"], steps=steps)
+        neg_BxLxM = neg.reshape(users_B.shape[0], length, self.num_negatives)
+        pos_BxL, neg_BxLxM, valid_BxL = model.next_item_logits(users_B, neg_BxLxM, k_model,
+                                                               train=True)
+        return self(pos_BxL, neg_BxLxM, valid_BxL=valid_BxL * mask_B[:, None])

@@ -1,0 +1,179 @@
+"""SASRec (Kang and McAuley 2018, "Self-Attentive Sequential Recommendation", ICDM).
+
+Each user is their time-ordered training history; the model holds the last
+``max_len + 1`` items of it as a left-padded table (padding index ``N``).
+A stack of causal self-attention blocks reads the sequence; the hidden state
+``h_t`` at position t predicts the item at ``t + 1`` with the logit
+``r_{t,j} = <h_t, e_j>`` (item embeddings shared with the input)::
+
+    x_0   = drop(E[s] * sqrt(D) + P) * valid
+    q     = LN(x);  x = q + MHA_causal(q, x, x)          (per block, as the reference code)
+    x     = (LN(x) + FFN(LN(x))) * valid;   h = LN(x)
+
+Training (``loss=sequence_bce``, batch kind ``users``) uses inputs
+``s[:-1]`` and targets ``s[1:]`` of the stored table: every position is a
+next-item example. Scoring uses the last ``max_len`` items ``s[1:]`` and the
+state at the last position, so the prediction is for the item after the whole
+training history (``data.split.method=leave_last``). Attention is causal (query
+t sees keys <= t) and ignores padded keys, so a prediction never depends on
+later items.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxrec.models.multvae import UserHistory, dropout
+from jaxrec.types import DataInfo
+
+
+def sequence_table(train: Any, num_users: int, num_items: int, length: int) -> np.ndarray:
+    """int32 ``[U, length]``: each user's last ``length`` training items in time order,
+    left-padded with ``num_items``.
+
+    Ties in time are ordered by item index, then row, as the leave-last split
+    orders them (`jaxrec.data.splits`).
+    """
+    table = np.full((num_users, length), num_items, dtype=np.int32)
+    if train is None or len(train.users) == 0:
+        return table
+    users, items = np.asarray(train.users), np.asarray(train.items)
+    timestamps = np.asarray(train.timestamps)
+    rows = np.arange(len(users))
+    order = np.lexsort((rows, items, timestamps, users))
+    users, items = users[order], items[order]
+    counts = np.bincount(users, minlength=num_users)
+    ends = np.cumsum(counts)
+    from_end = ends[users] - 1 - np.arange(len(users))  # 0 = latest
+    keep = from_end < length
+    table[users[keep], length - 1 - from_end[keep]] = items[keep]
+    return table
+
+
+class SASRec(nnx.Module):
+    """Self-attentive sequential recommender with causal attention.
+
+    Args:
+      info: dataset summary (vocabulary sizes).
+      dim: hidden size D (item and position embeddings); paper: 50.
+      num_blocks: self-attention blocks; paper: 2.
+      num_heads: attention heads (``dim`` must divide by it); paper: 1.
+      max_len: input length L (longer histories keep their last L items);
+        paper: 200 on MovieLens-1M.
+      dropout: dropout rate on embeddings, attention weights and the FFN; paper: 0.2.
+      train: the training interactions (``users``, ``items``, ``timestamps``);
+        ``jaxrec train`` passes the training split. None: empty histories.
+      rngs: Flax random streams (``params`` is used).
+
+    Train with ``loss=sequence_bce`` (batch kind ``users``).
+    """
+
+    batch_kind = "users"
+
+    def __init__(self, info: DataInfo, *, dim: int = 50, num_blocks: int = 2, num_heads: int = 1,
+                 max_len: int = 200, dropout: float = 0.2, train: Any = None, rngs: nnx.Rngs):
+        if dim < 1 or num_heads < 1 or dim % num_heads:
+            raise ValueError(f"model.dim: must be a positive multiple of model.num_heads, got "
+                             f"{dim} and {num_heads}")
+        if max_len < 1 or num_blocks < 0:
+            raise ValueError(f"model.max_len / model.num_blocks: must be >= 1 / >= 0, got "
+                             f"{max_len} / {num_blocks}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"model.dropout: must be in [0, 1), got {dropout}")
+        self.num_items, self.max_len, self.dim = info.num_items, int(max_len), int(dim)
+        self.num_heads, self.dropout_rate = int(num_heads), float(dropout)
+        init = nnx.initializers.xavier_uniform()
+        self.item_emb = nnx.Param(init(rngs.params(), (info.num_items + 1, dim)))  # row N: pad
+        self.pos_emb = nnx.Param(init(rngs.params(), (max_len, dim)))
+        lin = dict(kernel_init=init, rngs=rngs)
+        self.attn_norm = nnx.List([nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
+                                   for _ in range(num_blocks)])
+        self.qkv = nnx.List([nnx.Linear(dim, 3 * dim, **lin) for _ in range(num_blocks)])
+        self.attn_out = nnx.List([nnx.Linear(dim, dim, **lin) for _ in range(num_blocks)])
+        self.ffn_norm = nnx.List([nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
+                                  for _ in range(num_blocks)])
+        self.ffn_in = nnx.List([nnx.Linear(dim, dim, **lin) for _ in range(num_blocks)])
+        self.ffn_out = nnx.List([nnx.Linear(dim, dim, **lin) for _ in range(num_blocks)])
+        self.final_norm = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
+        self.seq_UxL1 = UserHistory(jnp.asarray(
+            sequence_table(train, info.num_users, info.num_items, max_len + 1)))
+
+    def encode(self, seq_BxL: jax.Array, key: jax.Array | None = None) -> jax.Array:
+        """Hidden states ``[B, L, D]`` of left-padded item sequences (padding = N).
+
+        ``key`` None: no dropout (scoring). Causal: ``h_t`` depends on items ``<= t`` only.
+        """
+        valid_BxL = seq_BxL != self.num_items
+        keys = list(jax.random.split(key, 1 + 3 * len(self.qkv))) if key is not None else None
+
+        def next_key():
+            return keys.pop() if keys is not None else None
+
+        length = seq_BxL.shape[-1]
+        mask_BxL1 = valid_BxL[..., None].astype(jnp.float32)
+        x = self.item_emb[...][seq_BxL] * np.sqrt(self.dim) + self.pos_emb[...][None, -length:]
+        x = dropout(x, self.dropout_rate, next_key()) * mask_BxL1
+        causal_1xLxL = jnp.tril(jnp.ones((1, length, length), bool))
+        # query t sees real keys <= t; itself always (a fully padded row stays finite)
+        allowed_BxLxL = ((causal_1xLxL & valid_BxL[:, None, :])
+                         | jnp.eye(length, dtype=bool)[None])
+        heads, dh = self.num_heads, self.dim // self.num_heads
+        for b in range(len(self.qkv)):
+            q_in = self.attn_norm[b](x)
+            # one fused projection: queries from LN(x), keys and values from x
+            w, bias = self.qkv[b].kernel[...], self.qkv[b].bias[...][None, None, :]
+            d = self.dim
+            q = q_in @ w[:, :d] + bias[..., :d]
+            k = x @ w[:, d:2 * d] + bias[..., d:2 * d]
+            v = x @ w[:, 2 * d:] + bias[..., 2 * d:]
+            q, k, v = (t.reshape(*t.shape[:-1], heads, dh) for t in (q, k, v))
+            logits = jnp.einsum("...qhd,...khd->...hqk", q, k) / np.sqrt(dh)
+            logits = jnp.where(allowed_BxLxL[:, None], logits, -1e9)
+            weights = dropout(jax.nn.softmax(logits, axis=-1), self.dropout_rate, next_key())
+            att = jnp.einsum("...hqk,...khd->...qhd", weights, v).reshape(x.shape)
+            x = q_in + self.attn_out[b](att)
+            x = self.ffn_norm[b](x)
+            hidden = dropout(jax.nn.relu(self.ffn_in[b](x)), self.dropout_rate, next_key())
+            x = (x + self.ffn_out[b](hidden)) * mask_BxL1
+        return self.final_norm(x)
+
+    def next_item_logits(self, users_B: jax.Array, negatives_BxLxM: jax.Array,
+                         key: jax.Array, *, train: bool = True
+                         ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Per-position training logits of training users' stored sequences.
+
+        Returns ``(pos_BxL, neg_BxLxM, valid_BxL)``: the logit of the true next
+        item, of the given negatives, and 1 where the position is a real example.
+        """
+        table = self.seq_UxL1[...][users_B]
+        inputs_BxL, targets_BxL = table[:, :-1], table[:, 1:]
+        h_BxLxD = self.encode(inputs_BxL, key if train else None)
+        emb = self.item_emb[...]
+        pos_BxL = jnp.sum(h_BxLxD * emb[targets_BxL], axis=-1)
+        neg_BxLxM = jnp.einsum("bld,blmd->blm", h_BxLxD, emb[negatives_BxLxM])
+        valid_BxL = (inputs_BxL != self.num_items).astype(jnp.float32)
+        return pos_BxL, neg_BxLxM, valid_BxL
+
+    def user_state(self, users: jax.Array) -> jax.Array:
+        """The last hidden state ``[..., D]`` of each user's latest ``max_len`` items."""
+        seq = self.seq_UxL1[...][users.reshape(-1)][:, 1:]
+        return self.encode(seq)[:, -1].reshape(*users.shape, self.dim)
+
+    def score_sequence(self, seq_BxL: jax.Array) -> jax.Array:
+        """Scores ``[B, N]`` of the next item after left-padded sequences (padding = N)."""
+        return self.encode(seq_BxL)[:, -1] @ self.item_emb[...][:self.num_items].T
+
+    def score_all(self, users_U: jax.Array) -> jax.Array:
+        return self.user_state(users_U) @ self.item_emb[...][:self.num_items].T
+
+    def __call__(self, users: jax.Array, items: jax.Array) -> jax.Array:
+        h = self.user_state(users)
+        return jnp.sum(h * self.item_emb[...][items], axis=-1)  # broadcasts [..., D]
+
+    def l2_rows(self, users: jax.Array, items: jax.Array) -> list[jax.Array]:
+        return []  # regularise with optim.weight_decay
