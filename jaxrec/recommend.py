@@ -32,7 +32,7 @@ def recommend(run, raw_user: str, k: int = 10) -> list[tuple[object, str, float]
         raise SystemExit(f"error: --user {raw_user!r} is not a user of {ds.info.name} "
                          f"({ds.info.num_users} users)")
     model = nnx.merge(run.graphdef, *run.state)
-    scores = np.asarray(model.score_all(jnp.asarray([user], jnp.int32))[0])
+    scores = np.array(model.score_all(jnp.asarray([user], jnp.int32))[0])
     scores[seen_items(run, user)] = -np.inf
     order = np.argsort(-scores, kind="stable")[:k]
     titles = ds.train.item_titles

@@ -3,7 +3,8 @@
     JAXREC_DATA_DIR=/path/to/data python scripts/bench_zoo.py [--only ease ials] [--write]
 
 Each experiment preset (``ease``, ``ials``, ``popularity``, ``random``, ``multvae``, ``multdae`` and
-``mf_bpr``, all ``configs/experiment/<name>_ml-latest-small.yaml``: all ratings
+``mf_bpr``; ``gmf``, ``mlp``, ``neumf``, ``lightgcn``), all
+``configs/experiment/<name>_ml-latest-small.yaml``: all ratings
 as positives, per-user 80/20 split, 10% of train for validation, seed 0) is
 trained once in its own subprocess through ``jaxrec.train.run`` (checkpoints
 off) and reported with its test NDCG@10 and Recall@20 (full ranking, train and
@@ -41,6 +42,7 @@ DEFAULT_PEER_VENV = Path("~/.cache/jaxrec/bench-venvs/implicit").expanduser()
 MARK_START, MARK_END = "<!-- bench_zoo:start -->", "<!-- bench_zoo:end -->"
 RESULT_PREFIX = "BENCH_ZOO "
 PRESETS = ("ease", "ials", "mf_bpr", "multdae", "multvae", "popularity", "random")
+PRESETS += ("gmf", "mlp", "neumf", "lightgcn")  # NCF (He et al. 2017), LightGCN
 WORKER_OVERRIDES = ("trainer.progress=false", "logger.console=false",
                     "trainer.save_checkpoint=false")
 

@@ -9,6 +9,16 @@ the final embeddings are their mean ``(E^(0) + ... + E^(K)) / (K + 1)``;
 The normalised adjacency is never materialised: it is the edge list (one entry
 per distinct training pair, weight ``1 / sqrt(d_u d_i)``), and one layer is two
 ``segment_sum`` s over it (items -> users, users -> items), ``O(E D)`` on device.
+
+``score_all`` propagates on every call and keeps no cache: inside the evaluator's
+``lax.scan`` over user blocks the propagation is loop-invariant and XLA hoists it
+out of the loop (the compiled validation program holds all ``2 K`` segment sums
+in its entry computation, none in the loop body), so one evaluation pass
+propagates once. Measured on ml-latest-small (2-core CPU, shared): one
+propagation 55 ms; a validation pass 131 ms with 3 user blocks, 112 ms with one.
+Training calls the model twice per step (positives, then negatives), which XLA
+does not merge: 170 ms per gradient step against 107 ms for one shared
+propagation (batch 4096).
 """
 
 from __future__ import annotations
