@@ -28,9 +28,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from jaxrec import benchmarks
+
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
-MARK_START, MARK_END = "<!-- bench_content:start -->", "<!-- bench_content:end -->"
+MARK_START, MARK_END = benchmarks.markers("bench_content")
 PRESETS = ("popularity", "mf", "tfidf", "content", "hybrid", "two_tower")
 OVERRIDES = ("trainer.progress=false", "logger.console=false", "trainer.save_checkpoint=false",
              "eval.save_per_user=false")
@@ -98,16 +100,7 @@ def section(rows: list[dict]) -> str:
 
 
 def write_doc(doc: Path, text: str) -> None:
-    old = doc.read_text() if doc.exists() else ""
-    if MARK_START in old and MARK_END in old:
-        head, rest = old.split(MARK_START, 1)
-        new = head + text + rest.split(MARK_END, 1)[1]
-    else:
-        new = old.rstrip("\n") + "\n\n" + text + "\n"
-    tmp = doc.with_suffix(".md.tmp")
-    tmp.write_text(new)
-    tmp.replace(doc)
-
+    benchmarks.write_section(doc, text, "bench_content")
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -35,10 +35,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from jaxrec import benchmarks
+
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 SPEC = ROOT / "sweeps" / "mf_lr_l2.yaml"
-MARK_START, MARK_END = "<!-- bench_sweep:start -->", "<!-- bench_sweep:end -->"
+MARK_START, MARK_END = benchmarks.markers("bench_sweep")
 MODES = ("processes", "multirun", "sequential", "vectorised", "vmap16")
 QUIET = ["logger.console=false", "trainer.progress=false"]
 
@@ -107,14 +109,7 @@ def bench(mode: str, fixed: list[str], trials: list[dict], tmp: Path, env: dict,
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = benchmarks.cpu_model(platform.processor() or platform.machine())
     try:
         load = f" (load average {os.getloadavg()[0]:.1f} at start)"
     except OSError:
@@ -174,17 +169,8 @@ def render(results: dict, n: int, where: str, overrides: list[str]) -> str:
 
 
 def write_doc(table: str) -> None:
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
     section = f"{MARK_START}\n## Sweeps (`scripts/bench_sweep.py`)\n\n{table}\n{MARK_END}"
-    if MARK_START in text and MARK_END in text:
-        head, rest = text.split(MARK_START, 1)
-        text = head + section + rest.split(MARK_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    tmp = DOC.with_suffix(".md.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, DOC)
-
+    benchmarks.write_section(DOC, section, "bench_sweep")
 
 if __name__ == "__main__":
     main()

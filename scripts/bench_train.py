@@ -33,11 +33,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from jaxrec import benchmarks
+
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 PEER_SCRIPT = Path(__file__).resolve().parent / "_bench_peer_surprise.py"
 DEFAULT_PEER_VENV = Path("~/.cache/jaxrec/bench-venvs/surprise").expanduser()
-MARK_START, MARK_END = "<!-- bench_train:start -->", "<!-- bench_train:end -->"
+MARK_START, MARK_END = benchmarks.markers("bench_train")
 RESULT_PREFIX = "BENCH_RESULT "
 TARGET_EPOCH_MS = 45.0  # mf/mse epoch, ~80k ratings, dim 64, 2-core CPU
 TARGET_RANK_ALL_MS = 100.0  # full ranking of all 610 users over all items
@@ -337,14 +339,7 @@ def format_findings(rows: list[tuple[BenchConfig, dict]], peer: dict | None, pee
 def machine_info() -> dict:
     import jax
 
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = benchmarks.cpu_model()
     nproc = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
     return {"cpu": cpu, "nproc": nproc or str(os.cpu_count()), "jax": jax.__version__,
             "python": platform.python_version(), "load": os.getloadavg()}
@@ -383,14 +378,7 @@ the best validated epoch.
 
 def replace_section(doc: str, section: str) -> str:
     """``doc`` with this script's marked section replaced (or appended when absent)."""
-    if not doc.strip():
-        doc = ("# Benchmarks\n\nEach section is written by the script it names; rerun that "
-               "script with `--write` to refresh it. A script replaces only the text between "
-               "its own `<!-- NAME:start -->` / `<!-- NAME:end -->` markers.\n")
-    start, end = doc.find(MARK_START), doc.find(MARK_END)
-    if start != -1 and end > start:
-        return doc[:start] + section + doc[end + len(MARK_END):]
-    return doc.rstrip("\n") + "\n\n" + section + "\n"
+    return benchmarks.replace_section(doc, section, "bench_train")
 
 
 def main(argv=None) -> None:
@@ -452,11 +440,7 @@ def main(argv=None) -> None:
         section = render_section(command=command, machine=machine, table=table,
                                  findings=findings, epochs=args.epochs, repeats=args.repeats,
                                  load_end=os.getloadavg())
-        doc = args.doc.read_text() if args.doc.exists() else ""
-        args.doc.parent.mkdir(parents=True, exist_ok=True)
-        tmp_path = args.doc.with_suffix(".md.tmp")
-        tmp_path.write_text(replace_section(doc, section))
-        os.replace(tmp_path, args.doc)
+        benchmarks.write_section(args.doc, section, "bench_train")
         log(f"wrote {args.doc}")
 
 

@@ -36,10 +36,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from jaxrec import benchmarks
+
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 DEFAULT_PEER_VENV = Path("~/.cache/jaxrec/bench-venvs/implicit").expanduser()
-MARK_START, MARK_END = "<!-- bench_zoo:start -->", "<!-- bench_zoo:end -->"
+MARK_START, MARK_END = benchmarks.markers("bench_zoo")
 RESULT_PREFIX = "BENCH_ZOO "
 PRESETS = ("ease", "ials", "mf_bpr", "multdae", "multvae", "popularity", "random")
 PRESETS += ("gmf", "mlp", "neumf", "lightgcn")  # NCF (He et al. 2017), LightGCN
@@ -271,14 +273,7 @@ def findings(rows: list[dict], peers: list[dict]) -> list[str]:
 
 
 def machine_info() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = benchmarks.cpu_model()
     import jax
 
     return {"cpu": cpu, "nproc": os.cpu_count(), "jax": jax.__version__,
@@ -314,14 +309,7 @@ in its own process.
 
 def replace_section(doc: str, section: str) -> str:
     """``doc`` with this script's marked section replaced (or appended when absent)."""
-    if not doc.strip():
-        doc = ("# Benchmarks\n\nEach section is written by the script it names; rerun that "
-               "script with `--write` to refresh it. A script replaces only the text between "
-               "its own `<!-- NAME:start -->` / `<!-- NAME:end -->` markers.\n")
-    start, end = doc.find(MARK_START), doc.find(MARK_END)
-    if start != -1 and end > start:
-        return doc[:start] + section + doc[end + len(MARK_END):]
-    return doc.rstrip("\n") + "\n\n" + section + "\n"
+    return benchmarks.replace_section(doc, section, "bench_zoo")
 
 
 def main(argv=None) -> None:
@@ -384,11 +372,7 @@ def main(argv=None) -> None:
     if args.write:
         section = render_section(command=command, machine=machine, table=table,
                                  notes="\n".join(notes), load_end=os.getloadavg())
-        doc = args.doc.read_text() if args.doc.exists() else ""
-        args.doc.parent.mkdir(parents=True, exist_ok=True)
-        tmp_path = args.doc.with_suffix(".md.zoo-tmp")
-        tmp_path.write_text(replace_section(doc, section))
-        os.replace(tmp_path, args.doc)
+        benchmarks.write_section(args.doc, section, "bench_zoo")
         log(f"wrote {args.doc}")
 
 
