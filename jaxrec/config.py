@@ -33,13 +33,15 @@ class SplitConfig:
     """How interactions are divided into train / valid / test."""
 
     method: str = "random"  # random | user_ratio | leave_last | temporal | strong
-    #   | cold_item | cold_user (whole items / users held out)
+    #   | cold_item | cold_user (whole items / users held out) | kfold (K-fold CV)
     test: float = 0.2  # fraction held out (ignored by leave_last, which holds out one;
-    #   strong: fraction of users held out as test users)
+    #   strong: fraction of users held out as test users, or a number of users if >= 1)
     valid: float = 0.0  # fraction of train carved out as validation (leave_last: >0 = one more;
-    #   strong: fraction of the remaining users held out as validation users)
+    #   strong: fraction (or number, if >= 1) of the remaining users held out as validation)
     seed: int = 0
     fold_in: float = 0.8  # strong: share of each held-out user's interactions given as history
+    folds: int = 0  # kfold: number of folds K (>= 2); the other methods ignore it
+    fold: int = 0  # kfold: which fold (0..K-1) is the test part
 
 
 @dataclasses.dataclass
@@ -73,6 +75,8 @@ class TrainerConfig:
     mode: str = "auto"  # min | max | auto (from the metric name)
     progress: bool = True  # progress bar (quiet when stderr is not a terminal)
     save_checkpoint: bool = True
+    negatives: str = "train_items"  # pool sampled negatives come from: train_items (items with
+    #   training interactions: held-out cold items are never negatives) | all_items
 
 
 @dataclasses.dataclass
@@ -113,6 +117,22 @@ class PathsConfig:
 
 
 @dataclasses.dataclass
+class ReproduceConfig:
+    """What a paper preset reproduces (``configs/experiment/paper_*.yaml``; read by
+    ``scripts/reproduce.py``, ignored by ``jaxrec train``)."""
+
+    paper: str = ""  # citation: authors, year, title, where the table is ("" = not a preset)
+    protocol: str = ""  # one line: split, candidates, metric definitions
+    dataset: str = ""  # the paper's dataset, e.g. ml-1m
+    published: Any = None  # {metric key: published value}, e.g. {test/rmse: 0.934}
+    tolerance: Any = None  # {metric key: absolute tolerance} the reproduction must land in
+    folds: int = 1  # > 1: run data.split.fold=0..folds-1 and average (cross-validation)
+    local_data: str = ""  # data config (configs/data/<name>.yaml) of the same protocol on
+    #   ml-latest-small: what `scripts/reproduce.py --local` runs on this machine
+    note: str = ""  # deviations from the paper's setup
+
+
+@dataclasses.dataclass
 class TrainConfig:
     seed: int = 0
     name: str | None = None  # run name; None: <model class>-<loss class>
@@ -124,6 +144,8 @@ class TrainConfig:
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
     logger: LoggerConfig = dataclasses.field(default_factory=LoggerConfig)
     paths: PathsConfig = dataclasses.field(default_factory=PathsConfig)
+    reproduce: ReproduceConfig = dataclasses.field(default_factory=ReproduceConfig)
+    #   filled by paper presets only (scripts/reproduce.py)
 
 
 def register_configs() -> None:

@@ -27,6 +27,8 @@ def typed(cfg: DictConfig, node: str, schema):
     """A plain dataclass instance of one typed section (e.g. ``trainer``).
 
     Keys the schema does not know (added with ``+trainer.x=...``) are an error.
+    Interpolations are resolved against the whole config first, so a section may
+    name other sections (``eval.negatives_file: ${paths.data_dir}/...``).
     """
     import dataclasses
 
@@ -34,7 +36,8 @@ def typed(cfg: DictConfig, node: str, schema):
     unknown = sorted(set(cfg[node]) - set(names))
     if unknown:
         raise ValueError(f"{node}.{unknown[0]}: unknown key (valid: {', '.join(names)})")
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), cfg[node]))
+    section = OmegaConf.to_container(cfg[node], resolve=True)
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), section))
 
 
 def build(cfg: DictConfig):

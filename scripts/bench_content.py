@@ -1,19 +1,22 @@
-"""Item cold-start benchmark on ml-latest-small: content, hybrid, two-tower and TF-IDF vs
-popularity and MF.
+"""Content and hybrid models on ml-latest-small, item cold start and warm: content, hybrid,
+two-tower, DeepFM, DCN-v2 and TF-IDF vs popularity and MF.
 
-    JAXREC_DATA_DIR=/path/to/data python scripts/bench_content.py [--only tfidf two_tower] [--write]
+    JAXREC_DATA_DIR=/path/to/data python scripts/bench_content.py [--split cold_item warm]
+        [--only tfidf two_tower] [--write]
 
-Each preset ``configs/experiment/<name>_cold_item.yaml`` (all ratings as
-positives; 20% of the items, seed 0, held out with all their interactions as
-test items, 10% of the rest as validation items; item features genres, year,
-tags and title) is trained once in its own subprocess through
-``jaxrec.train.run`` (checkpoints off) and reported with ``test/cold_item``
-NDCG@10 and Recall@20 (the held-out items ranked among the cold items, the
-user's training and validation items masked), the all-item ``test/`` values,
-seconds per epoch and epochs run (best). A model that cannot score cold items
-(MF) is listed as unable, with its note. ``--write`` replaces only this
-script's section of ``docs/benchmarks.md`` (between its markers; appended when
-absent).
+``--split cold_item`` (default: both splits) trains each preset
+``configs/experiment/<name>_cold_item.yaml`` (all ratings as positives; 20% of
+the items, seed 0, held out with all their interactions as test items, 10% of
+the rest as validation items; item features genres, year, tags and title) once
+in its own subprocess through ``jaxrec.cli train`` (checkpoints off) and
+reports ``test/cold_item`` NDCG@10 and Recall@20 (the held-out items ranked
+among the cold items, the user's training and validation items masked), the
+all-item ``test/`` values, seconds per epoch and epochs run (best). A model that
+cannot score cold items (MF) is listed as unable, with its note. ``--split
+warm`` runs the ``<name>_warm`` presets (per-user 80/20 split of every user's
+interactions, the split of ``mf_bpr_ml-latest-small``) and reports ``test/``
+NDCG@10 and Recall@20. ``--write`` replaces only this script's section of
+``docs/benchmarks.md`` (between its markers; appended when absent).
 """
 
 from __future__ import annotations
@@ -29,24 +32,33 @@ import tempfile
 from pathlib import Path
 
 from jaxrec import benchmarks
+from jaxrec.io import atomic_write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 MARK_START, MARK_END = benchmarks.markers("bench_content")
-PRESETS = ("popularity", "mf", "tfidf", "content", "hybrid", "two_tower")
+MODELS = ("popularity", "mf", "tfidf", "content", "hybrid", "two_tower", "deepfm", "dcn_v2")
+SPLITS = ("cold_item", "warm")
+# the warm baselines are the zoo's presets on the same split (data=ml-latest-small-implicit)
+WARM_PRESETS = {"popularity": "popularity_ml-latest-small", "mf": "mf_bpr_ml-latest-small"}
 OVERRIDES = ("trainer.progress=false", "logger.console=false", "trainer.save_checkpoint=false",
              "eval.save_per_user=false")
 
 
-def run_preset(name: str, out: Path) -> dict:
-    cmd = [sys.executable, "-m", "jaxrec.cli", "train", f"experiment={name}_cold_item",
+def preset(name: str, split: str) -> str:
+    return WARM_PRESETS[name] if split == "warm" and name in WARM_PRESETS else f"{name}_{split}"
+
+
+def run_preset(name: str, split: str, out: Path) -> dict:
+    cmd = [sys.executable, "-m", "jaxrec.cli", "train", f"experiment={preset(name, split)}",
            f"paths.output_dir={out}", *OVERRIDES]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=os.environ.copy())
     if proc.returncode != 0:
-        return {"name": name, "error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
+        return {"name": name, "split": split,
+                "error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
     res = json.loads((out / "results.json").read_text())
     m = res["metrics"]
-    return {"name": name, "cold_ndcg": m.get("test/cold_item/ndcg@10"),
+    return {"name": name, "split": split, "cold_ndcg": m.get("test/cold_item/ndcg@10"),
             "cold_recall": m.get("test/cold_item/recall@20"), "ndcg": m.get("test/ndcg@10"),
             "recall": m.get("test/recall@20"), "sec_epoch": res["seconds_per_epoch"],
             "epochs": res["epochs_run"], "best": res["best_epoch"],
@@ -57,46 +69,60 @@ def _fmt(x) -> str:
     return "unable" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
 
-def table(rows: list[dict]) -> str:
-    lines = ["| model | cold NDCG@10 | cold Recall@20 | all-item NDCG@10 | all-item Recall@20 "
-             "| s/epoch | epochs (best) | command |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+def table(rows: list[dict], split: str) -> str:
+    cold = split == "cold_item"
+    head = ("| model | cold NDCG@10 | cold Recall@20 | all-item NDCG@10 | all-item Recall@20 "
+            if cold else "| model | NDCG@10 | Recall@20 ")
+    lines = [head + "| s/epoch | epochs (best) | command |",
+             "| --- | " + "---: | " * (4 if cold else 2) + "---: | ---: | --- |"]
     for r in rows:
-        cmd = f"`jaxrec train experiment={r['name']}_cold_item`"
+        cmd = f"`jaxrec train experiment={preset(r['name'], split)}`"
         if "error" in r:
-            lines.append(f"| {r['name']} | error: {r['error']} | | | | | | {cmd} |")
+            lines.append(f"| {r['name']} | error: {r['error']} |" + " |" * (6 if cold else 4)
+                         + f" {cmd} |")
             continue
-        lines.append(f"| {r['name']} | {_fmt(r['cold_ndcg'])} | {_fmt(r['cold_recall'])} | "
-                     f"{_fmt(r['ndcg'])} | {_fmt(r['recall'])} | {r['sec_epoch']:.1f} | "
+        values = [r["cold_ndcg"], r["cold_recall"]] if cold else []
+        cells = " | ".join(_fmt(v) for v in [*values, r["ndcg"], r["recall"]])
+        lines.append(f"| {r['name']} | {cells} | {r['sec_epoch']:.1f} | "
                      f"{r['epochs']} ({r['best']}) | {cmd} |")
     notes = sorted({n for r in rows for n in r.get("notes", [])})
     return "\n".join(lines + [""] + [f"Note: {n}" for n in notes])
 
 
 def section(rows: list[dict]) -> str:
-    return "\n".join([
-        MARK_START,
-        "## Item cold start on ml-latest-small (scripts/bench_content.py)",
-        "",
-        "```",
-        "JAXREC_DATA_DIR=<folder with ml-latest-small> python scripts/bench_content.py --write",
-        "```",
-        "",
-        "All ratings as positives; 20% of the items (seed 0) held out with all their "
-        "interactions as test items, 10% of the rest as validation items "
-        "(`data=ml-latest-small-cold-item`). *cold* = `test/cold_item/*`: each user's held-out "
-        "items ranked among all cold items (training and validation items masked); "
-        "*all-item* = `test/*` over the whole catalogue. Item features: genres, 5-year "
-        "buckets, tags (TF-IDF) and title tokens. Popularity cannot tell cold items apart "
-        "(they all have zero training interactions), so its ranking is the tie-break "
-        "(lower item index first). Tags in MovieLens are applied by users, so they are "
-        "not pure item-side metadata. "
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs (shared, loaded), one run "
-        "per model.",
-        "",
-        table(rows),
-        MARK_END,
-    ])
+    out = [MARK_START,
+           "## Content and hybrid models on ml-latest-small (scripts/bench_content.py)",
+           "",
+           "```",
+           "JAXREC_DATA_DIR=<folder with ml-latest-small> python scripts/bench_content.py --write",
+           "```",
+           "",
+           f"Machine: {platform.machine()}, {os.cpu_count()} CPUs (shared, loaded), one run "
+           "per model and split, seed 0. Item features: genres, 5-year buckets, tags (TF-IDF) "
+           "and title tokens. Tags in MovieLens are applied by users, so they are not pure "
+           "item-side metadata. Negatives (bce/bpr, uniform sampled-softmax candidates) are "
+           "drawn only from items with training interactions (`trainer.negatives=train_items`)"
+           ", so held-out cold items are never trained as negatives.",
+           ""]
+    cold = [r for r in rows if r["split"] == "cold_item"]
+    warm = [r for r in rows if r["split"] == "warm"]
+    if cold:
+        out += ["### Item cold start", "",
+                "All ratings as positives; 20% of the items (seed 0) held out with all their "
+                "interactions as test items, 10% of the rest as validation items "
+                "(`data=ml-latest-small-cold-item`). *cold* = `test/cold_item/*`: each user's "
+                "held-out items ranked among all cold items (training and validation items "
+                "masked); *all-item* = `test/*` over the whole catalogue. Popularity cannot "
+                "tell cold items apart (they all have zero training interactions), so its "
+                "ranking is the tie-break (lower item index first).", "",
+                table(cold, "cold_item"), ""]
+    if warm:
+        out += ["### Warm split", "",
+                "All ratings as positives, per-user 80/20 with 10% of train as validation "
+                "(`data=ml-latest-small-warm`: the split of `data=ml-latest-small-implicit`, "
+                "with item features); full ranking over all items.", "",
+                table(warm, "warm"), ""]
+    return "\n".join(out + [MARK_END])
 
 
 def write_doc(doc: Path, text: str) -> None:
@@ -104,19 +130,30 @@ def write_doc(doc: Path, text: str) -> None:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", nargs="+", choices=PRESETS, help="presets to run (default: all)")
+    ap.add_argument("--split", nargs="+", choices=SPLITS, default=list(SPLITS),
+                    help="splits to run (default: both)")
+    ap.add_argument("--only", nargs="+", choices=MODELS, help="models to run (default: all)")
     ap.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     ap.add_argument("--doc", type=Path, default=DOC, help=argparse.SUPPRESS)
-    ap.add_argument("--json", type=Path, help="also write the raw measurements here")
+    ap.add_argument("--json", type=Path, help="raw measurements, saved after every run; rows "
+                    "already in it (without an error) are kept and not rerun")
     args = ap.parse_args(argv)
-    rows = []
+    rows = json.loads(args.json.read_text()) if args.json and args.json.exists() else []
+    done = {(r["name"], r["split"]) for r in rows if "error" not in r}
+    rows = [r for r in rows if (r["name"], r["split"]) in done]
     with tempfile.TemporaryDirectory(prefix="bench_content-") as tmp:
-        for name in args.only or PRESETS:
-            rows.append(run_preset(name, Path(tmp) / name))
-            print(json.dumps(rows[-1]), flush=True)
-    print(table(rows))
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        for split in args.split:
+            for name in args.only or MODELS:
+                if (name, split) in done:
+                    continue
+                rows.append(run_preset(name, split, Path(tmp) / f"{name}-{split}"))
+                print(json.dumps(rows[-1]), flush=True)
+                if args.json:
+                    atomic_write_json(args.json, rows)
+    order = {(n, s): k for k, (s, n) in enumerate((s, n) for s in SPLITS for n in MODELS)}
+    rows.sort(key=lambda r: order[(r["name"], r["split"])])
+    for split in args.split:
+        print(table([r for r in rows if r["split"] == split], split))
     if args.write:
         write_doc(args.doc, section(rows))
 

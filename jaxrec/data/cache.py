@@ -1,8 +1,12 @@
 """A fast binary cache of parsed datasets (npz, no pickle), written atomically.
 
-Strings (titles, vocabularies) are stored as one UTF-8 byte blob plus offsets
-and 2-D features as coordinate lists, so a cache file is small and loading
-needs neither pickle nor a text parser.
+Strings (titles, vocabularies, string user attributes) are stored as one UTF-8
+byte blob plus offsets and 2-D features as coordinate lists, so a cache file is
+small and loading needs neither pickle nor a text parser.
+
+``FORMAT_VERSION`` is part of every :func:`source_key` (so a new version uses new
+file names) and is written into each file; :func:`load` rejects another
+version, which :func:`cached` then rebuilds. Version 2 added user attributes.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import numpy as np
 
 from jaxrec.data.interactions import Interactions
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _COLUMNS = ("users", "items", "ratings", "timestamps", "user_ids", "item_ids")
 
 
@@ -56,8 +60,18 @@ def save(inter: Interactions, path: str | os.PathLike) -> None:
     """Write ``inter`` to ``path`` (npz) via a temporary file and ``os.replace``."""
     path = Path(path)
     arrays = {name: getattr(inter, name) for name in _COLUMNS}
-    meta = {"name": inter.name, "feature_vocab": inter.feature_vocab,
-            "has_titles": inter.item_titles is not None, "features": {}}
+    meta = {"version": FORMAT_VERSION, "name": inter.name, "feature_vocab": inter.feature_vocab,
+            "has_titles": inter.item_titles is not None, "features": {},
+            "user_attributes": {}}
+    if inter.user_attribute_ids is not None:
+        arrays["user_attribute_ids"] = np.asarray(inter.user_attribute_ids)
+    for key, value in inter.user_attributes.items():
+        value = np.asarray(value)
+        if value.dtype == object:
+            arrays[f"u_{key}_blob"], arrays[f"u_{key}_offsets"] = _encode_strings(value)
+        else:
+            arrays[f"u_{key}"] = value
+        meta["user_attributes"][key] = {"strings": value.dtype == object}
     if inter.item_titles is not None:
         arrays["titles_blob"], arrays["titles_offsets"] = _encode_strings(inter.item_titles)
     for key, value in inter.item_features.items():
@@ -88,6 +102,9 @@ def load(path: str | os.PathLike) -> Interactions:
     """Read an Interactions written by :func:`save`."""
     with np.load(path, allow_pickle=False) as z:
         meta = json.loads(z["meta"].tobytes().decode("utf-8"))
+        if meta.get("version", 1) != FORMAT_VERSION:  # files before version 2 have no key
+            raise ValueError(f"{path}: cache format {meta.get('version', 1)}, "
+                             f"expected {FORMAT_VERSION}")
         columns = {name: z[name] for name in _COLUMNS}
         titles = (_decode_strings(z["titles_blob"], z["titles_offsets"])
                   if meta["has_titles"] else None)
@@ -99,8 +116,13 @@ def load(path: str | os.PathLike) -> Interactions:
                 features[key] = dense
             else:
                 features[key] = z[f"f_{key}"]
+        users = {key: (_decode_strings(z[f"u_{key}_blob"], z[f"u_{key}_offsets"])
+                       if spec["strings"] else z[f"u_{key}"])
+                 for key, spec in meta["user_attributes"].items()}
+        user_ids = z["user_attribute_ids"] if "user_attribute_ids" in z else None
     return Interactions(**columns, item_titles=titles, item_features=features,
-                        feature_vocab=meta["feature_vocab"], name=meta["name"])
+                        feature_vocab=meta["feature_vocab"], name=meta["name"],
+                        user_attributes=users, user_attribute_ids=user_ids)
 
 
 def cached(path: str | os.PathLike, build: Callable[[], Interactions]) -> Interactions:

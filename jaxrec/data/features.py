@@ -18,7 +18,7 @@ a mapping::
 
     features:
       item: {genres: {}, year: {width: 5}, tags: {tfidf: true}, title: {}}
-      user: {}
+      user: {age: {}, gender: {}, occupation: {}, zip: {digits: 1}}
       tables:                       # extra CSV / parquet tables, any dataset
         - {path: users.csv, side: user, key: userId,
            columns: {age: bucket, gender: categorical, occupation: categorical}}
@@ -26,6 +26,13 @@ a mapping::
 Built-in item fields come from :class:`~jaxrec.data.interactions.Interactions`:
 ``genres`` (multi-hot), ``year`` (bucketed), ``tags`` (counts, optional TF-IDF)
 and ``title`` (word tokens of ``item_titles``, the trailing "(1995)" removed).
+Built-in user fields come from ``Interactions.user_attributes`` (ml-100k ``u.user``,
+ml-1m ``users.dat``), each one categorical id per user: ``age`` (the ml-1m age
+bands ``<18``, ``18-24``, ``25-34``, ``35-44``, ``45-49``, ``50-55``, ``56+``: ml-1m's
+band code, ml-100k's years banded alike; ml-100k also takes ``width`` or ``bins``),
+``gender``, ``occupation`` and ``zip`` (its first ``digits`` characters, default 1).
+A user the user file does not list gets no id for the field; a dataset without
+user attributes is an error naming the field.
 Column kinds of a table: ``categorical``, ``multi_categorical`` (split on
 ``sep``, default ``|``), ``numeric`` (standardised), ``bucket`` (quantile
 buckets of a number) and ``text`` (word tokens).
@@ -50,6 +57,9 @@ import numpy as np
 from jaxrec.data.interactions import DataError, Interactions
 
 ITEM_FIELDS = ("genres", "year", "tags", "title")
+USER_FIELDS = ("age", "gender", "occupation", "zip")
+AGE_BAND_EDGES = (18, 25, 35, 45, 50, 56)  # ml-1m's bands; its age codes are their lower bounds
+AGE_BANDS = ("<18", "18-24", "25-34", "35-44", "45-49", "50-55", "56+")
 COLUMN_KINDS = ("categorical", "multi_categorical", "numeric", "bucket", "text")
 _TOKEN = re.compile(r"[a-z0-9]+")
 _TITLE_YEAR = re.compile(r"\(\d{4}(?:\s*[-\u2013]\s*\d{0,4})?\)\s*$")
@@ -283,6 +293,50 @@ def item_field(inter: Interactions, name: str, opts: Any = None) -> _Field:
     return _numeric_field(name, values, where=where)
 
 
+def age_band(age: float) -> str | None:
+    """The ml-1m age band of ``age`` years (or of an ml-1m age code); None for <= 0."""
+    return AGE_BANDS[int(np.searchsorted(AGE_BAND_EDGES, age, side="right"))] if age > 0 else None
+
+
+def user_field(inter: Interactions, name: str, opts: Any = None) -> _Field:
+    """One built-in user field of ``inter`` (``age``, ``gender``, ``occupation``, ``zip``)."""
+    where = f"data.features.user.{name}"
+    if not inter.user_attributes:
+        raise DataError(f"{where}: {inter.name or 'the data'} has no user attributes; built-in "
+                        "user fields come from ml-100k's u.user and ml-1m's users.dat (for other "
+                        "data give user features as a table, side: user)")
+    if name not in USER_FIELDS:
+        raise DataError(f"{where}: unknown built-in user field (valid: {', '.join(USER_FIELDS)})")
+    attrs = inter.user_attributes
+    if name == "age":
+        o = _options(name, opts, ("width", "bins"), where)
+        if "age_band" in attrs:  # ml-1m: a band code, categorical
+            if o:
+                raise DataError(f"{where}.{next(iter(o))}: {inter.name or 'the data'} gives age "
+                                "as a band code (ml-1m users.dat), so only the bands apply")
+            return _categorical_field(name, [age_band(a) for a in inter.user_attribute("age_band")])
+        years = inter.user_attribute(_present(inter, "age", where))
+        if o:
+            return _bucket_field(name, years, where=where, **o)
+        return _categorical_field(name, [age_band(a) for a in years])
+    values = inter.user_attribute(_present(inter, name, where))
+    if name == "zip":
+        digits = _options(name, opts, ("digits",), where).get("digits", 1)
+        if not isinstance(digits, int) or digits < 1:
+            raise DataError(f"{where}.digits={digits!r} must be an integer >= 1")
+        values = [str(v)[:digits].upper() for v in values]
+    else:
+        _options(name, opts, (), where)
+    return _categorical_field(name, values)
+
+
+def _present(inter: Interactions, name: str, where: str) -> str:
+    if name not in inter.user_attributes:
+        raise DataError(f"{where}: {inter.name or 'the data'} has no user attribute {name!r} "
+                        f"(has: {', '.join(sorted(inter.user_attributes))})")
+    return name
+
+
 # ---------------------------------------------------------------- tables
 
 
@@ -466,10 +520,7 @@ def build_features(full: Interactions, train: Interactions, spec: Any) -> Featur
     if not spec:
         return None
     item_fields = [item_field(full, name, opts) for name, opts in spec["item"].items()]
-    user_fields: list[_Field] = []
-    if spec["user"]:
-        raise DataError(f"data.features.user.{next(iter(spec['user']))}: built-in user fields "
-                        "are not available; give user features as a table (side: user)")
+    user_fields = [user_field(full, name, opts) for name, opts in spec["user"].items()]
     tables = spec.get("tables") or []
     if not isinstance(tables, list | tuple):
         raise DataError("data.features.tables: expected a list of table specs")

@@ -34,6 +34,18 @@ class Interactions:
       feature_vocab: names for the columns of multi-column features
         (``genres`` -> genre names, ``tags`` -> tag strings).
       name: dataset name.
+      user_attributes: named per-user arrays from the dataset's user file, one row per
+        entry of ``user_attribute_ids`` -- keyed by *raw* user id, not by index, so
+        filtering and re-indexing never misalign them; :meth:`user_attribute` reads
+        one aligned to ``user_ids``. MovieLens (ml-100k ``u.user``, ml-1m ``users.dat``):
+        ``age`` int32 years (ml-100k) or ``age_band`` int32 band code (ml-1m: 1, 18,
+        25, 35, 45, 50, 56, each its band's lower bound), and object arrays of str
+        ``gender`` ("M" / "F"), ``occupation`` (name) and ``zip`` (as written).
+      user_attribute_ids: raw user ids of the rows of ``user_attributes`` (None: none).
+      parts: int8 ``[E]`` split part each row ships with, for datasets published with
+        their split (NCF's ``.train.rating`` / ``.test.rating``): 0 train, 1 valid,
+        2 test; read by ``split.method=predefined``. None for the others (and not kept by
+        the parsed-data cache, which the NCF loader does not use).
     """
 
     users: np.ndarray
@@ -46,6 +58,9 @@ class Interactions:
     item_features: dict[str, Any] = dataclasses.field(default_factory=dict)
     feature_vocab: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     name: str = ""
+    user_attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
+    user_attribute_ids: np.ndarray | None = None
+    parts: np.ndarray | None = None
 
     def __post_init__(self):
         n = len(self.users)
@@ -53,6 +68,14 @@ class Interactions:
             if len(getattr(self, field)) != n:
                 raise DataError(f"{self.name}: field {field!r} has {len(getattr(self, field))} "
                                 f"rows, expected {n}")
+        if self.parts is not None and len(self.parts) != n:
+            raise DataError(f"{self.name}: field 'parts' has {len(self.parts)} rows, "
+                            f"expected {n}")
+        rows = 0 if self.user_attribute_ids is None else len(self.user_attribute_ids)
+        for key, value in self.user_attributes.items():
+            if len(value) != rows:
+                raise DataError(f"{self.name}: user attribute {key!r} has {len(value)} rows, "
+                                f"expected {rows} (one per user_attribute_ids entry)")
 
     def __len__(self) -> int:
         return len(self.users)
@@ -75,6 +98,21 @@ class Interactions:
         """Raw item id -> index."""
         return {raw: i for i, raw in enumerate(self.item_ids.tolist())}
 
+    def user_attribute(self, name: str) -> np.ndarray:
+        """``[num_users]`` user attribute ``name`` of each user index.
+
+        Users the user file does not list get the unknown value: ``""`` for strings,
+        0 for numbers (the feature builders give them no feature for that field).
+        """
+        values = np.asarray(self.user_attributes[name])
+        ids = np.asarray(self.user_attribute_ids)
+        order = np.argsort(ids, kind="stable")
+        pos = np.clip(np.searchsorted(ids, self.user_ids, sorter=order), 0, max(len(ids) - 1, 0))
+        found = (ids[order[pos]] == self.user_ids) if len(ids) else np.zeros(self.num_users, bool)
+        out = np.full(self.num_users, "" if values.dtype == object else 0, dtype=values.dtype)
+        out[found] = values[order[pos[found]]]
+        return out
+
     def select(self, mask_or_index: np.ndarray) -> Interactions:
         """Rows picked by a boolean mask or an index array; vocabularies are kept."""
         return dataclasses.replace(
@@ -83,6 +121,7 @@ class Interactions:
             items=self.items[mask_or_index],
             ratings=self.ratings[mask_or_index],
             timestamps=self.timestamps[mask_or_index],
+            parts=None if self.parts is None else self.parts[mask_or_index],
         )
 
     def concat(self, other: Interactions) -> Interactions:
@@ -93,6 +132,8 @@ class Interactions:
             items=np.concatenate([self.items, other.items]),
             ratings=np.concatenate([self.ratings, other.ratings]),
             timestamps=np.concatenate([self.timestamps, other.timestamps]),
+            parts=(None if self.parts is None or other.parts is None
+                   else np.concatenate([self.parts, other.parts])),
         )
 
     def csr(self) -> tuple[np.ndarray, np.ndarray]:

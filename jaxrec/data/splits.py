@@ -13,10 +13,22 @@ Methods (``SplitConfig.method``):
               fraction ``valid`` of the remaining items are validation items. No
               held-out item has a training row.
   cold_user   the same with users: held-out users have no training row.
+  kfold       K-fold cross-validation over interactions (sklearn ``KFold(shuffle=True)``,
+              Surprise ``KFold``): the rows are shuffled with ``seed`` and cut into
+              ``folds`` consecutive folds, the first ``E % K`` of size ``E // K + 1``,
+              the rest ``E // K``; fold ``fold`` is test, the others train (``test`` is
+              ignored). Running ``fold = 0..K-1`` with one seed tests every row once.
+  predefined  the split the dataset ships with (``Interactions.parts``; NCF's
+              ``.train.rating`` / ``.test.rating`` files): ``test`` is ignored; with
+              ``valid > 0`` and no shipped validation rows, each user's latest training
+              row is validation (users with >= 2 training rows), as in leave_last;
+              shipped validation rows are train when ``valid == 0``.
   strong      strong generalisation (Liang et al. 2018, Mult-VAE): users, not rows,
               are held out. A random fraction ``test`` of the users (with at least
               one interaction) become test users, then a fraction ``valid`` of the
               rest validation users; every row of the remaining users is train.
+              ``test`` / ``valid`` >= 1 are numbers of users instead (the paper
+              holds out 10,000 each on ml-20m: ``test=10000 valid=10000``).
               Rows of held-out users whose item has no train row are dropped (as
               in the paper's preprocessing). Of each held-out user's remaining
               ``n`` rows, ``floor((1 - fold_in) * n)`` random ones are the target
@@ -37,8 +49,12 @@ import numpy as np
 from jaxrec.config import SplitConfig
 from jaxrec.data.interactions import DataError, Interactions
 
-SPLIT_METHODS = ("random", "user_ratio", "leave_last", "temporal", "cold_item", "cold_user")
+SPLIT_METHODS = ("random", "user_ratio", "leave_last", "temporal", "cold_item", "cold_user",
+                 "kfold")
 """Methods that partition the rows: train, valid and test together are the whole table."""
+SHIPPED_SPLIT_METHODS = ("predefined",)
+"""Methods that keep the split a dataset ships with (``Interactions.parts``); they too
+partition the rows, but only data from a loader that sets ``parts`` (NCF) has one."""
 USER_SPLIT_METHODS = ("strong",)
 """Methods that hold out users: their fold-in rows are in none of train, valid and test."""
 PART_NAMES = ("train", "valid", "test", "valid_fold_in", "test_fold_in", "dropped")
@@ -87,6 +103,10 @@ def assign_parts(inter: Interactions, cfg: SplitConfig) -> np.ndarray:
         _leave_last(inter, part, cfg.valid > 0)
     elif cfg.method == "random":
         _random(rng, part, cfg.test, cfg.valid)
+    elif cfg.method == "predefined":
+        _predefined(inter, part, cfg.valid > 0)
+    elif cfg.method == "kfold":
+        _kfold(rng, part, cfg.folds, cfg.fold, cfg.valid)
     elif cfg.method == "user_ratio":
         _user_ratio(inter, rng, part, cfg.test, cfg.valid)
     else:
@@ -95,15 +115,27 @@ def assign_parts(inter: Interactions, cfg: SplitConfig) -> np.ndarray:
 
 
 def _check(cfg: SplitConfig) -> None:
-    methods = SPLIT_METHODS + USER_SPLIT_METHODS
+    methods = SPLIT_METHODS + USER_SPLIT_METHODS + SHIPPED_SPLIT_METHODS
     if cfg.method not in methods:
         raise DataError(f"split.method={cfg.method!r} is not one of {', '.join(methods)}")
     for key in ("test", "valid"):
         value = getattr(cfg, key)
+        if cfg.method == "strong" and value >= 1.0:  # strong: a number of users
+            if value != int(value):
+                raise DataError(f"split.{key}={value}: a number of held-out users must be whole")
+            continue
         if not 0.0 <= value < 1.0:
             raise DataError(f"split.{key}={value} must be in [0, 1)")
     if cfg.method == "strong" and not 0.0 <= cfg.fold_in <= 1.0:
         raise DataError(f"split.fold_in={cfg.fold_in} must be in [0, 1]")
+    if cfg.method == "kfold":
+        if cfg.folds is None or cfg.folds == 0:
+            raise DataError("split.method=kfold needs split.folds (the number of folds K >= 2)")
+        if cfg.folds < 2:
+            raise DataError(f"split.folds={cfg.folds} must be >= 2 for split.method=kfold")
+        if not 0 <= cfg.fold < cfg.folds:
+            raise DataError(f"split.fold={cfg.fold} must be in 0..{cfg.folds - 1} "
+                            f"(split.folds={cfg.folds})")
 
 
 def strong_split(inter: Interactions, cfg: SplitConfig) -> dict[str, Interactions]:
@@ -122,8 +154,12 @@ def _strong(inter: Interactions, rng: np.random.Generator, part: np.ndarray, tes
             valid: float, fold_in: float) -> None:
     active = np.flatnonzero(np.bincount(inter.users, minlength=inter.num_users))
     users = rng.permutation(active)
-    n_test = int(_round(test * len(users)))
-    n_valid = int(_round(valid * (len(users) - n_test)))
+    # >= 1: a number of users (Liang et al.: 10,000 each); < 1: a share of them
+    n_test = int(test) if test >= 1 else int(_round(test * len(users)))
+    n_valid = int(valid) if valid >= 1 else int(_round(valid * (len(users) - n_test)))
+    if n_test + n_valid > len(users):
+        raise DataError(f"{inter.name}: split.test={test:g} and split.valid={valid:g} hold out "
+                        f"{n_test + n_valid} users, but only {len(users)} have interactions")
     role = np.zeros(inter.num_users, np.int8)  # 0 train user, 1 valid user, 2 test user
     role[users[:n_test]] = 2
     role[users[n_test:n_test + n_valid]] = 1
@@ -169,6 +205,25 @@ def _random(rng: np.random.Generator, part: np.ndarray, test: float, valid: floa
     part[perm[n_test:n_test + n_valid]] = 1
 
 
+def _fold_sizes(num_rows: int, folds: int) -> np.ndarray:
+    """Sizes of K near-equal folds: the first ``num_rows % K`` get one extra row (sklearn)."""
+    sizes = np.full(folds, num_rows // folds, dtype=np.int64)
+    sizes[:num_rows % folds] += 1
+    return sizes
+
+
+def _kfold(rng: np.random.Generator, part: np.ndarray, folds: int, fold: int,
+           valid: float) -> None:
+    perm = rng.permutation(len(part))
+    stops = np.cumsum(_fold_sizes(len(part), folds))
+    start = 0 if fold == 0 else int(stops[fold - 1])
+    part[perm[start:int(stops[fold])]] = 2
+    # validation: a fraction of the training rows, from a second draw of the same stream
+    train_rows = np.flatnonzero(part == 0)
+    n_valid = int(_round(valid * len(train_rows)))
+    part[rng.permutation(train_rows)[:n_valid]] = 1
+
+
 def _rank_in_user(users: np.ndarray, order: np.ndarray, num_users: int
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Position of each row within its user's group in ``order``, and the group sizes."""
@@ -200,6 +255,24 @@ def _leave_last(inter: Interactions, part: np.ndarray, with_valid: bool) -> None
     part[(from_end == 0) & (counts[inter.users] >= 2)] = 2
     if with_valid:
         part[(from_end == 1) & (counts[inter.users] >= 3)] = 1
+
+
+def _predefined(inter: Interactions, part: np.ndarray, with_valid: bool) -> None:
+    if inter.parts is None:
+        raise DataError(f"{inter.name}: split.method=predefined needs a dataset that ships its "
+                        "split (Interactions.parts, e.g. the NCF loader); this one has none")
+    given = np.asarray(inter.parts)
+    bad = ~np.isin(given, (0, 1, 2))
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DataError(f"{inter.name}: predefined part {given[row].item()!r} of row {row} is "
+                        "not 0 (train), 1 (valid) or 2 (test)")
+    part[:] = np.where((given == 1) & (not with_valid), 0, given)
+    if with_valid and not (given == 1).any():
+        train_rows = np.flatnonzero(given == 0)
+        latest = np.zeros(len(train_rows), np.int8)
+        _leave_last(inter.select(train_rows), latest, False)  # 2 = each user's latest row
+        part[train_rows[latest == 2]] = 1
 
 
 def _temporal_cut(timestamps: np.ndarray, fraction: float) -> np.ndarray:

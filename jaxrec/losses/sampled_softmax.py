@@ -21,9 +21,10 @@ Candidates (batch kind ``sampled``, :func:`sampled_softmax_batch`):
   ``in_batch``        the batch's other positives (``q_j = B n_j / E``, n_j the
                       item's training count: the batch is drawn uniformly from the
                       E training rows);
-  ``num_negatives``   M extra items drawn uniformly from the catalogue, shared by
-                      the batch (``q_j += M / N``; mixed negative sampling, Yang
-                      et al. 2020);
+  ``num_negatives``   M extra items drawn uniformly from the negative pool (the
+                      P items with training interactions, or all N with
+                      ``trainer.negatives=all_items``), shared by the batch
+                      (``q_j += M / P``; mixed negative sampling, Yang et al. 2020);
   ``full_catalogue``  every item once (``q = 1``): the exact full softmax.
 """
 
@@ -129,11 +130,17 @@ def candidates(loss: SampledSoftmax, items_B: jax.Array, mask_B: jax.Array,
         q_N = q_N + items_B.shape[0] * counts_N / num_rows
         parts.append(items_B.astype(jnp.int32))
         valid.append(mask_B > 0)
-    if loss.num_negatives:
+    if loss.num_negatives:  # uniform over the negative pool (all items when absent)
         m = loss.num_negatives
-        parts.append(jax.random.randint(key, (m,), 0, num_items, dtype=jnp.int32))
+        pool_P = data.get("neg_pool")
+        if pool_P is None:
+            parts.append(jax.random.randint(key, (m,), 0, num_items, dtype=jnp.int32))
+            q_N = q_N + m / num_items
+        else:
+            idx = jax.random.randint(key, (m,), 0, pool_P.shape[0], dtype=jnp.int32)
+            parts.append(pool_P[idx])
+            q_N = q_N.at[pool_P].add(m / pool_P.shape[0])
         valid.append(jnp.ones((m,), bool))
-        q_N = q_N + m / num_items
     return (jnp.concatenate(parts), jnp.log(jnp.maximum(q_N, 1e-30)),
             jnp.concatenate(valid))
 

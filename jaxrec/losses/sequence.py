@@ -76,7 +76,8 @@ class SequenceBCE:
         # binary-search depth bounded by the (static) number of training rows
         steps = max(1, math.ceil(math.log2(data["indices"].shape[0] + 1)) + 1)
         neg = sample_negatives(k_neg, users_B, length * self.num_negatives, model.num_items,
-                               data["indptr"], data["indices"], steps=steps)
+                               data["indptr"], data["indices"], steps=steps,
+                               pool_P=data.get("neg_pool"))
         neg_BxLxM = neg.reshape(users_B.shape[0], length, self.num_negatives)
         pos_BxL, neg_BxLxM, valid_BxL = model.next_item_logits(users_B, neg_BxLxM, k_model,
                                                                train=True)

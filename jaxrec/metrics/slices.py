@@ -126,8 +126,8 @@ def unable_reason(model: Any, slice_name: str) -> str | None:
     if kind is None or getattr(model, f"scores_cold_{kind}", False):
         return None
     return (f"{type(model).__name__} cannot score cold {kind} (it needs a trained ID "
-            f"embedding for each of them); its {slice_name} metrics are NaN. Use a "
-            "feature model (content, hybrid, two_tower, tfidf) with data.features")
+            f"embedding for each of them); its {slice_name} metrics are NaN. Use a feature "
+            "model (content, hybrid, two_tower, deepfm, dcn_v2, tfidf) with data.features")
 
 
 def slice_evaluators(dataset, eval_cfg, *, split_cfg=None, model: Any = None

@@ -44,3 +44,12 @@ from jaxrec.models.multvae import MultVAE  # noqa: E402  (batch kind users: loss
 from jaxrec.models.sasrec import SASRec  # noqa: E402  (batch kind users: loss=sequence_bce)
 
 __all__ += ["MultVAE", "SASRec"]
+
+from jaxrec.models.svdpp import SVDpp  # noqa: E402
+
+__all__ += ["SVDpp"]
+
+from jaxrec.models.dcn_v2 import DCNv2  # noqa: E402
+from jaxrec.models.deepfm import DeepFM  # noqa: E402
+
+__all__ += ["DCNv2", "DeepFM"]

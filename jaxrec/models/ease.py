@@ -110,8 +110,16 @@ class EASE(nnx.Module):
         return jax.lax.map(score, (users, items), batch_size=1024).reshape(shape)
 
     def score_all(self, users_U: jax.Array) -> jax.Array:
-        x_UxN = self.history_UxN[...][users_U].astype(jnp.float32)
-        return x_UxN @ self.weights_NxN[...]
+        return self.score_history(self.history_UxN[...][users_U])
+
+    def score_history(self, history_UxN: jax.Array) -> jax.Array:
+        """Scores of every item from 0/1 histories ``[U, N]``: ``X_u B`` (Steck 2019).
+
+        New users (strong generalisation, `jaxrec.metrics.strong`) are scored exactly
+        as a training user is by :meth:`score_all`; ``B`` comes from the training
+        users' rows only and its zero diagonal keeps an item from recommending itself.
+        """
+        return history_UxN.astype(jnp.float32) @ self.weights_NxN[...]
 
     def l2_rows(self, users: jax.Array, items: jax.Array) -> list[jax.Array]:
         return []

@@ -113,4 +113,6 @@ class TwoTower(nnx.Module):
             rows.append(self.item_emb_NxD[...][items])
         if self.item_feats is not None:
             rows += self.item_feats.l2_rows(items)
+        if self.user_feats is not None:
+            rows += self.user_feats.l2_rows(users)
         return rows

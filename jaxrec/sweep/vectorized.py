@@ -363,7 +363,7 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
                      [float(lo.l2) for lo in losses[i:i + size]]) for i in range(0, K, size)]
     del states
     positions = {m.index: (c, pos) for c in chunks for pos, m in enumerate(c.members)}
-    data = _device_data(train)
+    data = _device_data(train, trainer.negatives)
     shared_order = len({m.seed for m in members}) == 1
     train_step = make_train_step(graphdef, loss, tx0, num_items=train.num_items,
                                  search_steps=num_search_steps(train.csr()[0]))

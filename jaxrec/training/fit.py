@@ -20,7 +20,7 @@ from jaxrec.config import EvalConfig, TrainerConfig
 from jaxrec.data.pipeline import Dataset
 from jaxrec.metrics.evaluator import make_evaluators
 from jaxrec.training.checkpoint import save_params
-from jaxrec.training.sampling import num_search_steps
+from jaxrec.training.sampling import negative_pool, num_search_steps
 from jaxrec.training.step import (
     epoch_order,
     init_state,
@@ -113,12 +113,24 @@ def evaluate(evaluators, graphdef, state) -> dict[str, float]:
     return out
 
 
-def _device_data(train) -> dict[str, jax.Array]:
+def _device_data(train, negatives: str = "train_items") -> dict[str, jax.Array]:
     indptr, indices = train.csr()
     return {"users": jnp.asarray(train.users, jnp.int32),
             "items": jnp.asarray(train.items, jnp.int32),
             "ratings": jnp.asarray(train.ratings, jnp.float32),
-            "indptr": jnp.asarray(indptr, jnp.int32), "indices": jnp.asarray(indices, jnp.int32)}
+            "indptr": jnp.asarray(indptr, jnp.int32), "indices": jnp.asarray(indices, jnp.int32),
+            "neg_pool": jnp.asarray(negative_pool(train.items, train.num_items, negatives))}
+
+
+def check_negatives(train, negatives: str) -> None:
+    """Every user must have an unseen item in the negative pool (host check, before compiling)."""
+    pool = negative_pool(train.items, train.num_items, negatives)
+    counts = np.bincount(train.users, minlength=train.num_users)
+    if counts.max() >= len(pool):
+        user = int(np.argmax(counts))
+        raise ValueError(f"data: user {train.user_ids[user]!r} has interacted with every item "
+                         f"of the negative pool (trainer.negatives={negatives}, {len(pool)} items);"
+                         " no negatives can be sampled")
 
 
 def fit(*, model: nnx.Module, loss, tx, dataset: Dataset, trainer: TrainerConfig,
@@ -153,12 +165,8 @@ def fit(*, model: nnx.Module, loss, tx, dataset: Dataset, trainer: TrainerConfig
             raise ValueError(f"trainer.monitor: {monitor!r} is not computed{hint}; available: "
                              f"{', '.join(available)}")
     train = dataset.train
-    if loss.kind == "negatives":
-        counts = np.bincount(train.users, minlength=train.num_users)
-        if counts.max() >= train.num_items:
-            user = int(np.argmax(counts))
-            raise ValueError(f"data: user {train.user_ids[user]!r} has interacted with every item;"
-                             " no negatives can be sampled")
+    if loss.kind == "negatives" or getattr(loss, "num_negatives", 0):
+        check_negatives(train, trainer.negatives)
 
     # evaluators check their inputs on the host: bad input fails before any compile
     if evaluators is not None:
@@ -184,7 +192,7 @@ def fit(*, model: nnx.Module, loss, tx, dataset: Dataset, trainer: TrainerConfig
     if solver:
         tx = optax.identity()  # no optimiser state next to closed-form parameters
     graphdef, state = init_state(model, tx)
-    data = _device_data(train)
+    data = _device_data(train, trainer.negatives)
     num_rows = len(train)
     if users_kind:  # an epoch shuffles the training users, not the interactions
         data = users_kind_data(data, train.csr()[0])

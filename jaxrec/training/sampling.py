@@ -43,12 +43,16 @@ def is_seen(users_B: jax.Array, cand_BxM: jax.Array, indptr: jax.Array, indices:
 
 def sample_negatives(key: jax.Array, users_B: jax.Array, num_negatives: int, num_items: int,
                      indptr: jax.Array, indices: jax.Array, *, steps: int,
-                     max_rounds: int = 64) -> jax.Array:
+                     pool_P: jax.Array | None = None, max_rounds: int = 64) -> jax.Array:
     """Draw ``num_negatives`` items per user uniformly from the items the user has not seen.
 
     Rejection sampling: redraw the candidates that hit a training item until none
     do (bounded by ``max_rounds``; every user must have at least one unseen item,
     which the trainer checks on the host).
+
+    Args:
+      pool_P: the candidate items (int32 ``[P]``, see :func:`negative_pool`); None:
+        all ``num_items`` items.
 
     Returns:
       int32 ``[B, M]`` negative item indices.
@@ -56,7 +60,9 @@ def sample_negatives(key: jax.Array, users_B: jax.Array, num_negatives: int, num
     shape = (users_B.shape[0], num_negatives)
 
     def draw(k):
-        return jax.random.randint(k, shape, 0, num_items, dtype=jnp.int32)
+        if pool_P is None:
+            return jax.random.randint(k, shape, 0, num_items, dtype=jnp.int32)
+        return pool_P[jax.random.randint(k, shape, 0, pool_P.shape[0], dtype=jnp.int32)]
 
     def cond(carry):
         _, _, seen, rounds = carry
@@ -73,3 +79,24 @@ def sample_negatives(key: jax.Array, users_B: jax.Array, num_negatives: int, num
     seen = is_seen(users_B, cand, indptr, indices, steps=steps)
     _, cand, _, _ = jax.lax.while_loop(cond, body, (key, cand, seen, jnp.int32(0)))
     return cand
+
+
+NEGATIVE_POOLS = ("train_items", "all_items")
+
+
+def negative_pool(train_items: np.ndarray, num_items: int, which: str = "train_items"
+                  ) -> np.ndarray:
+    """The items negatives are drawn from: int32 ``[P]``, sorted.
+
+    ``train_items``: the items with at least one training interaction. On an
+    item cold-start split the held-out items have none, so they are never
+    pushed down as negatives during training (which would leak the split: a
+    model would learn that the test items are the ones it never sees as
+    positives). ``all_items``: the whole catalogue (RecBole's convention).
+    """
+    if which == "all_items":
+        return np.arange(num_items, dtype=np.int32)
+    if which != "train_items":
+        raise ValueError(f"trainer.negatives: must be one of {', '.join(NEGATIVE_POOLS)}, "
+                         f"got {which!r}")
+    return np.flatnonzero(np.bincount(train_items, minlength=num_items) > 0).astype(np.int32)

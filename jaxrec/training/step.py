@@ -35,7 +35,9 @@ def make_train_step(graphdef, loss, tx: optax.GradientTransformation, *, num_ite
 
     ``batch`` holds ``users_B``, ``items_B``, ``ratings_B`` and ``mask_B`` (0 for
     padding); ``data`` holds the CSR of training items (``indptr``, ``indices``)
-    the negative sampler rejects (and optionally ``loss_l2``, a scalar L2 weight
+    the negative sampler rejects, ``neg_pool`` (the items it draws from, see
+    `jaxrec.training.sampling.negative_pool`; absent: all items) and optionally
+    ``loss_l2``, a scalar L2 weight
     used instead of ``loss.l2``). ``loss.kind`` chooses the batch kind:
     ``rating`` (pointwise on observed ratings) or ``negatives`` (each positive
     against ``loss.num_negatives`` uniformly sampled unseen items), or ``users``:
@@ -52,7 +54,8 @@ def make_train_step(graphdef, loss, tx: optax.GradientTransformation, *, num_ite
             touched = items
         elif loss.kind == "negatives":
             neg_BxM = sample_negatives(key, users, loss.num_negatives, num_items,
-                                       data["indptr"], data["indices"], steps=search_steps)
+                                       data["indptr"], data["indices"], steps=search_steps,
+                                       pool_P=data.get("neg_pool"))
             value = loss(model(users, items), model(users[:, None], neg_BxM), mask_B=mask)
             touched = jnp.concatenate([items[:, None], neg_BxM], axis=1)
         elif loss.kind == "sampled":  # softmax over shared candidates (losses/sampled_softmax)

@@ -24,3 +24,10 @@ def test_mf_is_reported_unable_not_crashing(data_dir, tmp_path):
     assert math.isnan(res["metrics"]["test/cold_item/ndcg@10"])
     assert any("MF cannot score cold items" in n for n in res["notes"])
     assert math.isfinite(res["metrics"]["test/ndcg@10"])
+
+
+def test_tfidf_beats_popularity_on_cold_items(data_dir, tmp_path):
+    res = run_train(["experiment=tfidf_cold_item", f"paths.data_dir={data_dir}", *QUIET],
+                    tmp_path)
+    assert res["metrics"]["test/cold_item/ndcg@10"] > 1.5 * POPULARITY_COLD_NDCG  # 0.147
+    assert res["metrics"]["test/cold_item/recall@20"] > 2 * 0.035  # 0.098 (popularity 0.035)

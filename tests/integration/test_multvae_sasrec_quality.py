@@ -24,8 +24,9 @@ def test_multvae_beats_popularity(data_dir, tmp_path):
 
 
 def test_sasrec_beats_popularity_on_leave_last(data_dir, tmp_path):
-    res = run_train(["experiment=sasrec_ml-latest-small", "trainer.epochs=25",
-                     "trainer.eval_every=25", "model.max_len=50", "optim.lr=0.005",
+    # 40 epochs: hit@10 0.053 / 0.056 with seeds 0 / 1 (25 epochs: 0.041-0.051, too close)
+    res = run_train(["experiment=sasrec_ml-latest-small", "trainer.epochs=40",
+                     "trainer.eval_every=40", "model.max_len=50", "optim.lr=0.005",
                      *COMMON], tmp_path)
     m = res["metrics"]
     assert res["data"]["test"] == 610  # leave-last: one test row per user

@@ -112,3 +112,32 @@ def test_measure_on_synthetic_data(bench, tmp_path):
                 "peak_rss_mb"):
         assert result[key] > 0
     assert bench.format_table([(bench.CONFIGS[0], bench.summarise([result]))]).count("\n") == 2
+
+
+def test_bench_content_tables_per_split():
+    spec = importlib.util.spec_from_file_location("bench_content", SCRIPT.parent /
+                                                  "bench_content.py")
+    content = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(content)
+    assert content.preset("mf", "warm") == "mf_bpr_ml-latest-small"
+    assert content.preset("hybrid", "cold_item") == "hybrid_cold_item"
+    for name in content.MODELS:  # every listed model has a preset for every split
+        for split in content.SPLITS:
+            assert (SCRIPT.parents[1] / "configs" / "experiment" /
+                    f"{content.preset(name, split)}.yaml").exists(), (name, split)
+    row = {"sec_epoch": 1.5, "epochs": 3, "best": 2, "notes": []}
+    rows = [{**row, "name": "mf", "split": "cold_item", "cold_ndcg": float("nan"),
+             "cold_recall": float("nan"), "ndcg": 0.2, "recall": 0.1,
+             "notes": ["MF cannot score cold items"]},
+            {**row, "name": "hybrid", "split": "warm", "cold_ndcg": None, "cold_recall": None,
+             "ndcg": 0.25, "recall": 0.2},
+            {"name": "tfidf", "split": "warm", "error": "ValueError: boom"}]
+    text = content.section(rows)
+    assert "### Item cold start" in text and "### Warm split" in text
+    assert "| mf | unable | unable | 0.200 | 0.100 | 1.5 | 3 (2) |" in text
+    assert ("| hybrid | 0.250 | 0.200 | 1.5 | 3 (2) | `jaxrec train experiment=hybrid_warm` |"
+            in text)
+    assert "| tfidf | error: ValueError: boom | | | | | `jaxrec train experiment=tfidf_warm` |" \
+        in text
+    assert "Note: MF cannot score cold items" in text
+    assert text.startswith(content.MARK_START) and text.endswith(content.MARK_END)

@@ -53,7 +53,10 @@ def compose_train(*overrides: str, output_dir: str | os.PathLike = "/tmp/jaxrec-
 
 
 def typed(cfg, node, schema):
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), cfg[node]))
+    # resolved against the whole config first, as jaxrec.train.typed does (a section may
+    # interpolate another: eval.negatives_file: ${paths.data_dir}/...)
+    section = OmegaConf.to_container(cfg[node], resolve=True)
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), section))
 
 
 def test_config_dir_is_the_repository_or_packaged_one():

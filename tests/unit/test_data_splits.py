@@ -40,7 +40,8 @@ tables = st.builds(random_table, seed=st.integers(0, 2**16), num_rows=st.integer
                    num_times=st.integers(1, 40))
 configs = st.builds(SplitConfig, method=st.sampled_from(SPLIT_METHODS),
                     test=st.sampled_from([0.0, 0.1, 0.2, 0.5, 0.9]),
-                    valid=st.sampled_from([0.0, 0.1, 0.3]), seed=st.integers(0, 3))
+                    valid=st.sampled_from([0.0, 0.1, 0.3]), seed=st.integers(0, 3),
+                    folds=st.integers(2, 5), fold=st.integers(0, 1))  # kfold; others ignore
 
 
 @settings(max_examples=150, deadline=None)
@@ -155,3 +156,64 @@ def test_bad_split_options():
                              user_ids=np.arange(1), item_ids=np.arange(4))
     with pytest.raises(DataError, match="left no training interactions"):
         split(same_time, SplitConfig("temporal", test=0.2))
+
+
+# --- kfold: K-fold cross-validation over interactions ---------------------------------------
+
+
+def _kfold_parts(inter, folds, *, seed=0, valid=0.0):
+    return [assign_parts(inter, SplitConfig("kfold", valid=valid, seed=seed, folds=folds,
+                                            fold=k)) for k in range(folds)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(inter=tables, folds=st.integers(2, 7), seed=st.integers(0, 3))
+def test_kfold_tests_every_row_exactly_once_in_near_equal_folds(inter, folds, seed):
+    parts = np.stack(_kfold_parts(inter, folds, seed=seed))  # [K, E]
+    is_test = parts == 2
+    np.testing.assert_array_equal(is_test.sum(0), np.ones(len(inter)))  # one fold per row
+    sizes = is_test.sum(1)
+    assert sizes.sum() == len(inter) and sizes.max() - sizes.min() <= 1
+    # sklearn / Surprise KFold: the first E % K folds carry the extra row
+    expected = [len(inter) // folds + (k < len(inter) % folds) for k in range(folds)]
+    assert sizes.tolist() == expected
+    assert ((parts == 0) | is_test).all()  # valid=0: everything else is train
+
+
+def test_kfold_matches_surprise_kfold_on_the_same_permutation():
+    inter = make_synthetic(num_users=20, num_items=30, interactions_per_user=7)  # 140 rows
+    folds, seed = 3, 5
+    perm = np.random.default_rng(seed).permutation(len(inter))  # the split's first draw
+    stop = 0
+    for k in range(folds):  # surprise.model_selection.KFold.split, transcribed
+        start, stop = stop, stop + len(perm) // folds + (k < len(perm) % folds)
+        part = assign_parts(inter, SplitConfig("kfold", seed=seed, folds=folds, fold=k))
+        np.testing.assert_array_equal(np.flatnonzero(part == 2), np.sort(perm[start:stop]))
+
+
+def test_kfold_is_deterministic_per_seed_and_carves_validation_from_train():
+    inter = make_synthetic(num_users=40, num_items=60, interactions_per_user=10)  # 400 rows
+    a, b = _kfold_parts(inter, 5, seed=1, valid=0.1), _kfold_parts(inter, 5, seed=1, valid=0.1)
+    c = _kfold_parts(inter, 5, seed=2, valid=0.1)
+    for pa, pb, pc in zip(a, b, c, strict=True):
+        np.testing.assert_array_equal(pa, pb)
+        assert (pa != pc).any()
+    no_valid = _kfold_parts(inter, 5, seed=1)
+    for with_valid, plain in zip(a, no_valid, strict=True):
+        np.testing.assert_array_equal(with_valid == 2, plain == 2)  # same test fold
+        assert (with_valid == 1).sum() == round_half_up(0.1 * 320)  # 10% of the train rows
+        assert (plain[with_valid == 1] == 0).all()
+    train, valid, test = split(inter, SplitConfig("kfold", valid=0.1, seed=1, folds=5, fold=3))
+    assert (len(train), len(valid), len(test)) == (288, 32, 80)
+
+
+@pytest.mark.parametrize(("folds", "fold", "match"), [
+    (0, 0, "split.method=kfold needs split.folds"),
+    (1, 0, "split.folds=1 must be >= 2"),
+    (5, 5, r"split.fold=5 must be in 0..4 \(split.folds=5\)"),
+    (5, -1, r"split.fold=-1 must be in 0..4"),
+])
+def test_kfold_bad_options(folds, fold, match):
+    inter = make_synthetic(num_users=5, num_items=10, interactions_per_user=3)
+    with pytest.raises(DataError, match=match):
+        split(inter, SplitConfig("kfold", folds=folds, fold=fold))

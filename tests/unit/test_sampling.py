@@ -1,8 +1,10 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
+import pytest
 
-from jaxrec.training.sampling import is_seen, num_search_steps, sample_negatives
+from jaxrec.training.sampling import is_seen, negative_pool, num_search_steps, sample_negatives
 
 
 def _csr(num_users, num_items, rng, density=0.5):
@@ -49,3 +51,77 @@ def test_user_with_no_training_items_samples_anything():
     neg = np.asarray(neg)
     assert set(np.unique(neg[0])) == {0, 1, 2, 3}
     assert set(np.unique(neg[1])) == {2, 3}
+
+
+def test_negative_pool_keeps_items_with_training_interactions():
+    train_items = np.array([4, 1, 1, 6], np.int32)
+    np.testing.assert_array_equal(negative_pool(train_items, 8), [1, 4, 6])
+    np.testing.assert_array_equal(negative_pool(train_items, 8, "all_items"), np.arange(8))
+    with pytest.raises(ValueError, match=r"trainer.negatives: .*'cold'"):
+        negative_pool(train_items, 8, "cold")
+
+
+def test_negatives_come_only_from_the_pool_uniformly():
+    # items 5..9 are "cold" (no training rows): with the pool they are never drawn
+    rng = np.random.default_rng(2)
+    seen, indptr, indices = _csr(6, 10, rng, density=0.3)
+    seen[:, 5:] = False
+    indptr = np.concatenate([[0], np.cumsum(seen.sum(1))]).astype(np.int32)
+    indices = np.concatenate([np.flatnonzero(row) for row in seen]).astype(np.int32)
+    seen[:, 4] = False  # item 4 is unseen by everyone (pool edge case below)
+    indptr = np.concatenate([[0], np.cumsum(seen.sum(1))]).astype(np.int32)
+    indices = np.concatenate([np.flatnonzero(row) for row in seen]).astype(np.int32)
+    pool = jnp.arange(5, dtype=jnp.int32)
+    neg = np.asarray(sample_negatives(jax.random.key(5), jnp.arange(6, dtype=jnp.int32), 400, 10,
+                                      jnp.asarray(indptr), jnp.asarray(indices),
+                                      steps=num_search_steps(indptr), pool_P=pool))
+    assert neg.max() < 5 and not seen[np.arange(6)[:, None], neg].any()
+    for u in range(6):
+        unseen = np.flatnonzero(~seen[u, :5])
+        assert set(np.unique(neg[u])) == set(unseen)
+        counts = np.bincount(neg[u], minlength=5)[unseen]
+        expected = 400 / len(unseen)
+        assert np.sum((counts - expected) ** 2 / expected) < 3 * len(unseen) + 30
+
+
+def test_sampled_softmax_uniform_negatives_use_the_pool():
+    from jaxrec.losses.sampled_softmax import SampledSoftmax, candidates
+
+    loss = SampledSoftmax(in_batch=False, num_negatives=200)
+    data = {"items": jnp.array([0, 2, 2]), "neg_pool": jnp.array([0, 2, 3], jnp.int32)}
+    cand, log_q, valid = candidates(loss, jnp.array([0, 2]), jnp.ones(2), data,
+                                    jax.random.key(1), 5)
+    assert set(np.unique(np.asarray(cand))) == {0, 2, 3} and bool(valid.all())
+    q = np.exp(np.asarray(log_q))
+    np.testing.assert_allclose(q[[0, 2, 3]], 200 / 3, rtol=1e-6)  # M / P on the pool
+    assert q[1] < 1e-20 and q[4] < 1e-20
+
+
+@pytest.mark.parametrize("pool", ["train_items", "all_items"])
+def test_fit_never_trains_cold_items_as_negatives(tmp_path, pool):
+    """bpr on an item cold-start split: the held-out items' embeddings keep their init
+    (with ``trainer.negatives=all_items`` they are pushed down as negatives)."""
+    from jaxrec.config import EvalConfig, TrainerConfig
+    from jaxrec.logging.writers import MultiWriter
+    from jaxrec.train import build, typed
+    from jaxrec.training.fit import fit
+    from tests.helpers import compose_train
+
+    cfg = compose_train(["data=synthetic", "data.split.method=cold_item", "data.split.test=0.3",
+                         "data.split.valid=0.0", "data.preprocess.implicit=true", "model=mf",
+                         "model.dim=4", "loss=bpr", "loss.l2=0.0", "trainer.epochs=2",
+                         f"trainer.negatives={pool}"], tmp_path)
+    dataset, model, loss = build(cfg)
+    init = np.asarray(model.item_emb_NxD[...]).copy()
+    cold = np.flatnonzero(np.bincount(dataset.train.items, minlength=dataset.info.num_items) == 0)
+    assert len(cold) > 0
+    result = fit(model=model, loss=loss, tx=optax.adam(0.05), dataset=dataset,
+                 trainer=typed(cfg, "trainer", TrainerConfig),
+                 eval_cfg=typed(cfg, "eval", EvalConfig), writer=MultiWriter([]), seed=0)
+    emb = np.asarray(result.params[0]["item_emb_NxD"][...])
+    warm = np.setdiff1d(np.arange(len(init)), cold)
+    assert not np.allclose(emb[warm], init[warm])
+    if pool == "train_items":
+        np.testing.assert_array_equal(emb[cold], init[cold])
+    else:
+        assert not np.allclose(emb[cold], init[cold])
