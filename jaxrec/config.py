@@ -75,8 +75,9 @@ class TrainerConfig:
     mode: str = "auto"  # min | max | auto (from the metric name)
     progress: bool = True  # progress bar (quiet when stderr is not a terminal)
     save_checkpoint: bool = True
-    negatives: str = "train_items"  # pool sampled negatives come from: train_items (items with
-    #   training interactions: held-out cold items are never negatives) | all_items
+    negatives: str = "auto"  # pool sampled negatives come from: train_items (items with
+    #   training interactions: held-out cold items are never negatives) | all_items | auto
+    #   (train_items on a cold_item split, else all_items)
 
 
 @dataclasses.dataclass

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 import time
@@ -30,8 +31,6 @@ def typed(cfg: DictConfig, node: str, schema):
     Interpolations are resolved against the whole config first, so a section may
     name other sections (``eval.negatives_file: ${paths.data_dir}/...``).
     """
-    import dataclasses
-
     names = [f.name for f in dataclasses.fields(schema)]
     unknown = sorted(set(cfg[node]) - set(names))
     if unknown:
@@ -128,6 +127,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     from jaxrec.metrics.protocols import build_evaluators, check_protocol, describe, split_config
     from jaxrec.training.fit import fit, resolve_monitor
     from jaxrec.training.optimizer import make_optimizer
+    from jaxrec.training.sampling import resolve_negatives
 
     t_start = time.perf_counter()
     run_dir = Path(cfg.paths.output_dir)
@@ -147,6 +147,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     dataset, model, loss = build(cfg)
     split_cfg = split_config(cfg.data)
     check_protocol(eval_cfg, split_cfg, model)  # before anything is compiled
+    trainer = dataclasses.replace(
+        trainer, negatives=resolve_negatives(trainer.negatives, split_cfg.method))
     evaluators = build_evaluators(dataset, eval_cfg, seed=cfg.seed, split_cfg=split_cfg,
                                   run_dir=run_dir)
     from jaxrec.metrics.slices import add_slices  # cold / warm / activity slices

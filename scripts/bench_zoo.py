@@ -171,7 +171,10 @@ def ensure_peer_venv(venv: Path, log=print) -> tuple[Path | None, str]:
 def run_peer(python: Path, split: Path, *, factors: int, iterations: int) -> list[dict]:
     cmd = [str(python), str(Path(__file__).resolve()), "--peer-split", str(split),
            "--peer-factors", str(factors), "--peer-iterations", str(iterations)]
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # implicit asks
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",  # implicit asks
+           # the peer venv has no jaxrec: this script's jaxrec.benchmarks import (stdlib
+           # only) comes from the repository
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env)
     return _parse_result(proc, "implicit ALS")["peers"]
 

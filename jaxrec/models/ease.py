@@ -10,9 +10,10 @@ scores are ``X_u B``.
 
 Memory: the model holds ``B`` (``N x N`` float32, 378 MB for the 9,724 items
 of ml-latest-small, 55 MB for ml-1m) and the training history ``X`` (``U x N``
-bool, 6 MB for ml-latest-small, 22 MB for ml-1m); fitting needs about three
-more ``N x N`` float32 buffers. Catalogues beyond ~30k items (ml-20m: 27k,
-3 GB per ``N x N``) need an accelerator with room for them.
+bool, 6 MB for ml-latest-small, 22 MB for ml-1m, 2.8 GB for ml-20m); fitting
+needs about three more ``N x N`` float32 buffers (ml-20m after Liang et al.'s
+filtering: 20.7k items, 1.7 GB each) and, with more users than items, blocks of
+``user_block`` float rows instead of a float copy of ``X``.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from flax import nnx
 from jaxrec.types import DataInfo
 
 
-def ease_weights(x_UxN: jax.Array, l2: float) -> jax.Array:
+def ease_weights(x_UxN: jax.Array, l2: float, user_block: int = 4096) -> jax.Array:
     """The EASE weights ``B = I - P diag(1 / diag P)``, ``P = (X^T X + l2 I)^-1``.
 
     Args:
-      x_UxN: float interaction matrix (binary for EASE).
+      x_UxN: interaction matrix (binary for EASE; bool or float).
       l2: the ridge penalty ``lambda`` (> 0).
+      user_block: users per block when accumulating ``X^T X`` (the ``U >= N`` path).
 
     Returns:
       ``B_NxN`` with a zero diagonal.
@@ -38,28 +40,57 @@ def ease_weights(x_UxN: jax.Array, l2: float) -> jax.Array:
     When there are fewer users than items (``U < N``), ``P`` comes from the
     Woodbury identity ``P = (I - X^T (l2 I_U + X X^T)^-1 X) / l2``: a ``U x U``
     Cholesky factorisation and ``O(U N^2)`` products instead of an ``N x N``
-    factorisation (``O(N^3)``); otherwise from the Cholesky factor of the
-    ``N x N`` Gram matrix.
+    factorisation (``O(N^3)``). Otherwise from the Cholesky factor of the
+    ``N x N`` Gram matrix, accumulated over blocks of ``user_block`` users so
+    no float copy of ``X`` is ever made (ml-20m: 11 GB as float32).
     """
-    return _solve(x_UxN, l2)[0]
+    return _solve(x_UxN, l2, user_block)[0]
 
 
-def _solve(x_UxN: jax.Array, l2: float) -> tuple[jax.Array, jax.Array]:
-    """``(B_NxN, R_UxN)``: the weights and the residual ``X - X B = X P diag(1 / diag P)``."""
+def _user_blocks(x_UxN: jax.Array, user_block: int, fn, init):
+    """``fold(fn, init)`` over float32 blocks ``[user_block, N]`` of the rows of ``x_UxN``.
+
+    The last block is shifted back to end at row U and its rows already seen are
+    zeroed, so every row counts once and all blocks have one static shape.
+    """
+    num_users = x_UxN.shape[0]
+    block = min(user_block, num_users)
+
+    def body(k, acc):
+        start = jnp.minimum(k * block, num_users - block)
+        rows = jax.lax.dynamic_slice_in_dim(x_UxN, start, block).astype(jnp.float32)
+        fresh = (start + jnp.arange(block)) >= k * block
+        return fn(acc, rows * fresh[:, None])
+
+    return jax.lax.fori_loop(0, -(-num_users // block), body, init)
+
+
+def _solve(x_UxN: jax.Array, l2: float, user_block: int = 4096) -> tuple[jax.Array, jax.Array]:
+    """``(B_NxN, ||X - X B||^2)``; the residual is ``X - X B = X P diag(1 / diag P)``."""
     num_users, num_items = x_UxN.shape
     hi = jax.lax.Precision.HIGHEST
     if num_users < num_items:
+        x_UxN = x_UxN.astype(jnp.float32)
         k_UxU = jnp.matmul(x_UxN, x_UxN.T, precision=hi) + l2 * jnp.eye(num_users)
         xp_UxN = jsl.cho_solve(jsl.cho_factor(k_UxU), x_UxN)  # X P = K^-1 X (Woodbury)
         p_NxN = (jnp.eye(num_items) - jnp.matmul(x_UxN.T, xp_UxN, precision=hi)) / l2
+        inv_diag_N = 1.0 / jnp.diag(p_NxN)
+        residual = jnp.sum((xp_UxN * inv_diag_N[None, :]) ** 2)
     else:
-        g_NxN = jnp.matmul(x_UxN.T, x_UxN, precision=hi) + l2 * jnp.eye(num_items)
+        g_NxN = _user_blocks(x_UxN, user_block,
+                             lambda g, x: g + jnp.matmul(x.T, x, precision=hi),
+                             l2 * jnp.eye(num_items, dtype=jnp.float32))
         p_NxN = jsl.cho_solve(jsl.cho_factor(g_NxN), jnp.eye(num_items))
-        xp_UxN = jnp.matmul(x_UxN, p_NxN, precision=hi)
-    inv_diag_N = 1.0 / jnp.diag(p_NxN)
+        inv_diag_N = 1.0 / jnp.diag(p_NxN)
+
+        def add_residual(r, x):  # ||X_b P diag(1 / diag P)||^2 of one block
+            res = jnp.matmul(x, p_NxN, precision=hi) * inv_diag_N[None, :]
+            return r + jnp.sum(res * res)
+
+        residual = _user_blocks(x_UxN, user_block, add_residual, jnp.zeros((), jnp.float32))
     b_NxN = -p_NxN * inv_diag_N[None, :]
     b_NxN = b_NxN.at[jnp.diag_indices(num_items)].set(0.0)  # I - P / diag(P): zero diagonal
-    return b_NxN, xp_UxN * inv_diag_N[None, :]
+    return b_NxN, residual
 
 
 class EASE(nnx.Module):
@@ -69,17 +100,23 @@ class EASE(nnx.Module):
       info: dataset summary (vocabulary sizes).
       l2: the ridge penalty ``lambda`` on ``B`` (Steck: a few hundred for
         MovieLens-sized data; ml-latest-small's validation split prefers 200).
+      user_block: users per block when summing ``X^T X`` and the residual with more
+        users than items (bounds the float32 rows materialised at once).
       rngs: unused (the model is deterministic); kept for the common signature.
 
     Before the solve every score is 0. Interactions are binarised: a rating's
     value is ignored, as in the paper.
     """
 
-    def __init__(self, info: DataInfo, *, l2: float = 500.0, rngs: nnx.Rngs):
+    def __init__(self, info: DataInfo, *, l2: float = 500.0, user_block: int = 4096,
+                 rngs: nnx.Rngs):
         del rngs
         if not l2 > 0:
             raise ValueError(f"model.l2: must be > 0, got {l2}")
+        if not (isinstance(user_block, int) and user_block >= 1):
+            raise ValueError(f"model.user_block: must be an integer >= 1, got {user_block!r}")
         self.l2 = float(l2)
+        self.user_block = user_block
         self.weights_NxN = nnx.Param(jnp.zeros((info.num_items, info.num_items), jnp.float32))
         self.history_UxN = nnx.Param(jnp.zeros((info.num_users, info.num_items), jnp.bool_))
 
@@ -90,11 +127,10 @@ class EASE(nnx.Module):
         """
         del key
         history = jnp.zeros_like(self.history_UxN[...]).at[data["users"], data["items"]].set(True)
-        x_UxN = history.astype(jnp.float32)
-        b_NxN, residual_UxN = _solve(x_UxN, self.l2)
+        b_NxN, residual = _solve(history, self.l2, self.user_block)
         self.history_UxN[...] = history
         self.weights_NxN[...] = b_NxN
-        objective = jnp.sum(residual_UxN * residual_UxN) + self.l2 * jnp.sum(b_NxN * b_NxN)
+        objective = residual + self.l2 * jnp.sum(b_NxN * b_NxN)
         return objective / data["users"].shape[0]
 
     def __call__(self, users: jax.Array, items: jax.Array) -> jax.Array:

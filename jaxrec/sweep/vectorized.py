@@ -302,7 +302,7 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
         resolve_monitor,
     )
     from jaxrec.training.optimizer import make_optimizer, validate_optim
-    from jaxrec.training.sampling import num_search_steps
+    from jaxrec.training.sampling import num_search_steps, resolve_negatives
     from jaxrec.training.step import epoch_order, init_state, make_train_step
 
     t_start = time.perf_counter()
@@ -363,7 +363,8 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
                      [float(lo.l2) for lo in losses[i:i + size]]) for i in range(0, K, size)]
     del states
     positions = {m.index: (c, pos) for c in chunks for pos, m in enumerate(c.members)}
-    data = _device_data(train, trainer.negatives)
+    data = _device_data(train, resolve_negatives(trainer.negatives,
+                                                 str(cfg0.data.split.get("method", "random"))))
     shared_order = len({m.seed for m in members}) == 1
     train_step = make_train_step(graphdef, loss, tx0, num_items=train.num_items,
                                  search_steps=num_search_steps(train.csr()[0]))

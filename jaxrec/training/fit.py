@@ -113,7 +113,7 @@ def evaluate(evaluators, graphdef, state) -> dict[str, float]:
     return out
 
 
-def _device_data(train, negatives: str = "train_items") -> dict[str, jax.Array]:
+def _device_data(train, negatives: str = "all_items") -> dict[str, jax.Array]:
     indptr, indices = train.csr()
     return {"users": jnp.asarray(train.users, jnp.int32),
             "items": jnp.asarray(train.items, jnp.int32),

@@ -81,22 +81,37 @@ def sample_negatives(key: jax.Array, users_B: jax.Array, num_negatives: int, num
     return cand
 
 
-NEGATIVE_POOLS = ("train_items", "all_items")
+NEGATIVE_POOLS = ("auto", "train_items", "all_items")
 
 
-def negative_pool(train_items: np.ndarray, num_items: int, which: str = "train_items"
+def resolve_negatives(which: str, split_method: str | None) -> str:
+    """``trainer.negatives=auto``: ``train_items`` on an item cold-start split, else
+    ``all_items``."""
+    if which not in NEGATIVE_POOLS:
+        raise ValueError(f"trainer.negatives: must be one of {', '.join(NEGATIVE_POOLS)}, "
+                         f"got {which!r}")
+    if which != "auto":
+        return which
+    return "train_items" if split_method == "cold_item" else "all_items"
+
+
+def negative_pool(train_items: np.ndarray, num_items: int, which: str = "all_items"
                   ) -> np.ndarray:
     """The items negatives are drawn from: int32 ``[P]``, sorted.
 
     ``train_items``: the items with at least one training interaction. On an
     item cold-start split the held-out items have none, so they are never
-    pushed down as negatives during training (which would leak the split: a
-    model would learn that the test items are the ones it never sees as
-    positives). ``all_items``: the whole catalogue (RecBole's convention).
+    pushed down as negatives during training (which would leak the split into
+    their feature embeddings: the model would learn that the test items are the
+    ones it never sees as positives). ``all_items``: the whole catalogue
+    (RecBole's convention); on warm splits it is the better choice for full
+    ranking, since items without training rows are pushed below the trained ones
+    instead of keeping their random initial scores (GMF on ml-latest-small:
+    test NDCG@10 0.288 with all items, 0.250 with train items). ``auto`` (see
+    :func:`resolve_negatives`, resolved by ``jaxrec.train.run``) means
+    ``all_items`` here.
     """
+    which = resolve_negatives(which, None)
     if which == "all_items":
         return np.arange(num_items, dtype=np.int32)
-    if which != "train_items":
-        raise ValueError(f"trainer.negatives: must be one of {', '.join(NEGATIVE_POOLS)}, "
-                         f"got {which!r}")
     return np.flatnonzero(np.bincount(train_items, minlength=num_items) > 0).astype(np.int32)

@@ -46,18 +46,19 @@ def _numpy_ease(x, l2):
 
 # ---------------------------------------------------------------- EASE
 
-@pytest.mark.parametrize("shape", [(7, 15), (15, 7)])  # Woodbury (U < N) and Gram (U >= N)
-def test_ease_weights_match_numpy_closed_form(shape):
+# Woodbury (U < N), Gram (U >= N) in one block and in blocks of 4 (the last one partial)
+@pytest.mark.parametrize(("shape", "block"), [((7, 15), 4096), ((15, 7), 4096), ((15, 7), 4)])
+def test_ease_weights_match_numpy_closed_form(shape, block):
     x, _ = _data(*shape, density=0.3)
-    b = ease_weights(jnp.asarray(x, jnp.float32), 2.0)
+    b = ease_weights(jnp.asarray(x, jnp.float32), 2.0, user_block=block)
     np.testing.assert_allclose(b, _numpy_ease(x, 2.0), rtol=1e-4, atol=1e-5)
     assert np.all(np.diag(b) == 0)
 
 
-@pytest.mark.parametrize("shape", [(7, 15), (15, 7)])
-def test_ease_solve_scores_and_objective(shape):
+@pytest.mark.parametrize(("shape", "block"), [((7, 15), 4096), ((15, 7), 4096), ((15, 7), 4)])
+def test_ease_solve_scores_and_objective(shape, block):
     x, data = _data(*shape, density=0.3)
-    model = EASE(_info(*shape), l2=3.0, rngs=nnx.Rngs(0))
+    model = EASE(_info(*shape), l2=3.0, user_block=block, rngs=nnx.Rngs(0))
     assert float(jnp.abs(model.score_all(jnp.arange(shape[0]))).max()) == 0.0  # before any solve
     objective = _solve(model, data, jax.random.key(0))
     b = _numpy_ease(x, 3.0)

@@ -4,7 +4,13 @@ import numpy as np
 import optax
 import pytest
 
-from jaxrec.training.sampling import is_seen, negative_pool, num_search_steps, sample_negatives
+from jaxrec.training.sampling import (
+    is_seen,
+    negative_pool,
+    num_search_steps,
+    resolve_negatives,
+    sample_negatives,
+)
 
 
 def _csr(num_users, num_items, rng, density=0.5):
@@ -55,10 +61,16 @@ def test_user_with_no_training_items_samples_anything():
 
 def test_negative_pool_keeps_items_with_training_interactions():
     train_items = np.array([4, 1, 1, 6], np.int32)
-    np.testing.assert_array_equal(negative_pool(train_items, 8), [1, 4, 6])
+    np.testing.assert_array_equal(negative_pool(train_items, 8, "train_items"), [1, 4, 6])
     np.testing.assert_array_equal(negative_pool(train_items, 8, "all_items"), np.arange(8))
+    np.testing.assert_array_equal(negative_pool(train_items, 8), np.arange(8))
     with pytest.raises(ValueError, match=r"trainer.negatives: .*'cold'"):
         negative_pool(train_items, 8, "cold")
+    # auto: the training catalogue on an item cold-start split, the whole catalogue otherwise
+    assert resolve_negatives("auto", "cold_item") == "train_items"
+    for method in ("random", "user_ratio", "cold_user", "leave_last"):
+        assert resolve_negatives("auto", method) == "all_items"
+    assert resolve_negatives("all_items", "cold_item") == "all_items"
 
 
 def test_negatives_come_only_from_the_pool_uniformly():
