@@ -155,8 +155,7 @@ def main(argv=None) -> None:
                 print(json.dumps(rows[-1]), flush=True)
                 if args.json:
                     atomic_write_json(args.json, rows)
-    order = {(n, s): k for k, (s, n) in enumerate((s, n) for s in SPLITS for n in MODELS)}
-    rows.sort(key=lambda r: order[(r["name"], r["split"])])
+    rows.sort(key=lambda r: (SPLITS.index(r["split"]), MODELS.index(r["name"])))
     for split in args.split:
         print(table([r for r in rows if r["split"] == split], split))
     if args.write:

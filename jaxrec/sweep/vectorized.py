@@ -291,6 +291,7 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
     from jaxrec.config import EvalConfig, TrainerConfig
     from jaxrec.data.pipeline import build_dataset
     from jaxrec.io import atomic_write_json
+    from jaxrec.metrics.protocols import split_config
     from jaxrec.train import _instantiate, make_writer, results_dict, typed
     from jaxrec.training.checkpoint import save_params
     from jaxrec.training.fit import (
@@ -302,7 +303,7 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
         resolve_monitor,
     )
     from jaxrec.training.optimizer import make_optimizer, validate_optim
-    from jaxrec.training.sampling import num_search_steps, resolve_negatives
+    from jaxrec.training.sampling import negative_pool, num_search_steps, resolve_negatives
     from jaxrec.training.step import epoch_order, init_state, make_train_step
 
     t_start = time.perf_counter()
@@ -363,8 +364,9 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
                      [float(lo.l2) for lo in losses[i:i + size]]) for i in range(0, K, size)]
     del states
     positions = {m.index: (c, pos) for c in chunks for pos, m in enumerate(c.members)}
-    data = _device_data(train, resolve_negatives(trainer.negatives,
-                                                 str(cfg0.data.split.get("method", "random"))))
+    negatives = resolve_negatives(trainer.negatives,
+                                  getattr(split_config(cfg0.data), "method", None))
+    data = _device_data(train, negative_pool(train.items, train.num_items, negatives))
     shared_order = len({m.seed for m in members}) == 1
     train_step = make_train_step(graphdef, loss, tx0, num_items=train.num_items,
                                  search_steps=num_search_steps(train.csr()[0]))

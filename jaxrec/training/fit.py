@@ -113,18 +113,18 @@ def evaluate(evaluators, graphdef, state) -> dict[str, float]:
     return out
 
 
-def _device_data(train, negatives: str = "all_items") -> dict[str, jax.Array]:
+def _device_data(train, pool_P: np.ndarray) -> dict[str, jax.Array]:
+    """The training arrays on device; ``pool_P``: the negative pool (`negative_pool`)."""
     indptr, indices = train.csr()
     return {"users": jnp.asarray(train.users, jnp.int32),
             "items": jnp.asarray(train.items, jnp.int32),
             "ratings": jnp.asarray(train.ratings, jnp.float32),
             "indptr": jnp.asarray(indptr, jnp.int32), "indices": jnp.asarray(indices, jnp.int32),
-            "neg_pool": jnp.asarray(negative_pool(train.items, train.num_items, negatives))}
+            "neg_pool": jnp.asarray(pool_P)}
 
 
-def check_negatives(train, negatives: str) -> None:
+def check_negatives(train, pool: np.ndarray, negatives: str) -> None:
     """Every user must have an unseen item in the negative pool (host check, before compiling)."""
-    pool = negative_pool(train.items, train.num_items, negatives)
     counts = np.bincount(train.users, minlength=train.num_users)
     if counts.max() >= len(pool):
         user = int(np.argmax(counts))
@@ -165,8 +165,9 @@ def fit(*, model: nnx.Module, loss, tx, dataset: Dataset, trainer: TrainerConfig
             raise ValueError(f"trainer.monitor: {monitor!r} is not computed{hint}; available: "
                              f"{', '.join(available)}")
     train = dataset.train
-    if loss.kind == "negatives" or getattr(loss, "num_negatives", 0):
-        check_negatives(train, trainer.negatives)
+    pool = negative_pool(train.items, train.num_items, trainer.negatives)
+    if loss.kind in ("negatives", "users") and getattr(loss, "num_negatives", 0):
+        check_negatives(train, pool, trainer.negatives)  # the rejection samplers need one
 
     # evaluators check their inputs on the host: bad input fails before any compile
     if evaluators is not None:
@@ -192,7 +193,7 @@ def fit(*, model: nnx.Module, loss, tx, dataset: Dataset, trainer: TrainerConfig
     if solver:
         tx = optax.identity()  # no optimiser state next to closed-form parameters
     graphdef, state = init_state(model, tx)
-    data = _device_data(train, trainer.negatives)
+    data = _device_data(train, pool)
     num_rows = len(train)
     if users_kind:  # an epoch shuffles the training users, not the interactions
         data = users_kind_data(data, train.csr()[0])
