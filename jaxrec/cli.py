@@ -1,7 +1,7 @@
 """The ``jaxrec`` command.
 
     jaxrec train [hydra overrides]                  train and evaluate (Hydra CLI)
-    jaxrec evaluate RUN_DIR [split=test|valid]      re-evaluate a saved best checkpoint
+    jaxrec evaluate RUN_DIR [split=all|test|valid]  re-evaluate a saved best checkpoint
     jaxrec recommend RUN_DIR --user ID [-k 10]      top-k unseen items for a user
     jaxrec data download|info DATASET               fetch or summarise a dataset config
     jaxrec compare RUN_OR_STUDY_DIR... [-m ndcg@10] paired significance tests between runs
@@ -59,33 +59,26 @@ def cmd_data(argv: list[str]) -> None:
 def cmd_evaluate(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="jaxrec evaluate")
     parser.add_argument("run_dir")
-    parser.add_argument("split", nargs="?", default="split=test",
-                        help="split=test (default) or split=valid")
+    parser.add_argument("split", nargs="?", default="split=all",
+                        help="split=all (default: every key of the run's results.json), "
+                             "split=test or split=valid")
     args = parser.parse_args(argv)
     split = args.split.removeprefix("split=")
-    if split not in ("test", "valid"):
-        raise SystemExit(f"error: split must be test or valid, got {split!r}")
-    from pathlib import Path
+    if split not in ("all", "test", "valid"):
+        raise SystemExit(f"error: split must be all, test or valid, got {split!r}")
+    from jaxrec.assembly import load_run
+    from jaxrec.metrics.scoring import evaluate
 
-    from jaxrec.config import EvalConfig
-    from jaxrec.metrics.protocols import build_evaluators, split_config
-    from jaxrec.runs import load_run
-    from jaxrec.train import typed
-    from jaxrec.training.fit import evaluate
-
-    run = load_run(args.run_dir)
-    ds = run.dataset
-    target = ds.test if split == "test" else ds.valid
-    if target is None or len(target) == 0:
+    loaded = load_run(args.run_dir)
+    run = loaded.run
+    parts = {"valid": run.valid_evals, "test": run.test_evals}
+    if split != "all" and not parts[split]:
         raise SystemExit(f"error: run {args.run_dir} has no {split} split")
-    eval_cfg = typed(run.cfg, "eval", EvalConfig)
-    saved = Path(args.run_dir) / "negatives_test.parquet"
-    if eval_cfg.protocol == "sampled" and saved.is_file():
-        eval_cfg.negatives_file = str(saved)  # the run's own negatives, never re-drawn
-    valid_evals, test_evals = build_evaluators(ds, eval_cfg, seed=run.cfg.seed,
-                                               split_cfg=split_config(run.cfg.data))
-    evaluators = test_evals if split == "test" else valid_evals
-    print(json.dumps(evaluate(evaluators, run.graphdef, run.state), indent=2, sort_keys=True))
+    metrics: dict[str, float] = {}
+    for name, evaluators in parts.items():
+        if split in ("all", name):
+            metrics.update(evaluate(evaluators, loaded.graphdef, loaded.state))
+    print(json.dumps(metrics, indent=2, sort_keys=True))
 
 
 def cmd_compare(argv: list[str]) -> None:
@@ -105,10 +98,10 @@ def cmd_recommend(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     if args.k < 1:
         parser.error(f"-k must be >= 1, got {args.k}")
+    from jaxrec.assembly import load_run
     from jaxrec.recommend import recommend
-    from jaxrec.runs import load_run
 
-    run = load_run(args.run_dir)
+    run = load_run(args.run_dir, evaluate=False)
     for rank, (item_id, title, score) in enumerate(recommend(run, args.user, args.k), 1):
         print(f"{rank:3d}  {item_id!s:>10}  {score:8.4f}  {title}")
 
@@ -119,11 +112,11 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE)
         return
     command, rest = argv[0], argv[1:]
-    if command == "train":
-        from jaxrec import train
+    if command == "train":  # the Hydra entry point runs as a script: nothing imports it
+        import runpy
 
         sys.argv = [f"{sys.argv[0]} train", *rest]
-        train.main()
+        runpy.run_module("jaxrec.train", run_name="__main__", alter_sys=True)
         return
     if command == "sweep":
         from jaxrec.sweep.cli import main as sweep_main
@@ -138,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         commands[command](rest)
-    except (FileNotFoundError, DataError) as err:  # bad input: one line, no traceback
+    except (FileNotFoundError, DataError, ValueError) as err:  # bad input: one line
         raise SystemExit(f"error: {err}") from None
 
 

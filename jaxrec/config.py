@@ -153,3 +153,33 @@ def register_configs() -> None:
     """Register the schemas (idempotent)."""
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
+
+
+def typed(cfg: Any, node: str, schema):
+    """A plain dataclass instance of one typed section (e.g. ``trainer``).
+
+    Keys the schema does not know (added with ``+trainer.x=...``) are an error.
+    Interpolations are resolved against the whole config first, so a section may
+    name other sections (``eval.negatives_file: ${paths.data_dir}/...``).
+    """
+    from omegaconf import OmegaConf
+
+    names = [f.name for f in dataclasses.fields(schema)]
+    unknown = sorted(set(cfg[node]) - set(names))
+    if unknown:
+        raise ValueError(f"{node}.{unknown[0]}: unknown key (valid: {', '.join(names)})")
+    section = OmegaConf.to_container(cfg[node], resolve=True)
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), section))
+
+
+def validate_trainer(trainer: TrainerConfig) -> None:
+    """One-line ``ValueError`` for trainer values no run can use (before anything compiles)."""
+    for name in ("epochs", "batch_size", "eval_every"):
+        value = getattr(trainer, name)
+        if isinstance(value, bool) or value < 1:
+            raise ValueError(f"trainer.{name}: must be >= 1, got {value}")
+    if trainer.patience < 0:
+        raise ValueError(f"trainer.patience: must be >= 0 (0 = never stop early), got "
+                         f"{trainer.patience}")
+    if trainer.mode not in ("auto", "min", "max"):
+        raise ValueError(f"trainer.mode: expected min, max or auto, got {trainer.mode!r}")

@@ -11,7 +11,7 @@ def recommend(run, raw_user: str, k: int = 10) -> list[tuple[object, str, float]
     """The ``k`` best-scored items the user has not interacted with (in any split).
 
     Args:
-      run: a :class:`jaxrec.runs.LoadedRun`.
+      run: a :class:`jaxrec.assembly.LoadedRun`.
       raw_user: the user's id as written in the dataset (``"1"`` and ``1`` both match).
       k: how many items.
 

@@ -8,7 +8,7 @@ the published ``{metric key: value}`` and an absolute tolerance per metric. For
 each preset the config is composed as ``jaxrec train experiment=<preset>
 [--set ...]`` would compose it, then trained once, or once per fold with
 ``data.split.fold=k`` when ``reproduce.folds > 1``, each run in its own process
-(``jaxrec.train``; ``--in-process`` runs them in this one) with its own run
+(``python -m jaxrec.train``; ``--in-process`` runs them in this one) with its own run
 directory under ``--out``. The metrics come from each run's ``results.json``,
 which also states the evaluation protocol the table shows.
 
@@ -158,7 +158,7 @@ def compose(preset: str, overrides: Sequence[str] = (), *, output_dir: str | os.
 
 def reproduce_block(cfg, preset: str) -> ReproduceConfig:
     """The typed ``reproduce`` section; ReproduceError when the preset names no paper."""
-    from jaxrec.train import typed
+    from jaxrec.config import typed
 
     block: ReproduceConfig = typed(cfg, "reproduce", ReproduceConfig)
     if not block.paper:
@@ -264,10 +264,10 @@ def _finished(run_dir: Path, overrides: list[str]) -> bool:
 
 
 def _run_in_process(preset: str, overrides: list[str], run_dir: Path) -> dict[str, Any]:
-    from jaxrec.train import run
+    from jaxrec.runner import train
 
     cfg, _ = compose(preset, overrides, output_dir=run_dir)
-    return run(cfg)
+    return train(cfg)
 
 
 def _run_subprocess(preset: str, overrides: list[str], run_dir: Path) -> dict[str, Any]:

@@ -4,7 +4,7 @@
 
 For each configuration (mf/mse at batch 4096 and 1024, mf/bpr, seed_concat/mse)
 and each repeat, a fresh subprocess trains for a fixed number of epochs
-(``trainer.epochs=E trainer.patience=0``) through ``jaxrec.train.run`` and
+(``trainer.epochs=E trainer.patience=0``) through ``jaxrec.runner.train`` and
 reports seconds per epoch (compile and validation excluded), the AOT compile
 time, the median validation time, the time of one full ranking of all users over
 all items (train items masked), the process's peak RSS and the final test
@@ -113,21 +113,22 @@ def measure(overrides, *, epochs: int, output_dir: str, rank_repeats: int = 5) -
     import numpy as np
     from flax import nnx
 
-    from jaxrec.config import EvalConfig
+    from jaxrec.assembly import assemble
     from jaxrec.metrics.evaluator import make_evaluators
-    from jaxrec.train import build, run, typed
-    from jaxrec.training.fit import evaluate
+    from jaxrec.metrics.scoring import evaluate
+    from jaxrec.runner import train
 
     cfg = compose_cfg([*overrides, f"trainer.epochs={epochs}", "trainer.patience=0"], output_dir)
-    results = run(cfg)
+    results = train(cfg)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
     # One full ranking of every user over every item, train items masked: the
     # evaluator with all held-out (valid + test) rows as targets. Scoring cost does
     # not depend on the parameter values, so a freshly built model is timed.
-    dataset, model, _ = build(cfg)
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    rankers = make_evaluators("all", dataset.full, [dataset.train], typed(cfg, "eval", EvalConfig),
+    run = assemble(cfg, evaluate=False, training=False)
+    dataset = run.dataset
+    graphdef, params, rest = nnx.split(run.model, nnx.Param, ...)
+    rankers = make_evaluators("all", dataset.full, [dataset.train], run.eval_cfg,
                               explicit=False)  # explicit=False: ranking only, no rmse / mae
     evaluate(rankers, graphdef, (params, rest))  # compile
     rank_times = []

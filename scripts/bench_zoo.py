@@ -6,7 +6,7 @@ Each experiment preset (``ease``, ``ials``, ``popularity``, ``random``, ``multva
 ``mf_bpr``; ``gmf``, ``mlp``, ``neumf``, ``lightgcn``), all
 ``configs/experiment/<name>_ml-latest-small.yaml``: all ratings
 as positives, per-user 80/20 split, 10% of train for validation, seed 0) is
-trained once in its own subprocess through ``jaxrec.train.run`` (checkpoints
+trained once in its own subprocess through ``jaxrec.runner.train`` (checkpoints
 off) and reported with its test NDCG@10 and Recall@20 (full ranking, train and
 validation items masked, from the best validated epoch), its train seconds
 (epochs only: compile and validation excluded), compile seconds, epochs run
@@ -93,12 +93,12 @@ def worker_main(preset: str) -> None:
     import resource
 
     from jaxrec.data.pipeline import build_dataset
-    from jaxrec.train import run
+    from jaxrec.runner import train
 
     with tempfile.TemporaryDirectory(prefix="bench-zoo-") as out:
         t = time.perf_counter()
         cfg = compose_cfg([f"experiment={preset}_ml-latest-small", *WORKER_OVERRIDES], out)
-        res = run(cfg)
+        res = train(cfg)
         wall = time.perf_counter() - t
     m = res["metrics"]
     print(RESULT_PREFIX + json.dumps({

@@ -16,6 +16,6 @@ def compose_train(overrides: list[str], output_dir) -> object:
 
 
 def run_train(overrides: list[str], output_dir) -> dict:
-    from jaxrec.train import run
+    from jaxrec.runner import train
 
-    return run(compose_train(overrides, output_dir))
+    return train(compose_train(overrides, output_dir))

@@ -190,12 +190,18 @@ class MultiWriter:
         for w in self.writers:
             w.summary(metrics)
 
-    def close(self) -> None:
-        """Close every writer, even if one fails; the first failure is re-raised."""
+    def close(self, *, failed: bool | None = None) -> None:
+        """Close every writer, even if one fails; the first failure is re-raised.
+
+        ``failed`` marks the W&B run failed (None: failed while an exception propagates).
+        """
         error = None
         for w in self.writers:
             try:
-                w.close()
+                if failed is not None and isinstance(w, WandbWriter):
+                    w.close(exit_code=int(failed))
+                else:
+                    w.close()
             except Exception as e:  # close the rest before re-raising
                 error = error or e
         if error is not None:

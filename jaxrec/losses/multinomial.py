@@ -1,6 +1,6 @@
 """Multinomial log-likelihood with an annealed KL term (Mult-VAE / Mult-DAE, Liang et al. 2018).
 
-Batch kind ``users``: each example is one training user; the model encodes the
+Rows ``users``: each example is one training user; the model encodes the
 user's whole history ``x_u`` (a 0/1 row over the catalogue) and returns logits
 over every item. For the paper's "Variational Autoencoders for Collaborative
 Filtering" (WWW 2018)::
@@ -19,7 +19,9 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
+from jaxrec.losses.base import check_gradient_model
 from jaxrec.losses.pointwise import _masked_mean
+from jaxrec.models.base import UserLogits
 
 
 def kl_beta(step: jax.Array, *, anneal_cap: float, total_anneal_steps: int) -> jax.Array:
@@ -49,7 +51,7 @@ def multinomial_loss(logits_BxN: jax.Array, targets_BxN: jax.Array, kl_B: jax.Ar
 
 @dataclasses.dataclass(frozen=True)
 class Multinomial:
-    """Multinomial likelihood + annealed KL over whole users (batch kind ``users``).
+    """Multinomial likelihood + annealed KL over whole users (``rows = "users"``).
 
     Attributes:
       anneal_cap: the largest KL weight beta (paper: 0.2).
@@ -62,8 +64,8 @@ class Multinomial:
 
     anneal_cap: float = 0.2
     total_anneal_steps: int = 20000
-    kind: ClassVar[str] = "users"
-    model_method: ClassVar[str] = "user_logits"
+    rows: ClassVar[str] = "users"
+    samples_unseen: ClassVar[bool] = False  # rejection-samples unseen items
     default_monitor: ClassVar[str] = "valid/ndcg@10"
     l2: ClassVar[float] = 0.0  # weight decay: optim.weight_decay
 
@@ -79,8 +81,12 @@ class Multinomial:
                        total_anneal_steps=self.total_anneal_steps)
         return multinomial_loss(logits_BxN, targets_BxN, kl_B, mask_B=mask_B, beta=beta)
 
-    def users_batch(self, model, users_B, mask_B, data, key, step):
-        """The batch loss: the model encodes the users (dropout keyed by ``key``)."""
+    def check_model(self, model) -> None:
+        check_gradient_model(self, model, needs=(UserLogits,))
+
+    def objective(self, model, batch, data, key, step):
+        """The batch loss over whole users: the model encodes them (dropout keyed by ``key``)."""
         del data
-        logits_BxN, kl_B, targets_BxN = model.user_logits(users_B, key, train=True)
-        return self(logits_BxN, targets_BxN, kl_B, mask_B=mask_B, step=step)
+        logits_BxN, kl_B, targets_BxN = model.user_logits(batch["users"], key, train=True)
+        value = self(logits_BxN, targets_BxN, kl_B, mask_B=batch["mask"], step=step)
+        return value, batch["items"]

@@ -8,7 +8,8 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from jaxrec.losses.pointwise import _masked_mean, check_loss_options
+from jaxrec.losses.base import check_gradient_model
+from jaxrec.losses.pointwise import _masked_mean, check_loss_options, negatives_objective
 
 
 def bpr_loss(pos_B: jax.Array, neg_BxM: jax.Array, *, mask_B: jax.Array) -> jax.Array:
@@ -36,7 +37,8 @@ class BPR:
 
     num_negatives: int = 1
     l2: float = 0.0
-    kind: ClassVar[str] = "negatives"
+    rows: ClassVar[str] = "interactions"
+    samples_unseen: ClassVar[bool] = True  # rejection-samples unseen items
     default_monitor: ClassVar[str] = "valid/ndcg@10"
 
     def __post_init__(self):
@@ -44,3 +46,10 @@ class BPR:
 
     def __call__(self, pos_B, neg_BxM, *, mask_B):
         return bpr_loss(pos_B, neg_BxM, mask_B=mask_B)
+
+    def check_model(self, model) -> None:
+        check_gradient_model(self, model)
+
+    def objective(self, model, batch, data, key, step):
+        del step
+        return negatives_objective(self, model, batch, data, key)

@@ -8,6 +8,10 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
+from jaxrec.data.sampling import sample_batch_negatives
+from jaxrec.losses.base import check_gradient_model
+from jaxrec.models.base import ClosedForm
+
 
 def _masked_mean(values_B: jax.Array, mask_B: jax.Array) -> jax.Array:
     mask_B = mask_B.astype(values_B.dtype)
@@ -61,7 +65,8 @@ class MSE:
     """
 
     l2: float = 0.0
-    kind: ClassVar[str] = "rating"
+    rows: ClassVar[str] = "interactions"
+    samples_unseen: ClassVar[bool] = False  # rejection-samples unseen items
     default_monitor: ClassVar[str] = "valid/rmse"
 
     def __post_init__(self):
@@ -69,6 +74,14 @@ class MSE:
 
     def __call__(self, preds_B, targets_B, *, mask_B):
         return mse_loss(preds_B, targets_B, mask_B=mask_B)
+
+    def check_model(self, model) -> None:
+        check_gradient_model(self, model)
+
+    def objective(self, model, batch, data, key, step):
+        del data, key, step
+        preds_B = model(batch["users"], batch["items"])
+        return self(preds_B, batch["ratings"], mask_B=batch["mask"]), batch["items"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +96,8 @@ class BCE:
 
     num_negatives: int = 4
     l2: float = 0.0
-    kind: ClassVar[str] = "negatives"
+    rows: ClassVar[str] = "interactions"
+    samples_unseen: ClassVar[bool] = True  # rejection-samples unseen items
     default_monitor: ClassVar[str] = "valid/ndcg@10"
 
     def __post_init__(self):
@@ -92,11 +106,40 @@ class BCE:
     def __call__(self, pos_B, neg_BxM, *, mask_B):
         return bce_loss(pos_B, neg_BxM, mask_B=mask_B)
 
+    def check_model(self, model) -> None:
+        check_gradient_model(self, model)
+
+    def objective(self, model, batch, data, key, step):
+        del step
+        return negatives_objective(self, model, batch, data, key)
+
+
+def negatives_objective(loss, model, batch, data, key) -> tuple[jax.Array, jax.Array]:
+    """Each positive against ``loss.num_negatives`` items sampled uniformly from the
+    negative pool among those the user has no training interaction with.
+
+    Returns ``(loss(pos_B, neg_BxM), touched_Bx(1+M))``.
+    """
+    users, items = batch["users"], batch["items"]
+    neg_BxM = sample_batch_negatives(key, users, loss.num_negatives, data)
+    value = loss(model(users, items), model(users[:, None], neg_BxM), mask_B=batch["mask"])
+    return value, jnp.concatenate([items[:, None], neg_BxM], axis=1)
+
 
 @dataclasses.dataclass(frozen=True)
 class NoLoss:
-    """For models fitted in closed form by ``solve_epoch`` (batch kind ``solver``)."""
+    """For models fitted in closed form by ``solve_epoch`` (``rows = "none"``: no gradient
+    steps; one epoch is one solve)."""
 
-    kind: ClassVar[str] = "solver"
+    rows: ClassVar[str] = "none"
+    samples_unseen: ClassVar[bool] = False  # rejection-samples unseen items
     default_monitor: ClassVar[str] = "valid/ndcg@10"
     l2: ClassVar[float] = 0.0
+
+    def check_model(self, model) -> None:
+        if not isinstance(model, ClosedForm):
+            raise ValueError(f"loss: {type(model).__name__} trains by gradient steps; choose a "
+                             "loss such as mse, bce or bpr")
+
+    def objective(self, model, batch, data, key, step):
+        raise TypeError("loss=none has no objective: closed-form models train by solve_epoch")

@@ -17,7 +17,7 @@ loss is exactly the full softmax cross-entropy. Candidates equal to the
 positive ("accidental hits", e.g. the same item twice in one batch) are
 removed, so the positive is counted once.
 
-Candidates (batch kind ``sampled``, :func:`sampled_softmax_batch`):
+Candidates (:func:`sampled_softmax_batch`):
   ``in_batch``        the batch's other positives (``q_j = B n_j / E``, n_j the
                       item's training count: the batch is drawn uniformly from the
                       E training rows);
@@ -36,7 +36,9 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
+from jaxrec.losses.base import check_gradient_model
 from jaxrec.losses.pointwise import _masked_mean
+from jaxrec.models.base import CandidateScorer
 
 
 def sampled_softmax_loss(pos_B: jax.Array, neg_BxC: jax.Array, *, mask_B: jax.Array,
@@ -73,7 +75,7 @@ def sampled_softmax_loss(pos_B: jax.Array, neg_BxC: jax.Array, *, mask_B: jax.Ar
 
 @dataclasses.dataclass(frozen=True)
 class SampledSoftmax:
-    """Sampled softmax over in-batch (and optional uniform) candidates (batch kind ``sampled``).
+    """Sampled softmax over in-batch (and optional uniform) candidates (rows: interactions).
 
     Attributes:
       temperature: T (two-tower models with unit vectors: ~0.05-0.2).
@@ -92,7 +94,8 @@ class SampledSoftmax:
     logq: bool = True
     remove_accidental_hits: bool = True
     l2: float = 0.0
-    kind: ClassVar[str] = "sampled"
+    rows: ClassVar[str] = "interactions"
+    samples_unseen: ClassVar[bool] = False  # rejection-samples unseen items
     default_monitor: ClassVar[str] = "valid/ndcg@10"
 
     def __post_init__(self):
@@ -111,23 +114,29 @@ class SampledSoftmax:
         return sampled_softmax_loss(pos_B, neg_BxC, mask_B=mask_B,
                                     temperature=self.temperature, **kwargs)
 
+    def check_model(self, model) -> None:
+        check_gradient_model(self, model)
 
-def candidates(loss: SampledSoftmax, items_B: jax.Array, mask_B: jax.Array,
-               data: dict[str, jax.Array], key: jax.Array, num_items: int
-               ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    def objective(self, model, batch, data, key, step):
+        del step
+        return sampled_softmax_batch(model, self, batch["users"], batch["items"], batch["mask"],
+                                     data, key)
+
+
+def candidates(loss: SampledSoftmax, items_B: jax.Array, mask_B: jax.Array, data,
+               key: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     """``(cand_C int32, log_q_N float32, valid_C bool)``: the batch's shared candidates.
 
     ``log_q_N`` is ``log`` of each item's expected number of appearances among
     the candidates (0 everywhere for ``full_catalogue``).
     """
+    num_items = data.num_items
     if loss.full_catalogue:
         cand = jnp.arange(num_items, dtype=jnp.int32)
         return cand, jnp.zeros((num_items,)), jnp.ones((num_items,), bool)
     parts, valid, q_N = [], [], jnp.zeros((num_items,))
     if loss.in_batch:
-        num_rows = data["items"].shape[0]
-        counts_N = jnp.zeros((num_items,)).at[data["items"]].add(1.0)
-        q_N = q_N + items_B.shape[0] * counts_N / num_rows
+        q_N = q_N + items_B.shape[0] * data["item_counts"] / data.num_interactions
         parts.append(items_B.astype(jnp.int32))
         valid.append(mask_B > 0)
     if loss.num_negatives:  # uniform over the negative pool (all items when absent)
@@ -146,8 +155,8 @@ def candidates(loss: SampledSoftmax, items_B: jax.Array, mask_B: jax.Array,
 
 
 def sampled_softmax_batch(model, loss: SampledSoftmax, users_B: jax.Array, items_B: jax.Array,
-                          mask_B: jax.Array, data: dict[str, jax.Array], key: jax.Array,
-                          num_items: int) -> tuple[jax.Array, jax.Array]:
+                          mask_B: jax.Array, data, key: jax.Array
+                          ) -> tuple[jax.Array, jax.Array]:
     """The batch loss for the train step: ``(value, touched items [B, 1])``.
 
     Models with ``score_candidates(users_B, cand_C) -> [B, C]`` (the two-tower
@@ -155,8 +164,8 @@ def sampled_softmax_batch(model, loss: SampledSoftmax, users_B: jax.Array, items
     through ``model(users[:, None], cand[None, :])``. The L2 penalty covers the
     positives' rows (every in-batch candidate is some example's positive).
     """
-    cand_C, log_q_N, valid_C = candidates(loss, items_B, mask_B, data, key, num_items)
-    if hasattr(model, "score_candidates"):
+    cand_C, log_q_N, valid_C = candidates(loss, items_B, mask_B, data, key)
+    if isinstance(model, CandidateScorer):
         neg_BxC = model.score_candidates(users_B, cand_C)
     else:
         neg_BxC = model(users_B[:, None], cand_C[None, :])

@@ -1,6 +1,6 @@
 """Next-item binary cross-entropy over a sequence (SASRec, Kang and McAuley 2018).
 
-Batch kind ``users``: each example is one training user's time-ordered history.
+Rows ``users``: each example is one training user's time-ordered history.
 At every position t of the (left-padded) input sequence the model predicts the
 item at t + 1; the logit of that true next item is pushed up and the logits of
 M sampled negatives down ("Self-Attentive Sequential Recommendation", ICDM
@@ -16,11 +16,14 @@ interaction with (as the reference implementation does), one set per position.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
+
+from jaxrec.data.sampling import sample_batch_negatives
+from jaxrec.losses.base import check_gradient_model
+from jaxrec.models.base import NextItemLogits
 
 
 def sequence_bce_loss(pos_BxL: jax.Array, neg_BxLxM: jax.Array, *, valid_BxL: jax.Array
@@ -43,7 +46,7 @@ def sequence_bce_loss(pos_BxL: jax.Array, neg_BxLxM: jax.Array, *, valid_BxL: ja
 
 @dataclasses.dataclass(frozen=True)
 class SequenceBCE:
-    """Next-item BCE at every position with sampled negatives (batch kind ``users``).
+    """Next-item BCE at every position with sampled negatives (``rows = "users"``).
 
     Attributes:
       num_negatives: negatives M per position (the paper: 1).
@@ -53,8 +56,8 @@ class SequenceBCE:
     """
 
     num_negatives: int = 1
-    kind: ClassVar[str] = "users"
-    model_method: ClassVar[str] = "next_item_logits"
+    rows: ClassVar[str] = "users"
+    samples_unseen: ClassVar[bool] = True  # rejection-samples unseen items
     default_monitor: ClassVar[str] = "valid/ndcg@10"
     l2: ClassVar[float] = 0.0  # weight decay: optim.weight_decay
 
@@ -66,19 +69,18 @@ class SequenceBCE:
     def __call__(self, pos_BxL, neg_BxLxM, *, valid_BxL):
         return sequence_bce_loss(pos_BxL, neg_BxLxM, valid_BxL=valid_BxL)
 
-    def users_batch(self, model, users_B, mask_B, data, key, step):
-        """The batch loss: negatives unseen by each user, then the model's per-position logits."""
-        from jaxrec.training.sampling import sample_negatives
+    def check_model(self, model) -> None:
+        check_gradient_model(self, model, needs=(NextItemLogits,))
 
+    def objective(self, model, batch, data, key, step):
+        """Negatives unseen by each user, then the model's per-position logits."""
         del step
+        users_B = batch["users"]
         k_neg, k_model = jax.random.split(key)
         length = model.max_len
-        # binary-search depth bounded by the (static) number of training rows
-        steps = max(1, math.ceil(math.log2(data["indices"].shape[0] + 1)) + 1)
-        neg = sample_negatives(k_neg, users_B, length * self.num_negatives, model.num_items,
-                               data["indptr"], data["indices"], steps=steps,
-                               pool_P=data.get("neg_pool"))
+        neg = sample_batch_negatives(k_neg, users_B, length * self.num_negatives, data)
         neg_BxLxM = neg.reshape(users_B.shape[0], length, self.num_negatives)
         pos_BxL, neg_BxLxM, valid_BxL = model.next_item_logits(users_B, neg_BxLxM, k_model,
                                                                train=True)
-        return self(pos_BxL, neg_BxLxM, valid_BxL=valid_BxL * mask_B[:, None])
+        value = self(pos_BxL, neg_BxLxM, valid_BxL=valid_BxL * batch["mask"][:, None])
+        return value, batch["items"]

@@ -52,3 +52,7 @@ __all__ = [
     "rmse",
     "squared_error",
 ]
+
+
+def higher_is_better(key: str) -> bool:  # TEMPORARY until the metric catalogue states it
+    return key.split("/")[-1].split("@")[0] not in ("rmse", "mae", "loss")

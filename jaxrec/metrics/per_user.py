@@ -25,10 +25,10 @@ def per_user_frame(evaluators: Iterable[Any], graphdef: Any, state: Any,
 
     Args:
       evaluators: the evaluators of one split (rating evaluators are skipped).
-      graphdef, state: the model, as `jaxrec.training.fit.evaluate` takes it.
+      graphdef, state: the model, as `jaxrec.metrics.scoring.evaluate` takes it.
       user_ids: raw id of each user index.
     """
-    from jaxrec.training.fit import scoring_fn
+    from jaxrec.metrics.scoring import scoring_fn
 
     frame = None
     for ev in evaluators:

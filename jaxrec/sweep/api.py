@@ -22,7 +22,11 @@ def run_sweep(spec_path: str | Path, overrides: list[str] | None = None) -> Stud
     spec = load_spec(spec_path)
     opts, launcher, train = parse_options(list(overrides or []))
     _check_overrides(spec, [*spec.fixed_overrides, *train])
-    study = Study(spec, opts, train, launcher)
+    if launcher:
+        from jaxrec.sweep.launch import run_with_launcher as execute
+    else:
+        from jaxrec.sweep.runner import run_in_process as execute
+    study = Study(spec, opts, train, launcher, execute=execute)
     if spec.method == "bayes":
         from jaxrec.sweep.bayes import run_bayes
 

@@ -1,7 +1,7 @@
 """Running a study's trials through a Hydra launcher (``hydra/launcher=joblib|submitit_slurm|ray``).
 
 Each trial is one Hydra job whose overrides are the trial's overrides; the job
-trains through :func:`jaxrec.train.run` and writes the trial's record itself, so
+trains through :func:`jaxrec.runner.train` and writes the trial's record itself, so
 the study can be resumed however the jobs ended. Launchers are Hydra plugins,
 installed as extras: ``pip install 'jaxrec[sweep]'`` (joblib: local processes),
 ``'jaxrec[slurm]'`` (submitit), ``'jaxrec[ray]'``. Vectorised grouping applies to
@@ -30,15 +30,15 @@ def run_launched_trial(cfg: DictConfig) -> str:
     """The Hydra task of one trial: train, then update the trial's ``trial.json``."""
     from jaxrec.io import atomic_write_json
     from jaxrec.sweep.study import _TIMING, one_line
-    from jaxrec.train import run
-    from jaxrec.training.fit import TrainingDiverged
+    from jaxrec.runner import train
+    from jaxrec.training.loop import TrainingDiverged
 
     trial_dir = Path(cfg.paths.output_dir)
     record_path = trial_dir / "trial.json"
     record = json.loads(record_path.read_text())
     t0 = time.perf_counter()
     try:
-        results = run(cfg)
+        results = train(cfg)
         record.update(status="ok", error=None, metrics=results["metrics"],
                       **{k: results[k] for k in _TIMING if k in results})
     except Exception as err:  # recorded; the other jobs go on

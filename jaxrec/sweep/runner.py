@@ -27,13 +27,13 @@ def compose(overrides: list[str]):
 
 
 def run_trial(study: Study, trial: Trial, cfg=None) -> dict:
-    """Train one trial through :func:`jaxrec.train.run`; failures become its record."""
-    from jaxrec.train import run
+    """Train one trial through :func:`jaxrec.runner.train`; failures become its record."""
+    from jaxrec.runner import train
 
     study.start(trial)
     t0 = time.perf_counter()
     try:
-        outcome = run(cfg if cfg is not None else compose(trial.overrides))
+        outcome = train(cfg if cfg is not None else compose(trial.overrides))
     except Exception as err:  # recorded; the study goes on
         outcome = err
     return study.finish(trial, outcome, wall_seconds=time.perf_counter() - t0, group_size=1)

@@ -70,8 +70,11 @@ class Study:
     """A study directory and the trials recorded in it."""
 
     def __init__(self, spec: SweepSpec, opts: SweepOptions, train_overrides: list[str],
-                 launcher_overrides: list[str] | None = None):
+                 launcher_overrides: list[str] | None = None, *, execute=None):
+        """``execute(study, trials)`` runs trials (in-process or through a launcher:
+        `jaxrec.sweep.api` chooses); the study only plans and records them."""
         self.spec, self.opts = spec, opts
+        self.execute = execute
         self.train_overrides = list(train_overrides)
         self.launcher_overrides = list(launcher_overrides or [])
         self.dir = Path(opts.dir or Path("outputs") / "sweeps" / spec.name).absolute()
@@ -181,7 +184,7 @@ class Study:
 
     def finish(self, trial: Trial, outcome: dict | BaseException, **extra: Any) -> dict:
         """Record a trial's results dict, or the exception it ended with."""
-        from jaxrec.training.fit import TrainingDiverged
+        from jaxrec.training.loop import TrainingDiverged
 
         if isinstance(outcome, BaseException):
             status = "diverged" if isinstance(outcome, TrainingDiverged) else "failed"
@@ -234,14 +237,7 @@ class Study:
         if done:
             print(f"study {self.group}: {len(done)} trial(s) already done, {len(todo)} to run",
                   file=sys.stderr)
-        if self.launcher_overrides:
-            from jaxrec.sweep.launch import run_with_launcher
-
-            run_with_launcher(self, todo)
-        else:
-            from jaxrec.sweep.runner import run_in_process
-
-            run_in_process(self, todo)
+        self.execute(self, todo)
         self.write_results()
         by_key = {r["key"]: r for r in self.records()}
         return [by_key[k] for k in dict.fromkeys(self.trial_key(p) for p in param_sets)

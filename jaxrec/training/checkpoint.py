@@ -37,5 +37,5 @@ def restore_params(path: str | os.PathLike, template: nnx.State) -> nnx.State:
     with ocp.StandardCheckpointer() as ckptr:
         restored: Any = ckptr.restore(path, abstract)
     state = jax.tree.map(lambda x: x, template)
-    nnx.replace_by_pure_dict(state, restored)
+    nnx.replace_by_pure_dict(state, jax.tree.map(jax.numpy.asarray, restored))  # onto devices
     return state

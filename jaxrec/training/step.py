@@ -11,7 +11,6 @@ import optax
 from flax import nnx
 
 from jaxrec.losses.regularizers import l2_rows
-from jaxrec.training.sampling import sample_negatives
 
 
 class TrainState(NamedTuple):
@@ -29,60 +28,37 @@ def init_state(model: nnx.Module, tx: optax.GradientTransformation) -> tuple[Any
     return graphdef, TrainState(params, rest, tx.init(params), jnp.zeros((), jnp.int32))
 
 
-def make_train_step(graphdef, loss, tx: optax.GradientTransformation, *, num_items: int,
-                    search_steps: int = 1):
-    """Build ``train_step(state, batch, data, key) -> (state, loss_value)``.
+def make_train_step(graphdef, loss, tx: optax.GradientTransformation):
+    """Build ``train_step(state, batch, data, hparams, key) -> (state, loss_value)``.
 
-    ``batch`` holds ``users_B``, ``items_B``, ``ratings_B`` and ``mask_B`` (0 for
-    padding); ``data`` holds the CSR of training items (``indptr``, ``indices``)
-    the negative sampler rejects, ``neg_pool`` (the items it draws from, see
-    `jaxrec.training.sampling.negative_pool`; absent: all items) and optionally
-    ``loss_l2``, a scalar L2 weight
-    used instead of ``loss.l2``). ``loss.kind`` chooses the batch kind:
-    ``rating`` (pointwise on observed ratings) or ``negatives`` (each positive
-    against ``loss.num_negatives`` uniformly sampled unseen items), or ``users``:
-    the rows are training users (see :func:`users_kind_data`) and
-    ``loss.users_batch(model, users_B, mask_B, data, key, step)`` calls the
-    model's whole-user method (``losses/multinomial``, ``losses/sequence``).
+    The loss owns its batch (`jaxrec.losses.base`): the step calls
+    ``loss.objective(model, batch, data, key, step)`` and adds the L2 penalty on
+    the rows it touched, never branching on what the loss samples.
+
+    ``hparams`` are the per-member hyperparameters that reach the step as data
+    (traced, so stacked trial members can differ without recompiling); the
+    learning rate and weight decay live in the optimiser state instead
+    (``optax.inject_hyperparams``). Keys:
+
+    ``l2``  the L2 weight, replacing the static ``loss.l2`` when present.
     """
 
-    def objective(params, rest, batch, data, key):
+    def objective(params, rest, batch, data, hparams, key, step):
         model = nnx.merge(graphdef, params, rest)
-        users, items, mask = batch["users"], batch["items"], batch["mask"]
-        if loss.kind == "rating":
-            value = loss(model(users, items), batch["ratings"], mask_B=mask)
-            touched = items
-        elif loss.kind == "negatives":
-            neg_BxM = sample_negatives(key, users, loss.num_negatives, num_items,
-                                       data["indptr"], data["indices"], steps=search_steps,
-                                       pool_P=data.get("neg_pool"))
-            value = loss(model(users, items), model(users[:, None], neg_BxM), mask_B=mask)
-            touched = jnp.concatenate([items[:, None], neg_BxM], axis=1)
-        elif loss.kind == "sampled":  # softmax over shared candidates (losses/sampled_softmax)
-            from jaxrec.losses.sampled_softmax import sampled_softmax_batch
-
-            value, touched = sampled_softmax_batch(model, loss, users, items, mask, data, key,
-                                                   num_items)
-        elif loss.kind == "users":  # whole users (Mult-VAE, SASRec): the batch rows are users
-            value = loss.users_batch(model, users, mask, data, key, batch["step"])
-            touched = items
-        else:
-            raise ValueError(f"loss.kind: unknown batch kind {loss.kind!r}")
+        value, touched = loss.objective(model, batch, data, key, step)
         total = value
-        # ``data["loss_l2"]`` (a traced scalar) replaces the static ``loss.l2`` when present,
-        # so a vectorised sweep can give each stacked member its own L2 weight.
-        l2 = data["loss_l2"] if "loss_l2" in data else loss.l2
-        if "loss_l2" in data or loss.l2:
-            total = total + l2 * l2_rows(model.l2_rows(users, touched), mask_B=mask)
+        if "l2" in hparams or loss.l2:
+            l2 = hparams["l2"] if "l2" in hparams else loss.l2
+            total = total + l2 * l2_rows(model.l2_rows(batch["users"], touched),
+                                         mask_B=batch["mask"])
         _, _, new_rest = nnx.split(model, nnx.Param, ...)
         return total, (value, new_rest)
 
     grad_fn = jax.grad(objective, has_aux=True)
 
-    def train_step(state: TrainState, batch, data, key):
-        if loss.kind == "users":  # schedules inside the loss (KL annealing) read the step
-            batch = {**batch, "step": state.step}
-        grads, (value, rest) = grad_fn(state.params, state.rest, batch, data, key)
+    def train_step(state: TrainState, batch, data, hparams, key):
+        grads, (value, rest) = grad_fn(state.params, state.rest, batch, data, hparams, key,
+                                       state.step)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         return TrainState(params, rest, opt_state, state.step + 1), value
@@ -97,8 +73,8 @@ def make_solver_epoch_fn(graphdef):
     returned loss is whatever objective ``solve_epoch`` reports.
     """
 
-    def epoch(state, data, perm_NbxB, mask_NbxB, key):
-        del perm_NbxB, mask_NbxB
+    def epoch(state, data, hparams, perm_NbxB, mask_NbxB, key):
+        del hparams, perm_NbxB, mask_NbxB
         model = nnx.merge(graphdef, state.params, state.rest)
         value = model.solve_epoch(data, key)
         _, params, rest = nnx.split(model, nnx.Param, ...)
@@ -121,14 +97,14 @@ def epoch_program(train_step):
     """The un-jitted epoch of :func:`make_epoch_fn`, for callers that transform it first
     (``jax.vmap`` over stacked states in a vectorised sweep)."""
 
-    def epoch(state, data, perm_NbxB, mask_NbxB, key):
+    def epoch(state, data, hparams, perm_NbxB, mask_NbxB, key):
         keys = jax.random.split(key, perm_NbxB.shape[0])
 
         def body(state, xs):
             rows_B, mask_B, k = xs
             batch = {"users": data["users"][rows_B], "items": data["items"][rows_B],
                      "ratings": data["ratings"][rows_B], "mask": mask_B}
-            state, value = train_step(state, batch, data, k)
+            state, value = train_step(state, batch, data, hparams, k)
             return state, value * jnp.sum(mask_B)
 
         state, weighted = jax.lax.scan(body, state, (perm_NbxB, mask_NbxB, keys))
@@ -147,12 +123,3 @@ def epoch_order(rng: np.random.Generator, num_rows: int, batch_size: int,
     mask = np.zeros(num_batches * batch_size, dtype=np.float32)
     mask[:num_rows] = 1.0
     return padded.reshape(num_batches, batch_size), mask.reshape(num_batches, batch_size)
-
-
-def users_kind_data(data: dict[str, jax.Array], indptr: np.ndarray) -> dict[str, jax.Array]:
-    """The device data of batch kind ``users``: its rows are the users with >= 1 training
-    interaction (``users``; ``items`` and ``ratings`` are placeholders), so the epoch
-    order of :func:`epoch_order` shuffles users. The CSR is kept for negative sampling."""
-    active = np.flatnonzero(np.diff(np.asarray(indptr)) > 0).astype(np.int32)
-    return {**data, "users": jnp.asarray(active), "items": jnp.zeros(len(active), jnp.int32),
-            "ratings": jnp.ones(len(active), jnp.float32)}

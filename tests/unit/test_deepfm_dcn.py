@@ -15,7 +15,7 @@ from jaxrec.data.features import FeatureBag, Features
 from jaxrec.losses import BCE
 from jaxrec.models.dcn_v2 import DCNv2
 from jaxrec.models.deepfm import DeepFM, fm_second_order
-from jaxrec.training.sampling import num_search_steps
+from jaxrec.data.sampling import num_search_steps
 from jaxrec.training.step import epoch_order, init_state, make_epoch_fn, make_train_step
 from jaxrec.types import DataInfo
 from tests.helpers import run_train

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from jaxrec.losses import BPR, MSE
 from jaxrec.paths import CONFIG_DIR
-from jaxrec.training.sampling import num_search_steps
+from jaxrec.data.sampling import num_search_steps
 from jaxrec.training.step import epoch_order, init_state, make_epoch_fn, make_train_step
 from jaxrec.types import DataInfo
 

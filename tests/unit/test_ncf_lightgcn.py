@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from jaxrec.losses import BCE, BPR
 from jaxrec.models import GMF, NCFMLP, LightGCN, NeuMF
 from jaxrec.models.lightgcn import normalized_edges
-from jaxrec.training.sampling import num_search_steps
+from jaxrec.data.sampling import num_search_steps
 from jaxrec.training.step import epoch_order, init_state, make_epoch_fn, make_train_step
 from jaxrec.types import DataInfo
 from tests.helpers import compose_train

@@ -4,7 +4,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxrec.training.sampling import (
+from jaxrec.data.sampling import (
     is_seen,
     negative_pool,
     num_search_steps,

@@ -115,3 +115,21 @@ def negative_pool(train_items: np.ndarray, num_items: int, which: str = "all_ite
     if which == "all_items":
         return np.arange(num_items, dtype=np.int32)
     return np.flatnonzero(np.bincount(train_items, minlength=num_items) > 0).astype(np.int32)
+
+
+def sample_batch_negatives(key: jax.Array, users_B: jax.Array, num_negatives: int, data
+                           ) -> jax.Array:
+    """:func:`sample_negatives` for a train step: int32 ``[B, M]`` unseen items per user, from
+    the negative pool and the training CSR of ``data`` (`jaxrec.data.device.TrainData`)."""
+    return sample_negatives(key, users_B, num_negatives, data.num_items, data["indptr"],
+                            data["indices"], steps=data.search_steps, pool_P=data.get("neg_pool"))
+
+
+def check_negatives(train, pool: np.ndarray, negatives: str) -> None:
+    """Every user must have an unseen item in the negative pool (host check, before compiling)."""
+    counts = np.bincount(train.users, minlength=train.num_users)
+    if len(counts) and counts.max() >= len(pool):
+        user = int(np.argmax(counts))
+        raise ValueError(f"data: user {train.user_ids[user]!r} has interacted with every item "
+                         f"of the negative pool (trainer.negatives={negatives}, {len(pool)} items);"
+                         " no negatives can be sampled")

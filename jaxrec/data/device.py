@@ -1,0 +1,91 @@
+"""The device-resident training data every step and closed-form solve reads.
+
+:class:`TrainData` is a pytree: its arrays are device data (shared, not
+vmapped, by stacked trial members), and two sizes the samplers need are static
+(part of the compiled program). It reads like a mapping (``data["indptr"]``),
+so models' ``solve_epoch(data, key)`` and losses index it by name.
+
+Arrays:
+  ``users``, ``items``, ``ratings`` ``[R]``: the rows an epoch iterates -- the
+  training interactions for losses with ``rows = "interactions"``, the active
+  training users for ``rows = "users"`` (``items`` / ``ratings`` then hold
+  placeholders);
+  ``indptr`` ``[U + 1]``, ``indices`` ``[E]``: every user's sorted training items
+  (the CSR negative samplers reject against);
+  ``item_counts`` ``[N]``: training interactions per item;
+  ``neg_pool`` ``[P]``: the items negatives are drawn from
+  (`jaxrec.data.sampling.negative_pool`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrec.data.sampling import num_search_steps
+
+ROWS = ("interactions", "users", "none")
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class TrainData:
+    """Training arrays on device plus the static sizes the samplers need.
+
+    Attributes:
+      arrays: the named device arrays (see the module docstring).
+      num_items: catalogue size N (static).
+      search_steps: binary-search iterations covering the longest training list (static).
+      num_interactions: E, the number of training interactions (static).
+    """
+
+    arrays: dict[str, jax.Array]
+    num_items: int = dataclasses.field(metadata={"static": True})
+    search_steps: int = dataclasses.field(metadata={"static": True})
+    num_interactions: int = dataclasses.field(metadata={"static": True})
+
+    def __getitem__(self, name: str) -> jax.Array:
+        return self.arrays[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.arrays
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.arrays.get(name, default)
+
+    @property
+    def num_rows(self) -> int:
+        """Rows an epoch iterates (interactions or users)."""
+        return int(self.arrays["users"].shape[0])
+
+
+def train_data(train, pool_P: np.ndarray, *, rows: str = "interactions") -> TrainData:
+    """Put the training split on device for an epoch over ``rows``.
+
+    Args:
+      train: the training `jaxrec.data.interactions.Interactions`.
+      pool_P: the items negatives are drawn from (`jaxrec.data.sampling.negative_pool`).
+      rows: ``interactions`` (one row per training interaction), ``users`` (one per
+        user with a training interaction: whole-user losses) or ``none`` (closed-form
+        solves, which read the interactions).
+    """
+    if rows not in ROWS:
+        raise ValueError(f"loss.rows: {rows!r} is not one of {', '.join(ROWS)}")
+    indptr, indices = train.csr()
+    arrays = {"users": jnp.asarray(train.users, jnp.int32),
+              "items": jnp.asarray(train.items, jnp.int32),
+              "ratings": jnp.asarray(train.ratings, jnp.float32),
+              "indptr": jnp.asarray(indptr, jnp.int32), "indices": jnp.asarray(indices, jnp.int32),
+              "item_counts": jnp.asarray(np.bincount(train.items, minlength=train.num_items),
+                                         jnp.float32),
+              "neg_pool": jnp.asarray(pool_P)}
+    if rows == "users":
+        active = np.flatnonzero(np.diff(np.asarray(indptr)) > 0).astype(np.int32)
+        arrays.update(users=jnp.asarray(active), items=jnp.zeros(len(active), jnp.int32),
+                      ratings=jnp.ones(len(active), jnp.float32))
+    return TrainData(arrays, num_items=int(train.num_items),
+                     search_steps=num_search_steps(indptr), num_interactions=len(train))

@@ -1,0 +1,71 @@
+"""The loss contract: a loss owns its batch.
+
+Like an optax ``GradientTransformation`` is an ``(init, update)`` pair, a loss is a
+small protocol the train step calls without knowing what the loss samples:
+
+``rows``
+    what an epoch iterates: ``"interactions"`` (one row per training
+    interaction), ``"users"`` (one row per training user: whole-user losses) or
+    ``"none"`` (no gradient steps: closed-form models, ``loss=none``).
+``default_monitor``
+    the metric key early stopping watches when ``trainer.monitor=auto``.
+``samples_unseen``
+    whether it rejection-samples items the user has not seen (the assembly then
+    checks that every user has one in the negative pool).
+``l2``
+    weight of the per-batch L2 penalty on the rows a batch touches (0: none).
+``check_model(model)``
+    a one-line ``ValueError`` when the loss cannot train ``model`` (run at
+    assembly, before anything compiles).
+``objective(model, batch, data, key, step) -> (value, touched_BxT)``
+    the batch objective (a scalar) and the items whose parameter rows the L2
+    penalty covers. ``batch`` holds ``users``, ``items``, ``ratings`` and ``mask``
+    ``[B]`` (0 for padding) of the rows; ``data`` is the device-resident
+    `jaxrec.data.device.TrainData` (CSR for negative sampling, the negative pool);
+    ``key`` is this step's PRNG key and ``step`` the global step count.
+
+A new batch kind is one loss file: the step, the training loop and the sweep
+never branch on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import jax
+
+from jaxrec.models.base import ClosedForm, NextItemLogits, RowRegularized, Scorer, UserLogits
+
+
+@runtime_checkable
+class Loss(Protocol):
+    rows: ClassVar[str]
+    samples_unseen: ClassVar[bool]
+    default_monitor: ClassVar[str]
+    l2: float
+
+    def check_model(self, model: Any) -> None: ...
+
+    def objective(self, model: Any, batch: dict[str, jax.Array], data: Any, key: jax.Array,
+                  step: jax.Array) -> tuple[jax.Array, jax.Array]: ...
+
+
+def check_gradient_model(loss: Any, model: Any, *, needs: tuple[type, ...] = (Scorer,),
+                         hint: str = "") -> None:
+    """The checks every gradient-trained loss makes: the model is not closed-form, has the
+    capabilities ``needs`` and, with ``loss.l2 > 0``, names its rows (`RowRegularized`)."""
+    name, model_name = type(loss).__name__, type(model).__name__
+    if isinstance(model, ClosedForm):
+        raise ValueError(f"loss: {model_name} is fitted in closed form; use loss=none")
+    if loss.rows == "interactions" and isinstance(model, UserLogits | NextItemLogits):
+        raise ValueError(f"loss: {name} does not train {model_name}; it trains on whole users: "
+                         "use loss=multinomial (Mult-VAE/DAE) or loss=sequence_bce (SASRec)")
+    for capability in needs:
+        if not isinstance(model, capability):
+            methods = ", ".join(sorted(n for n in vars(capability)
+                                       if not n.startswith("_") and n != "max_len"))
+            raise ValueError(f"loss: {name} does not train {model_name}: it needs "
+                             f"{capability.__name__} ({methods}){hint}")
+    if loss.l2 and not isinstance(model, RowRegularized):
+        raise ValueError(f"loss.l2={loss.l2}: {model_name} has no l2_rows(users, items); "
+                         "set loss.l2=0 and use optim.weight_decay")

@@ -1,0 +1,115 @@
+"""Training one assembled run end to end, and what a trained run writes.
+
+``train(cfg)`` is what ``jaxrec train``, in-process sweeps, launched trials and
+``reproduce`` call: assemble (every check, nothing compiled), fit with one
+member, write the outputs. A vectorised sweep group (`jaxrec.sweep.vectorized`)
+assembles each member and finishes each through :func:`finish`, so a member's
+run folder is the same as a single run's:
+
+``config.yaml`` (resolved), ``metrics.jsonl`` (every logged step),
+``results.json`` (final metrics, timings, protocol, data summary),
+``checkpoints/best`` (orbax), ``per_user_{valid,test}.parquet``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from jaxrec.assembly import Run, assemble
+from jaxrec.io import atomic_write_json, atomic_write_text
+from jaxrec.training.loop import FitResult, Member, Program, fit
+from jaxrec.training.step import init_state
+
+
+def write_config(cfg: DictConfig) -> None:
+    """The resolved config, first thing in the run folder (atomically)."""
+    from pathlib import Path
+
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(resolved))
+
+
+def open_writer(run: Run):
+    """The run's writers (console, ``metrics.jsonl``, W&B) as one ``MultiWriter``."""
+    from jaxrec.logging import ConsoleWriter, JsonlWriter, MultiWriter, WandbWriter
+
+    log, writers = run.log_cfg, []
+    if log.console:
+        writers.append(ConsoleWriter(keys=("train/loss", run.monitor)))
+    if log.jsonl:
+        writers.append(JsonlWriter(run.run_dir / "metrics.jsonl"))
+    if log.wandb:
+        writers.append(WandbWriter(project=log.project, entity=log.entity, group=log.group,
+                                   tags=log.tags, mode=log.mode, name=run.name,
+                                   config=run.resolved, run_dir=run.run_dir))
+    return MultiWriter(writers)
+
+
+def program(run: Run, graphdef) -> Program:
+    """The shared part of a fit of ``run`` (and of the members assembled like it)."""
+    return Program(graphdef=graphdef, loss=run.loss, tx=run.tx, data=run.train_data(),
+                   valid_evals=run.valid_evals, test_evals=run.test_evals, trainer=run.trainer,
+                   monitor=run.monitor, higher_is_better=run.higher_is_better)
+
+
+def results_dict(run: Run, result: FitResult, *, total_seconds: float) -> dict[str, Any]:
+    """The contents of ``results.json``."""
+    ds = run.dataset
+    out = {
+        "metrics": result.metrics,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "stop_reason": result.stop_reason,
+        "monitor": result.monitor,
+        "compile_seconds": result.compile_seconds,
+        "seconds_per_epoch": result.seconds_per_epoch,
+        "eval_seconds": result.eval_seconds,
+        "total_seconds": total_seconds,
+        "data": {"name": ds.info.name, "users": ds.info.num_users, "items": ds.info.num_items,
+                 "train": len(ds.train), "valid": 0 if ds.valid is None else len(ds.valid),
+                 "test": len(ds.test)},
+        **run.protocol(),
+    }
+    if run.notes:
+        out["notes"] = run.notes
+    return out
+
+
+def finish(run: Run, result: FitResult, writer, *, total_seconds: float,
+           extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write a trained member's checkpoint, per-user vectors and ``results.json``."""
+    from jaxrec.metrics.per_user import write_per_user
+    from jaxrec.training.checkpoint import save_params
+
+    if run.trainer.save_checkpoint:  # the best state, once, at the end
+        save_params(run.run_dir / "checkpoints" / "best", result.state[0])
+    results = results_dict(run, result, total_seconds=total_seconds)
+    if run.eval_cfg.save_per_user:  # per-user metric vectors of the best state, for compare
+        results["per_user_files"] = write_per_user(
+            run.run_dir, {"valid": run.valid_evals, "test": run.test_evals}, result.graphdef,
+            result.state, run.dataset.full.user_ids)
+    results.update(extra or {})
+    writer.summary({**result.metrics, "best_epoch": result.best_epoch})
+    atomic_write_json(run.run_dir / "results.json", results)
+    return results
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train and evaluate one configuration; returns the contents of ``results.json``."""
+    t_start = time.perf_counter()
+    write_config(cfg)
+    run = assemble(cfg)
+    writer = open_writer(run)
+    try:
+        graphdef, state = init_state(run.model, run.tx)
+        [result] = fit(program(run, graphdef), [Member(state, seed=run.seed, writer=writer)])
+        if isinstance(result, Exception):
+            raise result
+        return finish(run, result, writer, total_seconds=time.perf_counter() - t_start)
+    finally:
+        writer.close()

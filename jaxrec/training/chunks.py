@@ -1,0 +1,104 @@
+"""Chunks of trial members stepped together by one compiled epoch program.
+
+A chunk of several members holds their states stacked on a leading axis and
+steps them with ``jax.jit(jax.vmap(epoch))``, a stopped member frozen by an
+``active`` mask; a chunk of one holds a plain state and steps it with the
+jitted epoch a single run uses. Chunks of the same width share one program.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrec.training.step import epoch_program, make_solver_epoch_fn, make_train_step
+
+
+class Chunk:
+    """Members ``indices`` of a fit, stacked (``len > 1``) or alone."""
+
+    def __init__(self, indices: list[int], states: list, hparams: list[dict[str, float]]):
+        self.indices = indices
+        self.stacked = len(indices) > 1
+        if self.stacked:
+            self.state = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+            self.hparams = {k: jnp.asarray([h[k] for h in hparams], jnp.float32)
+                            for k in hparams[0]}
+        else:
+            self.state = states[0]
+            self.hparams = {k: jnp.asarray(v, jnp.float32) for k, v in hparams[0].items()}
+        self.program = None
+
+    def member_state(self, pos: int, *, copy: bool = False):
+        """``(params, rest)`` of the member at ``pos``; ``copy`` for a state that must
+        outlive the next (donating) epoch."""
+        if self.stacked:
+            return jax.tree.map(lambda x: x[pos], (self.state.params, self.state.rest))
+        state = (self.state.params, self.state.rest)
+        return jax.tree.map(jnp.copy, state) if copy else state
+
+    def args(self, data, trackers, epoch: int, shared_order: bool) -> tuple:
+        ts = [trackers[k] for k in self.indices]
+        if not self.stacked:
+            t = ts[0]
+            return (self.state, data, self.hparams, t.perm, t.mask,
+                    jax.random.fold_in(t.key, epoch))
+        order = (ts[0].perm, ts[0].mask) if shared_order else (
+            np.stack([t.perm for t in ts]), np.stack([t.mask for t in ts]))
+        keys = jnp.stack([jax.random.fold_in(t.key, epoch) for t in ts])
+        return (self.state, data, self.hparams, jnp.asarray([t.active for t in ts]), *order,
+                keys)
+
+    def step(self, program, trackers, epoch: int, shared_order: bool) -> jax.Array:
+        """Dispatch one epoch (asynchronously); returns the loss (``[]`` or ``[K_chunk]``)."""
+        self.state, loss = self.program(*self.args(program.data, trackers, epoch, shared_order))
+        return loss
+
+
+def make_chunks(members: list, *, lanes: int) -> list[Chunk]:
+    """Balanced chunks of at most ``lanes`` members (16 members in lanes of 6: 6, 5, 5)."""
+    K = len(members)
+    lanes = max(1, min(lanes, K))
+    n_chunks = -(-K // lanes)
+    size = -(-K // n_chunks)
+    return [Chunk(list(range(i, min(i + size, K))), [m.state for m in members[i:i + size]],
+                  [m.hparams for m in members[i:i + size]]) for i in range(0, K, size)]
+
+
+def epoch_programs(program, *, shared_order: bool) -> tuple[Any, Any]:
+    """``(single, stacked)`` jitted epoch programs of a fit (the state is donated).
+
+    ``single(state, data, hparams, perm, mask, key)``; ``stacked`` is its vmap over
+    a leading member axis, with an ``active`` mask after ``hparams`` and the batch
+    order shared by all members when ``shared_order``.
+    """
+    if program.loss.rows == "none":  # closed form: one solve per epoch, never stacked
+        return make_solver_epoch_fn(program.graphdef), None
+    epoch = epoch_program(make_train_step(program.graphdef, program.loss, program.tx))
+
+    def member(state, data, hparams, active, perm, mask, key):
+        new_state, loss = epoch(state, data, hparams, perm, mask, key)
+        return jax.tree.map(lambda n, o: jnp.where(active, n, o), new_state, state), loss
+
+    order_axis = None if shared_order else 0
+    stacked = jax.jit(jax.vmap(member, in_axes=(0, None, 0, 0, order_axis, order_axis, 0)),
+                      donate_argnums=0)
+    return jax.jit(epoch, donate_argnums=0), stacked
+
+
+def compile_programs(program, chunks: list[Chunk], trackers, *, shared_order: bool) -> None:
+    """Compile (ahead of time) one executable per chunk width and give each chunk its own."""
+    single, stacked = epoch_programs(program, shared_order=shared_order)
+    if stacked is None and any(c.stacked for c in chunks):
+        raise ValueError("closed-form models (loss=none) train one member at a time")
+    compiled: dict[int, Any] = {}
+    for chunk in chunks:
+        width = len(chunk.indices) if chunk.stacked else 1
+        if width not in compiled:
+            fn = stacked if chunk.stacked else single
+            compiled[width] = fn.lower(*chunk.args(program.data, trackers, 1,
+                                                   shared_order)).compile()
+        chunk.program = compiled[width]

@@ -1,0 +1,268 @@
+"""The one training loop, for K >= 1 trial members trained together (K = 1: a single run).
+
+Members share the data, the model graph, the loss and the optimiser's structure;
+each has its own initial state (seed, init scale), optimiser hyperparameters
+(learning rate and weight decay, injected into its optimiser state), per-member
+step hyperparameters (``Member.hparams``, see `jaxrec.training.step.make_train_step`),
+batch order and PRNG keys (drawn from its seed), early-stopping tracker and
+writer. Members are stepped in chunks: a chunk of several members is one stacked
+state trained by ``jax.jit(jax.vmap(epoch))``; a chunk of one is the plain jitted
+epoch (the program a single run uses). A stopped member (patience, divergence)
+is frozen inside its chunk's program by an ``active`` mask.
+
+Per epoch: dispatch every chunk's epoch, fetch the losses one epoch late (so the
+host never waits on the device between epochs), validate the active members on
+validation epochs, track the best state per member (kept on device), stop on
+patience or divergence. Finally each member's best state is evaluated on test
+(and again on valid) and returned as a :class:`FitResult`; writing results and
+checkpoints is the caller's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxrec.metrics.scoring import evaluate
+from jaxrec.training.chunks import Chunk, compile_programs, make_chunks
+from jaxrec.training.step import epoch_order
+
+
+class TrainingDiverged(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What a trained member returns: best valid/* and test/* metrics and its best state."""
+
+    metrics: dict[str, float]
+    best_epoch: int
+    epochs_run: int
+    stop_reason: str
+    monitor: str
+    compile_seconds: float
+    seconds_per_epoch: float
+    eval_seconds: float
+    state: Any  # best (params, rest)
+    graphdef: Any
+
+
+@dataclasses.dataclass
+class Member:
+    """One trial of a fit: its initial state, seed, step hyperparameters and writer."""
+
+    state: Any  # jaxrec.training.step.TrainState
+    seed: int
+    hparams: dict[str, float] = dataclasses.field(default_factory=dict)
+    writer: Any = None
+
+
+@dataclasses.dataclass
+class Program:
+    """What the members share: the compiled-program inputs and the evaluation plan."""
+
+    graphdef: Any
+    loss: Any
+    tx: Any
+    data: Any  # jaxrec.data.device.TrainData
+    valid_evals: list
+    test_evals: list
+    trainer: Any  # jaxrec.config.TrainerConfig
+    monitor: str
+    higher_is_better: bool
+
+
+class Tracker:
+    """One member's early stopping: best monitored value, its epoch and state, patience."""
+
+    def __init__(self, seed: int, *, higher_is_better: bool, patience: int):
+        self.rng = np.random.default_rng(seed)  # orders this member's batches
+        self.key = jax.random.key(seed)
+        self.sign = 1.0 if higher_is_better else -1.0
+        self.patience = patience
+        self.best_score, self.best_epoch, self.best_state = -math.inf, 0, None
+        self.bad_evals, self.stop_reason, self.epochs_run = 0, "max_epochs", 0
+        self.active, self.error = True, None
+        self.eval_times: list[float] = []
+        self.perm = self.mask = None
+
+    def observe(self, epoch: int, value: float, state_fn) -> None:
+        """Record a validation value; keeps a device copy of the state when it improves."""
+        if self.sign * value > self.best_score:
+            self.best_score, self.best_epoch, self.bad_evals = self.sign * value, epoch, 0
+            self.best_state = state_fn()
+        else:
+            self.bad_evals += 1
+            if self.patience and self.bad_evals >= self.patience:
+                self.stop_reason, self.active = "patience", False
+
+    def fail(self, error: Exception) -> None:
+        self.active, self.error = False, error
+
+
+def fit(program: Program, members: list[Member], *, lanes: int | None = None,
+        on_done=None) -> list[FitResult | Exception]:
+    """Train ``members`` together; one :class:`FitResult` (or the exception it ended with) each.
+
+    Args:
+      program: the shared graph, loss, optimiser, device data, evaluators and trainer.
+      members: K >= 1 members (K > 1 needs a gradient-trained loss).
+      lanes: members stepped side by side by ``jax.vmap`` (None: all of them); with
+        fewer lanes the members are split into chunks that share compiled programs.
+      on_done: ``on_done(index, result_or_exception)``, called as each member finishes.
+    """
+    trainer, data = program.trainer, program.data
+    K = len(members)
+    trackers = [Tracker(m.seed, higher_is_better=program.higher_is_better,
+                        patience=trainer.patience) for m in members]
+    shared_order = len({m.seed for m in members}) == 1
+    chunks = make_chunks(members, lanes=K if lanes is None else lanes)
+    has_valid = bool(program.valid_evals)
+    num_rows = data.num_rows
+
+    def draw_orders():
+        if shared_order:
+            perm, mask = epoch_order(trackers[0].rng, num_rows, trainer.batch_size)
+            for t in trackers:
+                t.perm, t.mask = perm, mask
+        else:
+            for t in trackers:
+                t.perm, t.mask = epoch_order(t.rng, num_rows, trainer.batch_size)
+
+    draw_orders()
+    t0 = time.perf_counter()
+    compile_programs(program, chunks, trackers, shared_order=shared_order)
+    compile_seconds = time.perf_counter() - t0
+
+    bar = _progress(trainer, K)
+    pending: list[tuple[int, list[tuple[Chunk, jax.Array]]]] = []
+    train_seconds, epochs_run = 0.0, 0
+
+    def flush(keep: int) -> dict[int, float]:
+        """Fetch the queued losses but the newest ``keep`` epochs'; write all but the newest
+        epoch's (returned: it is written with the validation metrics)."""
+        newest: dict[int, float] = {}
+        while len(pending) > keep:
+            ep, launched = pending.pop(0)
+            for chunk, value in launched:
+                values = np.asarray(value).reshape(-1)
+                for pos, k in enumerate(chunk.indices):
+                    t = trackers[k]
+                    if t.error is not None or t.epochs_run < ep:  # stopped before ``ep``
+                        continue
+                    v = float(values[pos])
+                    if not math.isfinite(v):
+                        t.fail(TrainingDiverged(f"train/loss is {v} at epoch {ep}; stopping"))
+                    elif pending or keep:
+                        members[k].writer.write(ep, {"train/loss": v})
+                        if K == 1:
+                            bar.set_postfix(loss=f"{v:.4f}", refresh=False)
+                    else:
+                        newest[k] = v
+        return newest
+
+    for epoch in range(1, trainer.epochs + 1):
+        if not any(t.active for t in trackers):
+            break
+        t = time.perf_counter()
+        if epoch > 1:
+            draw_orders()
+        launched = []
+        for chunk in chunks:
+            if any(trackers[k].active for k in chunk.indices):
+                for k in chunk.indices:
+                    if trackers[k].active:
+                        trackers[k].epochs_run = epoch
+                launched.append((chunk, chunk.step(program, trackers, epoch, shared_order)))
+        pending.append((epoch, launched))
+        epochs_run = epoch
+        bar.update(1)
+        if not (epoch % trainer.eval_every == 0 or epoch == trainer.epochs):
+            flush(keep=1)
+            train_seconds += time.perf_counter() - t
+            continue
+        jax.block_until_ready([c.state for c in chunks])
+        train_seconds += time.perf_counter() - t
+        losses = flush(keep=0)
+        for k, t_k in enumerate(trackers):
+            if k not in losses:
+                continue
+            record = {"train/loss": losses[k]}
+            if not has_valid:
+                members[k].writer.write(epoch, record)
+                t_k.best_epoch = epoch
+                continue
+            chunk, pos = _locate(chunks, k)
+            te = time.perf_counter()
+            metrics = evaluate(program.valid_evals, program.graphdef, chunk.member_state(pos))
+            t_k.eval_times.append(time.perf_counter() - te)
+            members[k].writer.write(epoch, {**record, **metrics})
+            if K == 1:
+                bar.set_postfix({program.monitor: f"{metrics[program.monitor]:.4f}"},
+                                refresh=False)
+            t_k.observe(epoch, metrics[program.monitor],
+                        lambda c=chunk, p=pos: c.member_state(p, copy=True))
+    flush(keep=0)
+    bar.close()
+
+    outputs: list[FitResult | Exception] = []
+    for k, t_k in enumerate(trackers):
+        if t_k.error is not None:
+            outputs.append(t_k.error)
+        else:
+            try:
+                outputs.append(_finish(program, chunks, k, t_k, compile_seconds,
+                                       train_seconds / max(epochs_run, 1)))
+            except Exception as err:  # one member's failure does not lose the others
+                outputs.append(err)
+        if on_done is not None:
+            on_done(k, outputs[-1])
+    return outputs
+
+
+def _finish(program: Program, chunks, k: int, tracker: Tracker, compile_seconds: float,
+            seconds_per_epoch: float) -> FitResult:
+    """Test (and re-validate) a member's best state."""
+    chunk, pos = _locate(chunks, k)
+    has_valid = bool(program.valid_evals)
+    best = tracker.best_state if has_valid and tracker.best_state is not None else \
+        chunk.member_state(pos, copy=True)
+    t = time.perf_counter()
+    final = evaluate(program.test_evals, program.graphdef, best)
+    test_seconds = time.perf_counter() - t
+    if has_valid:
+        final.update(evaluate(program.valid_evals, program.graphdef, best))
+    times = tracker.eval_times[1:] if len(tracker.eval_times) > 1 else tracker.eval_times
+    return FitResult(metrics=final, best_epoch=tracker.best_epoch, epochs_run=tracker.epochs_run,
+                     stop_reason=tracker.stop_reason, monitor=program.monitor,
+                     compile_seconds=compile_seconds, seconds_per_epoch=seconds_per_epoch,
+                     eval_seconds=float(np.median(times)) if times else test_seconds,
+                     state=best, graphdef=program.graphdef)
+
+
+def _locate(chunks, k: int) -> tuple[Chunk, int]:
+    for chunk in chunks:
+        if k in chunk.indices:
+            return chunk, chunk.indices.index(k)
+    raise KeyError(k)
+
+
+def _progress(trainer, members: int):
+    from tqdm import tqdm
+
+    return tqdm(total=trainer.epochs, desc="train" if members == 1 else f"train x{members}",
+                unit="epoch", leave=False,
+                disable=not (trainer.progress and sys.stderr.isatty()))
+
+
+def stack(trees):
+    """Stack K pytrees on a new leading axis."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
