@@ -68,7 +68,7 @@ def cmd_evaluate(argv: list[str]) -> None:
     from pathlib import Path
 
     from jaxrec.config import EvalConfig
-    from jaxrec.metrics.protocols import build_evaluators, split_config
+    from jaxrec.metrics.protocols import build_evaluators
     from jaxrec.runs import load_run
     from jaxrec.train import typed
     from jaxrec.training.fit import evaluate
@@ -82,8 +82,7 @@ def cmd_evaluate(argv: list[str]) -> None:
     saved = Path(args.run_dir) / "negatives_test.parquet"
     if eval_cfg.protocol == "sampled" and saved.is_file():
         eval_cfg.negatives_file = str(saved)  # the run's own negatives, never re-drawn
-    valid_evals, test_evals = build_evaluators(ds, eval_cfg, seed=run.cfg.seed,
-                                               split_cfg=split_config(run.cfg.data))
+    valid_evals, test_evals = build_evaluators(ds, eval_cfg, seed=run.cfg.seed)
     evaluators = test_evals if split == "test" else valid_evals
     print(json.dumps(evaluate(evaluators, run.graphdef, run.state), indent=2, sort_keys=True))
 

@@ -63,8 +63,8 @@ def build(cfg: DictConfig):
 def model_feature_kwargs(model_fn, dataset, spec) -> dict[str, Any]:
     """``{"features": ...}`` for a model whose signature takes ``features`` (else ``{}``).
 
-    The features come from ``data.features`` (`jaxrec.data.features.build_features`);
-    a model that takes none ignores the spec.
+    The features are ``dataset.features`` (built once from ``data.features``), else
+    built from ``spec``; a model that takes none ignores them.
     """
     import inspect
 
@@ -78,6 +78,8 @@ def model_feature_kwargs(model_fn, dataset, spec) -> dict[str, Any]:
         accepts = False
     if not accepts:
         return {}
+    if getattr(dataset, "features", None) is not None:
+        return {"features": dataset.features}
     return {"features": build_features(dataset.full, dataset.train, spec)}
 
 
@@ -124,7 +126,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     from jaxrec.config import EvalConfig, LoggerConfig, TrainerConfig
     from jaxrec.io import atomic_write_json, atomic_write_text
     from jaxrec.metrics.per_user import write_per_user
-    from jaxrec.metrics.protocols import build_evaluators, check_protocol, describe, split_config
+    from jaxrec.metrics.protocols import build_evaluators, check_protocol, describe
     from jaxrec.training.fit import fit, resolve_monitor
     from jaxrec.training.optimizer import make_optimizer
     from jaxrec.training.sampling import resolve_negatives
@@ -145,16 +147,15 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         resolve_wandb_mode(log_cfg.mode)  # fail before loading data, never at a login prompt
 
     dataset, model, loss = build(cfg)
-    split_cfg = split_config(cfg.data)
+    split_cfg = dataset.split
     check_protocol(eval_cfg, split_cfg, model)  # before anything is compiled
     trainer = dataclasses.replace(
         trainer, negatives=resolve_negatives(trainer.negatives, split_cfg.method))
-    evaluators = build_evaluators(dataset, eval_cfg, seed=cfg.seed, split_cfg=split_cfg,
-                                  run_dir=run_dir)
+    evaluators = build_evaluators(dataset, eval_cfg, seed=cfg.seed, run_dir=run_dir)
     from jaxrec.metrics.slices import add_slices  # cold / warm / activity slices
 
-    evaluators, notes = add_slices(evaluators, dataset, eval_cfg, split_cfg=split_cfg,
-                                   model=model, monitor=resolve_monitor(trainer, loss))
+    evaluators, notes = add_slices(evaluators, dataset, eval_cfg, model=model,
+                                   monitor=resolve_monitor(trainer, loss))
     steps_per_epoch = -(-len(dataset.train) // trainer.batch_size)
     tx = make_optimizer(optim, steps_per_epoch=steps_per_epoch, total_epochs=trainer.epochs)
 

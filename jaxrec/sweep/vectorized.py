@@ -246,11 +246,11 @@ def _evaluators(cfg: DictConfig, dataset, eval_cfg, *, model, monitor: str, expl
     if getattr(eval_cfg, "protocol", "full_ranking") != "full_ranking":
         raise NotVectorizable(f"eval.protocol={eval_cfg.protocol} evaluates each run apart")
     try:
+        from jaxrec.data.pipeline import split_config
         from jaxrec.metrics.protocols import (
             build_evaluators,
             check_protocol,
             describe,
-            split_config,
         )
         from jaxrec.metrics.slices import add_slices
     except ImportError:  # a jaxrec without evaluation protocols
@@ -263,9 +263,8 @@ def _evaluators(cfg: DictConfig, dataset, eval_cfg, *, model, monitor: str, expl
         return evals, [], {}
     split_cfg = split_config(cfg.data)
     check_protocol(eval_cfg, split_cfg, model)
-    evals = build_evaluators(dataset, eval_cfg, seed=int(cfg.seed), split_cfg=split_cfg)
-    evals, notes = add_slices(evals, dataset, eval_cfg, split_cfg=split_cfg, model=model,
-                              monitor=monitor)
+    evals = build_evaluators(dataset, eval_cfg, seed=int(cfg.seed))
+    evals, notes = add_slices(evals, dataset, eval_cfg, model=model, monitor=monitor)
     return evals, notes, {"protocol": eval_cfg.protocol,
                           "protocol_details": describe(eval_cfg, split_cfg)}
 
@@ -289,9 +288,8 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
     """
 
     from jaxrec.config import EvalConfig, TrainerConfig
-    from jaxrec.data.pipeline import build_dataset
+    from jaxrec.data.pipeline import build_dataset, split_config
     from jaxrec.io import atomic_write_json
-    from jaxrec.metrics.protocols import split_config
     from jaxrec.train import _instantiate, make_writer, results_dict, typed
     from jaxrec.training.checkpoint import save_params
     from jaxrec.training.fit import (
