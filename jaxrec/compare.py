@@ -19,6 +19,10 @@ paired t-test and a Wilcoxon signed-rank test over users (per-user values from
 users present in all those runs), with Holm-adjusted p-values over all pairs
 (per metric and test) and markers ``*`` / ``**`` / ``***`` for adjusted p below
 0.05 / 0.01 / 0.001. Runs evaluated under different protocols are refused.
+
+Each metric's direction comes from the metric itself
+(`jaxrec.metrics.higher_is_better`): the report names it, marks the best
+system and says which system of each pair is better on average.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from jaxrec.metrics.catalog import higher_is_better
 from jaxrec.metrics.per_user import ID_COLUMNS
 from jaxrec.stats import bootstrap_ci, holm, paired_tests, significance_marker
 
@@ -220,7 +225,16 @@ def _user_sample(columns: list[dict[int, pd.Series]]) -> tuple[list[np.ndarray],
 
 def compare(systems: list[System], metrics: list[str], *, split: str = "test", ci: str = "auto",
             n_resamples: int = 10_000, seed: int = 0) -> dict[str, Any]:
-    """The comparison as plain data: per-metric system rows and pair rows (see module doc)."""
+    """The comparison as plain data: per-metric system rows and pair rows (see module doc).
+
+    Each metric's block also has ``higher_is_better``, ``best`` (the label of the
+    system with the best mean) and, per pair, ``better`` (the label with the
+    better mean; None on a tie or without values).
+
+    Raises:
+      ValueError: runs under different protocols, or an unknown metric key.
+    """
+    directions = {key: higher_is_better(key) for key in metrics}  # unknown key: fail first
     protocols = {_protocol(r) for s in systems for r in s.runs}
     if len(protocols) > 1:
         raise ValueError(f"compare: runs were evaluated under different protocols "
@@ -261,13 +275,26 @@ def compare(systems: list[System], metrics: list[str], *, split: str = "test", c
                             t_stat=res.t_statistic,
                             t_p=res.t_pvalue, wilcoxon_stat=res.wilcoxon_statistic,
                             wilcoxon_p=res.wilcoxon_pvalue)
+            pair["better"] = _better(pair, directions[key])
             pairs.append(pair)
         for test in ("t_p", "wilcoxon_p"):
             adjusted = holm([p[test] for p in pairs])
             for p, adj in zip(pairs, adjusted, strict=True):
                 p[f"{test}_holm"] = float(adj)
-        out["metrics"][key] = {"systems": rows, "pairs": pairs}
+        ranked = [r for r in rows if not math.isnan(r["mean"])]
+        sign = 1.0 if directions[key] else -1.0
+        best = max(ranked, key=lambda r: sign * r["mean"])["system"] if ranked else None
+        out["metrics"][key] = {"higher_is_better": directions[key], "best": best,
+                               "systems": rows, "pairs": pairs}
     return out
+
+
+def _better(pair: dict[str, Any], up: bool) -> str | None:
+    """The label of the pair's system with the better mean (None: a tie or no values)."""
+    diff = pair["mean_diff"]
+    if diff is None or math.isnan(diff) or diff == 0:
+        return None
+    return pair["a"] if (diff > 0) == up else pair["b"]
 
 
 def _fmt(x: float, digits: int = 4) -> str:
@@ -295,21 +322,24 @@ def format_report(report: dict[str, Any]) -> str:
     parts = [f"protocol: {report['protocol']}   split: {report['split']}   95% CI: percentile "
              f"bootstrap over {ci_what}"]
     for key, block in report["metrics"].items():
-        parts.append(f"\n## {key}\n")
-        rows = [[r["system"], str(r["seeds"]), _fmt(r["mean"]), _fmt(r["std"]),
+        side = "higher" if block["higher_is_better"] else "lower"
+        parts.append(f"\n## {key} ({side} is better)\n")
+        rows = [[r["system"] + (" (best)" if r["system"] == block["best"] else ""),
+                 str(r["seeds"]), _fmt(r["mean"]), _fmt(r["std"]),
                  f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"] for r in block["systems"]]
         parts.append(_table(["system", "seeds", "mean", "std", "95% CI"], rows))
         if block["pairs"]:
             prow = []
             for p in block["pairs"]:
                 prow.append([f"{p['a']} vs {p['b']}", f"{p['users']} ({p['units']})",
-                             _fmt(p["mean_diff"]),
+                             _fmt(p["mean_diff"]), p["better"] or "-",
                              _p(p["t_p_holm"]) + significance_marker(p["t_p_holm"]),
                              _p(p["wilcoxon_p_holm"]) + significance_marker(p["wilcoxon_p_holm"]),
                              ",".join(map(str, p["seeds"])) if p["seeds_matched"]
                              else "unmatched"])
             parts.append("")
-            parts.append(_table(["pair", "paired units", "mean diff (a-b)", "t-test p (Holm)",
+            parts.append(_table(["pair", "paired units", "mean diff (a-b)", "better",
+                                 "t-test p (Holm)",
                                  "Wilcoxon p (Holm)", "paired seeds"], prow))
     parts.append("\n* p < 0.05, ** p < 0.01, *** p < 0.001 (two-sided, Holm-adjusted over the "
                  "pairs of each metric and test); '-': no per-user values")

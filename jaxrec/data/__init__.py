@@ -11,14 +11,22 @@ and :mod:`jaxrec.data.summary` (``download`` for the CLI).
 
 from jaxrec.data.datasets import load_movielens, make_synthetic
 from jaxrec.data.interactions import DataError, Interactions
-from jaxrec.data.pipeline import Dataset, build_dataset, load_and_split, load_dataset
+from jaxrec.data.pipeline import (
+    Dataset,
+    EvalPart,
+    build_dataset,
+    load_and_split,
+    load_dataset,
+    split_config,
+)
 from jaxrec.data.preprocess import preprocess
-from jaxrec.data.splits import split
+from jaxrec.data.splits import split, split_parts
 from jaxrec.data.summary import summarize
 
 __all__ = [
     "DataError",
     "Dataset",
+    "EvalPart",
     "Interactions",
     "build_dataset",
     "load_and_split",
@@ -27,5 +35,7 @@ __all__ = [
     "make_synthetic",
     "preprocess",
     "split",
+    "split_config",
+    "split_parts",
     "summarize",
 ]

@@ -1,17 +1,42 @@
-"""From a ``data`` config to a split :class:`Dataset`: load -> preprocess -> split."""
+"""From a ``data`` config to a split :class:`Dataset`: load -> preprocess -> split.
+
+The split runs once, here: the :class:`Dataset` carries every part the rest of a
+run needs (train / valid / test, strong generalisation's fold-in histories, the
+features and the evaluation targets of `Dataset.eval_parts`), so evaluators
+never re-split.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from jaxrec.config import PreprocessConfig, SplitConfig
 from jaxrec.data.interactions import DataError, Interactions
 from jaxrec.data.preprocess import preprocess
-from jaxrec.data.splits import split
+from jaxrec.data.splits import split_parts
 from jaxrec.types import DataInfo
+
+if TYPE_CHECKING:
+    from jaxrec.data.features import Features
+
+
+class EvalPart(NamedTuple):
+    """One evaluated part of a :class:`Dataset` (see `Dataset.eval_parts`).
+
+    Attributes:
+      name: ``valid`` or ``test``, the metric key prefix.
+      target: the held-out interactions; their items are the relevant ones.
+      exclude: interactions masked out of the ranking: the training part, and
+        the validation part too for ``test``; for a strong split, the held-out
+        users' fold-in history (``Dataset.fold_in[name]``) instead.
+    """
+
+    name: str
+    target: Interactions
+    exclude: tuple[Interactions, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,6 +49,12 @@ class Dataset:
       valid: validation rows, or None when ``split.valid == 0``.
       test: test rows.
       info: sizes and training-rating statistics the model is built from.
+      split: the resolved split settings the parts were made with.
+      fold_in: strong generalisation (``split.method=strong``): the held-out
+        users' fold-in histories, ``{"valid": ..., "test": ...}`` (``valid`` only
+        with a validation part); ``{}`` for the other methods.
+      features: item / user features built from ``data.features``
+        (`jaxrec.data.features.build_features` on ``full`` and ``train``), or None.
     """
 
     full: Interactions
@@ -31,6 +62,28 @@ class Dataset:
     valid: Interactions | None
     test: Interactions
     info: DataInfo
+    split: SplitConfig
+    fold_in: dict[str, Interactions] = dataclasses.field(default_factory=dict)
+    features: Features | None = None
+
+    @property
+    def has_valid(self) -> bool:
+        """Whether there is a non-empty validation part."""
+        return self.valid is not None and len(self.valid) > 0
+
+    def eval_parts(self) -> list[EvalPart]:
+        """The evaluated parts in order: ``valid`` (when `has_valid`), then ``test``.
+
+        Full ranking and the sampled protocol mask ``train`` for valid and
+        ``train`` + ``valid`` for test; a strong split masks each held-out
+        user's fold-in history (its train / valid rows are other users').
+        """
+        names = ("valid", "test") if self.has_valid else ("test",)
+        targets = {"valid": self.valid, "test": self.test}
+        if self.fold_in:
+            return [EvalPart(n, targets[n], (self.fold_in[n],)) for n in names]
+        seen = (self.train, self.valid) if self.has_valid else (self.train,)
+        return [EvalPart(n, targets[n], seen[:1] if n == "valid" else seen) for n in names]
 
 
 def _as_config(node: Any, schema: type, section: str):
@@ -54,7 +107,7 @@ def _as_config(node: Any, schema: type, section: str):
 
 
 def load_and_split(interactions: Interactions, preprocess_cfg: Any = None,
-                   split_cfg: Any = None) -> Dataset:
+                   split_cfg: Any = None, features_spec: Any = None) -> Dataset:
     """Preprocess and split already loaded interactions (no Hydra needed).
 
     Args:
@@ -62,6 +115,7 @@ def load_and_split(interactions: Interactions, preprocess_cfg: Any = None,
       preprocess_cfg: :class:`~jaxrec.config.PreprocessConfig`, a mapping with its
         keys, or None for the defaults.
       split_cfg: :class:`~jaxrec.config.SplitConfig`, a mapping, or None.
+      features_spec: a ``data.features`` spec (`jaxrec.data.features`), or None.
 
     Returns:
       The :class:`Dataset`; ``info.rating_*`` are computed on ``train``.
@@ -69,12 +123,18 @@ def load_and_split(interactions: Interactions, preprocess_cfg: Any = None,
     pre = _as_config(preprocess_cfg, PreprocessConfig, "preprocess")
     spl = _as_config(split_cfg, SplitConfig, "split")
     full = preprocess(interactions, pre)
-    train, valid, test = split(full, spl)
+    train, valid, test, fold_in = split_parts(full, spl)
     ratings = train.ratings.astype(np.float64)
     info = DataInfo(num_users=full.num_users, num_items=full.num_items, num_train=len(train),
                     rating_mean=float(ratings.mean()), rating_min=float(ratings.min()),
                     rating_max=float(ratings.max()), implicit=bool(pre.implicit), name=full.name)
-    return Dataset(full=full, train=train, valid=valid, test=test, info=info)
+    features = None
+    if features_spec is not None:
+        from jaxrec.data.features import build_features
+
+        features = build_features(full, train, features_spec)
+    return Dataset(full=full, train=train, valid=valid, test=test, info=info, split=spl,
+                   fold_in=fold_in, features=features)
 
 
 def build_dataset(data_cfg: Any, *, seed: int | None = None) -> Dataset:
@@ -86,15 +146,31 @@ def build_dataset(data_cfg: Any, *, seed: int | None = None) -> Dataset:
         sets ``${seed}``) is the one seed source, so a different value is an error.
 
     Returns:
-      The :class:`Dataset`, deterministic given the config.
+      The :class:`Dataset`, deterministic given the config, with the features of
+      ``data_cfg.features``.
     """
     from omegaconf import DictConfig, OmegaConf
 
     if not isinstance(data_cfg, DictConfig):
         data_cfg = OmegaConf.create(data_cfg)
-    split_settings = _split_settings(data_cfg, seed)
+    split_cfg = _resolve_split(data_cfg, seed)
     inter = load_dataset(data_cfg)
-    return load_and_split(inter, data_cfg.get("preprocess"), split_settings)
+    return load_and_split(inter, data_cfg.get("preprocess"), split_cfg, data_cfg.get("features"))
+
+
+def split_config(data_cfg: Any, *, seed: int | None = None) -> SplitConfig | None:
+    """The resolved ``split`` section of a composed (or saved) ``data`` config, or None.
+
+    A built :class:`Dataset` carries the same settings as ``dataset.split``.
+    ``seed`` is a fallback for a missing ``split.seed`` (see `build_dataset`).
+    """
+    from omegaconf import DictConfig, OmegaConf
+
+    if data_cfg is None:
+        return None
+    if not isinstance(data_cfg, DictConfig):
+        data_cfg = OmegaConf.create(data_cfg)
+    return None if data_cfg.get("split") is None else _resolve_split(data_cfg, seed)
 
 
 def load_dataset(data_cfg: Any) -> Interactions:
@@ -123,7 +199,7 @@ def load_dataset(data_cfg: Any) -> Interactions:
     return inter
 
 
-def _split_settings(data_cfg, seed: int | None) -> dict:
+def _resolve_split(data_cfg, seed: int | None) -> SplitConfig:
     """The resolved ``split`` section, with ``seed`` falling back to the argument."""
     from omegaconf import OmegaConf
 
@@ -146,4 +222,4 @@ def _split_settings(data_cfg, seed: int | None) -> dict:
                         "split.seed is the only seed source")
     else:
         settings["seed"] = cfg_seed
-    return settings
+    return _as_config(settings, SplitConfig, "split")

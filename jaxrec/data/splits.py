@@ -33,8 +33,9 @@ Methods (``SplitConfig.method``):
               in the paper's preprocessing). Of each held-out user's remaining
               ``n`` rows, ``floor((1 - fold_in) * n)`` random ones are the target
               (so users with ``n < 5`` keep all as history at ``fold_in=0.8``); the
-              rest are the fold-in history the model scores from. `split` returns
-              the targets as valid / test; `strong_split` returns all five parts.
+              rest are the fold-in history the model scores from. `split_parts`
+              returns the targets as valid / test and the histories as
+              ``fold_in``; `strong_split` returns all five parts.
 
 With ``valid > 0`` the validation part is carved out of train by the same method
 (``valid`` is a fraction of the train part; for leave_last it is each user's
@@ -43,6 +44,8 @@ original row order.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -61,17 +64,28 @@ PART_NAMES = ("train", "valid", "test", "valid_fold_in", "test_fold_in", "droppe
 """The part codes of `assign_parts`, by value."""
 
 
-def split(inter: Interactions, cfg: SplitConfig
-          ) -> tuple[Interactions, Interactions | None, Interactions]:
-    """Split ``inter`` into ``(train, valid, test)``; ``valid`` is None when ``cfg.valid == 0``.
+class SplitParts(NamedTuple):
+    """Every part of one split (`split_parts`); ``fold_in`` is ``{}`` unless ``strong``."""
+
+    train: Interactions
+    valid: Interactions | None
+    test: Interactions
+    fold_in: dict[str, Interactions]
+
+
+def split_parts(inter: Interactions, cfg: SplitConfig) -> SplitParts:
+    """Split ``inter`` once into its train / valid / test parts and fold-in histories.
 
     Args:
       inter: preprocessed interactions.
       cfg: a :class:`~jaxrec.config.SplitConfig` (or a node with its fields).
 
     Returns:
-      Three Interactions with disjoint rows whose union is ``inter`` (for
-      ``strong``: without the held-out users' fold-in and dropped rows).
+      ``train``, ``valid`` (None when ``cfg.valid == 0``) and ``test``: disjoint
+      rows whose union is ``inter`` (for ``strong``: without the held-out users'
+      fold-in and dropped rows); ``fold_in``: for ``strong``, ``{"valid": ...,
+      "test": ...}``, the held-out users' fold-in histories (``valid`` only when
+      ``cfg.valid > 0``), else ``{}``.
 
     Raises:
       DataError: unknown method, a fraction outside [0, 1), or an empty train part.
@@ -81,8 +95,21 @@ def split(inter: Interactions, cfg: SplitConfig
     if len(train) == 0:
         raise DataError(f"{inter.name}: split.method={cfg.method} with test={cfg.test}, "
                         f"valid={cfg.valid} left no training interactions")
-    valid = inter.select(part == 1) if cfg.valid > 0 else None
-    return train, valid, inter.select(part == 2)
+    with_valid = cfg.valid > 0
+    valid = inter.select(part == 1) if with_valid else None
+    fold_in = {}
+    if cfg.method in USER_SPLIT_METHODS:
+        names = ("valid", "test") if with_valid else ("test",)
+        fold_in = {name: inter.select(part == PART_NAMES.index(f"{name}_fold_in"))
+                   for name in names}
+    return SplitParts(train, valid, inter.select(part == 2), fold_in)
+
+
+def split(inter: Interactions, cfg: SplitConfig
+          ) -> tuple[Interactions, Interactions | None, Interactions]:
+    """``(train, valid, test)`` of `split_parts` (``valid`` is None when ``cfg.valid == 0``)."""
+    train, valid, test, _ = split_parts(inter, cfg)
+    return train, valid, test
 
 
 def assign_parts(inter: Interactions, cfg: SplitConfig) -> np.ndarray:

@@ -1,6 +1,12 @@
 """Per-user ranking and rating metrics, and the on-device evaluators."""
 
-from jaxrec.metrics.catalog import ALL_METRICS, MetricSet, recall_min
+from jaxrec.metrics.catalog import (
+    ALL_METRICS,
+    HIGHER_IS_BETTER,
+    MetricSet,
+    higher_is_better,
+    recall_min,
+)
 from jaxrec.metrics.evaluator import (
     Evaluator,
     ListEvaluator,
@@ -26,6 +32,7 @@ from jaxrec.metrics.sampled import SampledRankingEvaluator
 
 __all__ = [
     "ALL_METRICS",
+    "HIGHER_IS_BETTER",
     "PROTOCOLS",
     "RANKING_METRICS",
     "Evaluator",
@@ -39,6 +46,7 @@ __all__ = [
     "build_evaluators",
     "check_ranking_metrics",
     "describe",
+    "higher_is_better",
     "hit",
     "mae",
     "make_evaluators",
@@ -53,6 +61,3 @@ __all__ = [
     "squared_error",
 ]
 
-
-def higher_is_better(key: str) -> bool:  # TEMPORARY until the metric catalogue states it
-    return key.split("/")[-1].split("@")[0] not in ("rmse", "mae", "loss")

@@ -24,6 +24,13 @@ containing item ``i`` (its exposure) and ``N`` the catalogue size::
 (the Gini index of exposure over the whole catalogue, unexposed items
 included: 0 when every item is recommended equally often, ``1 - 1/N`` when a
 single item takes all exposure; as in RecBole's ``GiniIndex``).
+
+Directions (`HIGHER_IS_BETTER`), the conventional reading of each: these
+metrics describe a list rather than score it, but sweeps, early stopping and
+``jaxrec compare`` need a side. Higher is better for ``novelty``, ``ild`` and
+``coverage`` (less obvious, more varied lists over more of the catalogue);
+lower is better for ``avg_popularity`` (less popularity bias, as Abdollahpouri
+et al. 2019 read ARP) and ``gini`` (more equal exposure).
 """
 
 from __future__ import annotations
@@ -98,6 +105,11 @@ def intra_list_diversity(items_UxK: jax.Array, valid_UxK: jax.Array, k: int,
     n_U = mask_UxK.sum(-1).astype(jnp.float32)
     pairs_U = n_U * (n_U - 1.0)
     return jnp.where(n_U >= 2, 1.0 - pair_sum_U / jnp.maximum(pairs_U, 1.0), 0.0)
+
+
+HIGHER_IS_BETTER: dict[str, bool] = {"avg_popularity": False, "novelty": True, "ild": True,
+                                     "coverage": True, "gini": False}
+"""Direction of each beyond-accuracy metric (see the module docstring)."""
 
 
 def exposure_counts(items_UxK: jax.Array, weight_UxK: jax.Array, num_items: int) -> jax.Array:

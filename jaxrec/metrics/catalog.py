@@ -10,6 +10,12 @@ Three kinds of metric:
 * beyond accuracy, over all evaluated users' lists together: ``coverage``,
   ``gini`` (from the item exposure counts).
 
+Every metric states its direction where it is defined (``HIGHER_IS_BETTER`` of
+`jaxrec.metrics.ranking`, `jaxrec.metrics.beyond` and `jaxrec.metrics.rating`,
+plus ``recall_min`` and the training ``loss`` here); `higher_is_better` reads
+it from a key such as ``valid/ndcg@10``, for early stopping, sweeps and
+``jaxrec compare``.
+
 A `MetricSet` turns one block of top-k lists into per-user values (for the
 first two kinds) and exposure counts (for the third), all in ``jnp`` inside the
 evaluator's jit. Keys are ``split/name@k``, metric-major in the order given.
@@ -23,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxrec.metrics import beyond
+from jaxrec.metrics import beyond, ranking, rating
 from jaxrec.metrics.ranking import RANKING_METRICS, _safe_div, _top, metric_key
 
 
@@ -47,6 +53,37 @@ AGGREGATE_METRICS = {"coverage": beyond.coverage, "gini": beyond.gini}
 """Metrics of all lists together: name -> ``fn(exposure_N) -> scalar``."""
 
 ALL_METRICS = (*ACCURACY_METRICS, *LIST_METRICS, *AGGREGATE_METRICS)
+
+HIGHER_IS_BETTER: dict[str, bool] = {
+    **ranking.HIGHER_IS_BETTER, "recall_min": True, **beyond.HIGHER_IS_BETTER,
+    **rating.HIGHER_IS_BETTER,
+    "loss": False,  # ``train/loss``: the objective every loss minimises
+}
+"""Every metric name -> whether a higher value is better (the one table of directions)."""
+
+
+def higher_is_better(key: str) -> bool:
+    """Whether a higher value of the metric under ``key`` is better.
+
+    Args:
+      key: a metric key ``split[/slice]/name[@k]``: ``valid/ndcg@10``,
+        ``test/cold_item/recall@20``, ``valid/rmse``, ``train/loss`` (a bare
+        ``ndcg@10`` too). Cut-off metrics (`ALL_METRICS`) need ``@k``; ``rmse``,
+        ``mae`` and ``loss`` take none.
+
+    Raises:
+      ValueError: one line naming ``key``, for an unknown metric or a bad cut-off.
+    """
+    name, at, k = str(key).rsplit("/", 1)[-1].partition("@")
+    if name not in HIGHER_IS_BETTER:
+        raise ValueError(f"metric key {key!r}: unknown metric {name!r} (known: "
+                         f"{', '.join(sorted(HIGHER_IS_BETTER))})")
+    ranked = name in ALL_METRICS
+    if ranked and not (at and k.isdigit() and int(k) >= 1):
+        raise ValueError(f"metric key {key!r}: {name} needs a positive cut-off, e.g. {name}@10")
+    if not ranked and at:
+        raise ValueError(f"metric key {key!r}: {name} has no cut-off (use {name})")
+    return HIGHER_IS_BETTER[name]
 
 
 def check_metrics(metrics: Sequence[str], ks: Sequence[int]) -> None:

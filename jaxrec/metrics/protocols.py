@@ -35,14 +35,6 @@ from jaxrec.metrics.evaluator import (
 PROTOCOLS = ("full_ranking", "sampled", "strong")
 
 
-def split_config(data_cfg: Any) -> SplitConfig | None:
-    """The resolved ``data.split`` section of a composed (or saved) config, or None."""
-    from omegaconf import OmegaConf
-
-    node = data_cfg.get("split") if data_cfg is not None else None
-    return None if node is None else SplitConfig(**OmegaConf.to_container(node, resolve=True))
-
-
 def check_protocol(eval_cfg: EvalConfig, split_cfg: SplitConfig | None = None,
                    model: Any = None) -> None:
     """One-line ``ValueError`` for a protocol the config, split or model cannot run."""
@@ -65,43 +57,35 @@ def check_protocol(eval_cfg: EvalConfig, split_cfg: SplitConfig | None = None,
 
 
 def build_evaluators(dataset: Any, eval_cfg: EvalConfig, *, seed: int,
-                     split_cfg: SplitConfig | None = None, run_dir: str | Path | None = None
+                     run_dir: str | Path | None = None
                      ) -> tuple[list[Evaluator], list[Evaluator]]:
     """``(valid_evaluators, test_evaluators)`` of a dataset under ``eval_cfg.protocol``.
 
     Args:
-      dataset: a `jaxrec.data.pipeline.Dataset`.
+      dataset: a `jaxrec.data.pipeline.Dataset`; its ``split`` is checked against
+        the protocol and its ``eval_parts()`` are the evaluated targets.
       eval_cfg: the ``eval`` section.
       seed: the run's seed (draws the sampled protocol's negatives).
-      split_cfg: the data's ``split`` section (required for ``strong``).
       run_dir: where the sampled protocol saves ``negatives_<split>.parquet``.
 
     The valid list is empty when the dataset has no validation part.
     """
-    check_protocol(eval_cfg, split_cfg)
+    check_protocol(eval_cfg, dataset.split)
     explicit = not dataset.info.implicit
-    train, valid, test = dataset.train, dataset.valid, dataset.test
-    has_valid = valid is not None and len(valid) > 0
-    if eval_cfg.protocol == "full_ranking":
-        valid_evals = make_evaluators("valid", valid, [train], eval_cfg,
-                                      explicit=explicit) if has_valid else []
-        exclude = [train] + ([valid] if has_valid else [])
-        return valid_evals, make_evaluators("test", test, exclude, eval_cfg, explicit=explicit)
     if eval_cfg.protocol == "strong":
         from jaxrec.metrics.strong import strong_evaluators
 
-        if split_cfg is None:
-            raise ValueError("eval.protocol=strong: build_evaluators needs split_cfg")
-        return strong_evaluators(dataset, split_cfg, eval_cfg)
-
-    parts = [("valid", valid, [train])] if has_valid else []
-    parts.append(("test", test, [train] + ([valid] if has_valid else [])))
+        return strong_evaluators(dataset, eval_cfg)
     out: dict[str, list[Evaluator]] = {"valid": [], "test": []}
-    for name, target, exclude in parts:
+    for name, target, exclude in dataset.eval_parts():
+        if eval_cfg.protocol == "full_ranking":
+            out[name] = make_evaluators(name, target, list(exclude), eval_cfg,
+                                        explicit=explicit)
+            continue
         if len(target) == 0:
             continue
         if eval_cfg.metrics and eval_cfg.ks:
-            out[name].append(_sampled_evaluator(name, dataset, target, exclude, eval_cfg,
+            out[name].append(_sampled_evaluator(name, dataset, target, list(exclude), eval_cfg,
                                                 seed=seed, run_dir=run_dir))
         if explicit and eval_cfg.rating_metrics:
             out[name].append(RatingEvaluator(name, target, batch=eval_cfg.rating_batch))

@@ -124,6 +124,9 @@ RANKING_METRICS: dict[str, MetricFn] = {
 }
 """Metric name (as in ``eval.metrics``) -> per-user function."""
 
+HIGHER_IS_BETTER: dict[str, bool] = dict.fromkeys(RANKING_METRICS, True)
+"""Direction of each ranking metric: more relevant items ranked higher is better."""
+
 
 def metric_key(name: str, k: int) -> str:
     """The name a metric reports itself under, e.g. ``metric_key("ndcg", 10) == "ndcg@10"``."""

@@ -6,12 +6,16 @@ With predictions ``p_e``, targets ``r_e`` and a 0/1 mask ``m_e`` (padding = 0)::
     mae  = sum_e m_e |p_e - r_e| / sum_e m_e
 
 Reductions over an empty mask return NaN (an undefined mean, not a score of 0).
+Both are errors: lower is better (`HIGHER_IS_BETTER`).
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+
+HIGHER_IS_BETTER: dict[str, bool] = {"rmse": False, "mae": False}
+"""Direction of each rating metric (``valid/rmse``, ``test/mae``): errors, lower is better."""
 
 
 def squared_error(preds_B: jax.Array, targets_B: jax.Array) -> jax.Array:

@@ -130,20 +130,17 @@ def unable_reason(model: Any, slice_name: str) -> str | None:
             "model (content, hybrid, two_tower, deepfm, dcn_v2, tfidf) with data.features")
 
 
-def slice_evaluators(dataset, eval_cfg, *, split_cfg=None, model: Any = None
-                     ) -> tuple[list, list, list[str]]:
+def slice_evaluators(dataset, eval_cfg, *, model: Any = None) -> tuple[list, list, list[str]]:
     """``(valid_extra, test_extra, notes)``: the slice evaluators of a run.
 
-    Only ``full_ranking`` is sliced; slices without target rows are skipped.
+    Only ``full_ranking`` is sliced (over ``dataset.eval_parts()``); slices
+    without target rows are skipped.
     """
-    names = requested_slices(eval_cfg, split_cfg)
+    names = requested_slices(eval_cfg, dataset.split)
     if not names or eval_cfg.protocol != "full_ranking" or not (eval_cfg.metrics
                                                                   and eval_cfg.ks):
         return [], [], []
-    train, valid, test = dataset.train, dataset.valid, dataset.test
-    has_valid = valid is not None and len(valid) > 0
-    parts = ([("valid", valid, [train])] if has_valid else []) + [
-        ("test", test, [train] + ([valid] if has_valid else []))]
+    train, parts = dataset.train, dataset.eval_parts()
     out: dict[str, list] = {"valid": [], "test": []}
     notes: list[str] = []
     for name in names:
@@ -160,7 +157,7 @@ def slice_evaluators(dataset, eval_cfg, *, split_cfg=None, model: Any = None
                 if len(sub) == 0:
                     continue
                 try:
-                    ev = SliceEvaluator(prefix, sub, exclude, candidates_N=cand,
+                    ev = SliceEvaluator(prefix, sub, list(exclude), candidates_N=cand,
                                         ks=list(eval_cfg.ks), metrics=list(eval_cfg.metrics),
                                         user_block=eval_cfg.user_block,
                                         **list_metric_inputs(train, sub, eval_cfg))
@@ -172,16 +169,14 @@ def slice_evaluators(dataset, eval_cfg, *, split_cfg=None, model: Any = None
     return out["valid"], out["test"], notes
 
 
-def add_slices(evaluators: tuple[list, list], dataset, eval_cfg, *, split_cfg=None,
-               model: Any = None, monitor: str | None = None) -> tuple[tuple[list, list],
-                                                                       list[str]]:
+def add_slices(evaluators: tuple[list, list], dataset, eval_cfg, *, model: Any = None,
+               monitor: str | None = None) -> tuple[tuple[list, list], list[str]]:
     """The run's ``(valid, test)`` evaluators with the slice evaluators appended, and notes.
 
     Raises:
       ValueError: ``monitor`` is a slice key the model cannot compute.
     """
-    valid_x, test_x, notes = slice_evaluators(dataset, eval_cfg, split_cfg=split_cfg,
-                                              model=model)
+    valid_x, test_x, notes = slice_evaluators(dataset, eval_cfg, model=model)
     if monitor is not None:
         for ev in valid_x:
             if isinstance(ev, UnableEvaluator) and monitor in ev.keys:

@@ -1,6 +1,6 @@
 """Strong generalisation (Liang et al. 2018, Mult-VAE): evaluate users never seen in training.
 
-The split (``data.split.method=strong``, `jaxrec.data.splits.strong_split`)
+The split (``data.split.method=strong``, `jaxrec.data.splits.split_parts`)
 holds out whole users: the model trains on the other users only. At
 evaluation, each held-out user's fold-in history (``data.split.fold_in``, 80%
 of their interactions) is given to the model, which must score all items from
@@ -40,40 +40,30 @@ def check_fold_in_model(model: Any) -> None:
                          "(item-based models such as EASE)")
 
 
-def strong_evaluators(dataset: Any, split_cfg: Any, eval_cfg: Any
+def strong_evaluators(dataset: Any, eval_cfg: Any
                       ) -> tuple[list[RankingEvaluator], list[RankingEvaluator]]:
     """``(valid, test)`` fold-in evaluators of a strong-generalisation dataset.
 
     Args:
-      dataset: a `jaxrec.data.pipeline.Dataset` split with ``method=strong``.
-      split_cfg: the `jaxrec.config.SplitConfig` it was split with; the fold-in
-        parts are recomputed from ``dataset.full`` and checked against the
-        dataset's valid and test parts.
+      dataset: a `jaxrec.data.pipeline.Dataset` split with ``method=strong``; its
+        ``fold_in`` histories (made by the split) are what the model scores from.
       eval_cfg: ks, metrics, user_block, diversity_feature.
 
     Rating metrics are not computed (held-out users have no trained parameters).
     """
-    from jaxrec.data.splits import strong_split
-
-    if split_cfg.method != "strong":
+    if dataset.split.method != "strong":
         raise ValueError(f"eval.protocol=strong needs data.split.method=strong, got "
-                         f"{split_cfg.method!r}")
-    parts = strong_split(dataset.full, split_cfg)
-    for name in ("valid", "test"):
-        mine = getattr(dataset, name)
-        if (0 if mine is None else len(mine)) != len(parts[name]):
-            raise ValueError(f"eval.protocol=strong: data.split does not reproduce the dataset's "
-                             f"{name} part ({len(parts[name])} vs "
-                             f"{0 if mine is None else len(mine)} rows)")
-    out = []
-    for name in ("valid", "test"):
-        target = parts[name]
-        if len(target) == 0 or not (eval_cfg.metrics and eval_cfg.ks):
-            out.append([])
+                         f"{dataset.split.method!r}")
+    out: dict[str, list[RankingEvaluator]] = {"valid": [], "test": []}
+    if not (eval_cfg.metrics and eval_cfg.ks):
+        return out["valid"], out["test"]
+    for name, target, _ in dataset.eval_parts():
+        if len(target) == 0:
             continue
+        # the part's exclude is its fold-in history: fold_in= both feeds and masks it
         extra = list_metric_inputs(dataset.train, target, eval_cfg)
-        out.append([RankingEvaluator(name, target, [], ks=list(eval_cfg.ks),
-                                     metrics=list(eval_cfg.metrics),
-                                     user_block=eval_cfg.user_block,
-                                     fold_in=parts[f"{name}_fold_in"], **extra)])
-    return out[0], out[1]
+        out[name].append(RankingEvaluator(name, target, [], ks=list(eval_cfg.ks),
+                                          metrics=list(eval_cfg.metrics),
+                                          user_block=eval_cfg.user_block,
+                                          fold_in=dataset.fold_in[name], **extra))
+    return out["valid"], out["test"]

@@ -4,7 +4,7 @@ A spec file ``sweeps/<name>.yaml`` is a W&B sweep config, so the same file runs
 online with ``wandb sweep`` / ``wandb agent`` and locally with ``jaxrec sweep``::
 
     method: grid                       # grid | random | bayes
-    metric: {name: valid/rmse, goal: minimize}
+    metric: {name: valid/rmse, goal: minimize}   # goal: optional, the metric's direction
     run_cap: 16                        # random / bayes: number of trials
     parameters:
       optim.lr: {values: [1e-3, 3e-3]}
@@ -12,6 +12,9 @@ online with ``wandb sweep`` / ``wandb agent`` and locally with ``jaxrec sweep``:
     command: [${env}, ${interpreter}, -m, jaxrec.cli, train,
               experiment=mf_ml-latest-small, ${args_no_hyphens}]
 
+``metric.goal`` must agree with the metric's direction
+(`jaxrec.metrics.higher_is_better`); left out, it is that direction here (W&B
+itself defaults to minimize, so files meant for ``wandb sweep`` state it).
 Fixed ``key=value`` words of ``command`` (here ``experiment=...``) are applied
 to every trial; each trial adds its own ``parameter=value`` overrides.
 Nested W&B parameters (``optim: {parameters: {lr: ...}}``) are flattened to
@@ -224,9 +227,7 @@ def load_spec(path: str | Path) -> SweepSpec:
     if not isinstance(metric, dict) or not isinstance(metric.get("name"), str):
         _fail(path, "metric", f"expected {{name: valid/..., goal: minimize|maximize}}, "
               f"got {metric!r}")
-    goal = metric.get("goal", "minimize")
-    if goal not in GOALS:
-        _fail(path, "metric.goal", f"expected minimize or maximize, got {goal!r}")
+    goal = _goal(path, metric["name"], metric.get("goal"))
     params = tuple(_parameter(path, k, b) for k, b in _flatten(path, raw.get("parameters")))
     run_cap = raw.get("run_cap")
     if run_cap is not None and (isinstance(run_cap, bool) or not isinstance(run_cap, int)
@@ -240,6 +241,25 @@ def load_spec(path: str | Path) -> SweepSpec:
     return SweepSpec(name=path.stem, path=path, method=method, metric=metric["name"], goal=goal,
                      parameters=params, fixed_overrides=_fixed_overrides(path, raw.get("command")),
                      run_cap=run_cap, description=str(raw.get("description") or ""))
+
+
+def _goal(path: Path, name: str, goal: Any) -> str:
+    """``metric.goal``, defaulting to the metric's direction; a contradicting goal is an error."""
+    from jaxrec.metrics.catalog import higher_is_better
+
+    try:
+        natural = "maximize" if higher_is_better(name) else "minimize"
+    except ValueError as err:
+        raise SpecError(f"{path}: metric.name: {err}") from None
+    if goal is None:
+        return natural
+    if goal not in GOALS:
+        _fail(path, "metric.goal", f"expected minimize or maximize, got {goal!r}")
+    if goal != natural:
+        _fail(path, "metric.goal", f"{goal} contradicts {name}, which is "
+              f"{'higher' if natural == 'maximize' else 'lower'} is better (goal: {natural}, "
+              "or leave it out)")
+    return goal
 
 
 def parse_options(overrides: list[str]) -> tuple[SweepOptions, list[str], list[str]]:

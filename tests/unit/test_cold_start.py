@@ -73,19 +73,16 @@ def test_models_without_features_are_reported_unable(inter):
     ds = _dataset(inter)
     eval_cfg = EvalConfig(ks=[10], metrics=["ndcg"], slices=["activity"])
     mf = MF(ds.info, dim=4, rngs=nnx.Rngs(0))
-    (valid, test), notes = add_slices(([], []), ds, eval_cfg, split_cfg=SplitConfig(
-        method="cold_item"), model=mf)
+    (valid, test), notes = add_slices(([], []), ds, eval_cfg, model=mf)
     assert len(notes) == 1 and "MF cannot score cold items" in notes[0]
     unable = [ev for ev in test if isinstance(ev, UnableEvaluator)]
     assert unable[0].run(None, None) == {"test/cold_item/ndcg@10": pytest.approx(float("nan"),
                                                                                  nan_ok=True)}
     assert any(k.startswith("test/activity_") for ev in test for k in ev.keys)
     with pytest.raises(ValueError, match="MF cannot score cold items"):
-        add_slices(([], []), ds, eval_cfg, split_cfg=SplitConfig(method="cold_item"), model=mf,
-                   monitor="valid/cold_item/ndcg@10")
+        add_slices(([], []), ds, eval_cfg, model=mf, monitor="valid/cold_item/ndcg@10")
     pop = Popularity(ds.info, rngs=nnx.Rngs(0))
-    (_, test), notes = add_slices(([], []), ds, eval_cfg, split_cfg=SplitConfig(
-        method="cold_item"), model=pop)
+    (_, test), notes = add_slices(([], []), ds, eval_cfg, model=pop)
     assert not notes and isinstance(test[0], SliceEvaluator)
 
 

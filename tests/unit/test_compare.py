@@ -76,7 +76,8 @@ def test_bootstrap_ci_agrees_with_scipy():
     assert all(np.isnan(bootstrap_ci(np.array([]))))
 
 
-def fake_run(path, *, model, seed, per_user, protocol="full_ranking", users=None, lr=0.01):
+def fake_run(path, *, model, seed, per_user, protocol="full_ranking", users=None, lr=0.01,
+             metrics=None):
     """A run dir as `jaxrec train` writes it, without training."""
     path.mkdir(parents=True)
     config = {"seed": seed, "name": None, "model": {"_target_": f"jaxrec.models.{model}"},
@@ -87,7 +88,8 @@ def fake_run(path, *, model, seed, per_user, protocol="full_ranking", users=None
     frame = pd.DataFrame({"user_id": users, "user": users, "test/ndcg@10": per_user})
     frame.to_parquet(path / "per_user_test.parquet")
     results = {"metrics": {"test/ndcg@10": float(np.mean(per_user)), "test/coverage@10": 0.1 +
-                           seed / 100}, "monitor": "valid/ndcg@10", "protocol": protocol}
+                           seed / 100, **(metrics or {})}, "monitor": "valid/ndcg@10",
+               "protocol": protocol}
     (path / "results.json").write_text(json.dumps(results))
 
 
@@ -135,8 +137,24 @@ def test_compare_groups_seeds_and_matches_scipy(study):
     cov = report["metrics"]["test/coverage@10"]
     assert cov["systems"][0]["mean"] == pytest.approx(0.11)
     assert np.isnan(cov["pairs"][0]["t_p"])
+    assert block["higher_is_better"] and block["best"] == "model=B"
+    assert ab["better"] == "model=B" and cov["pairs"][0]["better"] is None
     text = format_report(report)
     assert "model=A vs model=B" in text and "***" in text and "Holm" in text
+    assert "## test/ndcg@10 (higher is better)" in text and "model=B (best)" in text
+
+
+def test_compare_reads_each_metric_direction(tmp_path):
+    for model, rmse in (("A", 0.9), ("B", 0.8)):
+        fake_run(tmp_path / model, model=model, seed=0, per_user=np.ones(5),
+                 metrics={"test/rmse": rmse})
+    runs = [load_run(d, str(tmp_path)) for d in find_runs(tmp_path)]
+    report = compare(group_systems(runs), ["test/rmse"], ci="seeds", n_resamples=100)
+    block = report["metrics"]["test/rmse"]
+    assert not block["higher_is_better"] and block["best"] == "model=B"
+    assert "## test/rmse (lower is better)" in format_report(report)
+    with pytest.raises(ValueError, match="metric key 'test/auc@10': unknown metric 'auc'"):
+        compare(group_systems(runs), ["test/auc@10"])
 
 
 def test_compare_cli_by_arg_and_errors(study, tmp_path, capsys):

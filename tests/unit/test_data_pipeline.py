@@ -150,3 +150,37 @@ def test_summarize_real_data(data_dir, tmp_path):
     text = summarize(load_movielens(data_dir=data_dir, cache_dir=str(tmp_path)))
     for fragment in ("610", "9,724", "100,836", "1996-03-29 .. 2018-09-24", "tags float32"):
         assert fragment in text, fragment
+
+
+def test_dataset_carries_its_split_and_eval_parts():
+    inter = make_synthetic(num_users=40, num_items=60, interactions_per_user=10)
+    ds = load_and_split(inter, None, {"method": "random", "test": 0.2, "valid": 0.25, "seed": 3})
+    assert ds.split == SplitConfig("random", test=0.2, valid=0.25, seed=3)
+    assert ds.has_valid and ds.fold_in == {} and ds.features is None
+    (v_name, v_target, v_excl), (t_name, t_target, t_excl) = ds.eval_parts()
+    assert (v_name, t_name) == ("valid", "test")
+    assert v_target is ds.valid and t_target is ds.test
+    assert v_excl == (ds.train,) and len(t_excl) == 2
+    assert t_excl[0] is ds.train and t_excl[1] is ds.valid
+    no_valid = load_and_split(inter, None, {"method": "random", "test": 0.2, "seed": 3})
+    assert not no_valid.has_valid and no_valid.valid is None
+    (part,) = no_valid.eval_parts()
+    assert part.name == "test" and part.exclude == (no_valid.train,)
+
+
+def test_dataset_builds_its_features_once():
+    inter = make_synthetic(num_users=30, num_items=40, interactions_per_user=8, seed=2)
+    ds = load_and_split(inter, None, {"method": "cold_item", "test": 0.25, "seed": 0},
+                        features_spec={"item": ["genres"]})
+    assert ds.features is not None and ds.features.item is not None
+    warm = np.bincount(ds.train.items, minlength=ds.info.num_items) > 0
+    np.testing.assert_array_equal(ds.features.item_warm, warm)
+
+
+def test_split_config_is_parsed_in_one_place(tmp_path):
+    from jaxrec.data import split_config
+
+    data = compose("synthetic", data_dir=None, cache_dir=tmp_path, seed=3)
+    assert split_config(data) == build_dataset(data).split
+    assert split_config(data).seed == 3 and split_config(None) is None
+    assert split_config({"dataset": {}}) is None

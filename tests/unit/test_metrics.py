@@ -161,3 +161,38 @@ def test_rmse_mae_against_numpy(with_mask):
     args = (jnp.asarray(preds), jnp.asarray(targets)) + ((jnp.asarray(mask),) if with_mask else ())
     np.testing.assert_allclose(float(rmse(*args)), np.sqrt(np.mean(err ** 2)), rtol=1e-6)
     np.testing.assert_allclose(float(mae(*args)), np.mean(np.abs(err)), rtol=1e-6)
+
+
+def test_every_metric_states_its_direction():
+    from jaxrec.metrics import ALL_METRICS, HIGHER_IS_BETTER
+
+    assert set(ALL_METRICS) | {"rmse", "mae", "loss"} == set(HIGHER_IS_BETTER)
+    assert all(isinstance(v, bool) for v in HIGHER_IS_BETTER.values())
+    lower = {k for k, up in HIGHER_IS_BETTER.items() if not up}
+    assert lower == {"rmse", "mae", "loss", "gini", "avg_popularity"}
+
+
+@pytest.mark.parametrize(("key", "up"), [("valid/ndcg@10", True),
+                                         ("test/cold_item/recall@20", True),
+                                         ("test/activity_0-19/recall_min@50", True),
+                                         ("valid/rmse", False), ("test/mae", False),
+                                         ("train/loss", False), ("test/coverage@10", True),
+                                         ("test/gini@10", False), ("ndcg@5", True)])
+def test_higher_is_better_parses_keys(key, up):
+    from jaxrec.metrics import higher_is_better
+
+    assert higher_is_better(key) is up
+
+
+@pytest.mark.parametrize(("key", "message"), [
+    ("valid/auc@10", "metric key 'valid/auc@10': unknown metric 'auc'"),
+    ("valid/ndcg", "metric key 'valid/ndcg': ndcg needs a positive cut-off"),
+    ("valid/ndcg@0", "metric key 'valid/ndcg@0': ndcg needs a positive cut-off"),
+    ("valid/rmse@10", "metric key 'valid/rmse@10': rmse has no cut-off"),
+])
+def test_higher_is_better_rejects_unknown_keys(key, message):
+    from jaxrec.metrics import higher_is_better
+
+    with pytest.raises(ValueError) as err:
+        higher_is_better(key)
+    assert message in str(err.value) and "\n" not in str(err.value)

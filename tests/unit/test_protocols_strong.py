@@ -145,7 +145,7 @@ def test_fold_in_evaluation_matches_numpy(strong_data):
     dataset, cfg, graphdef, state = strong_data
     eval_cfg = EvalConfig(ks=[2, 10, 20], metrics=["recall_min", "ndcg", "recall"], user_block=7,
                           protocol="strong")
-    valid_evals, test_evals = build_evaluators(dataset, eval_cfg, seed=0, split_cfg=cfg)
+    valid_evals, test_evals = build_evaluators(dataset, eval_cfg, seed=0)
     (ev,) = test_evals
     assert ev.inputs == "history"
     got = evaluate(test_evals, graphdef, state)
@@ -176,6 +176,43 @@ def test_fold_in_evaluation_matches_numpy(strong_data):
     for key, values in want.items():
         np.testing.assert_allclose(got[f"test/{key}"], np.mean(values), rtol=2e-5, err_msg=key)
     assert got["test/recall_min@2"] > got["test/recall@2"] > 0  # 4 held out per user > k = 2
+
+
+def test_dataset_fold_in_is_the_split_s_and_evaluators_never_re_split(strong_data,
+                                                                         monkeypatch):
+    dataset, cfg, _, _ = strong_data
+    parts = strong_split(dataset.full, cfg)  # what strong_evaluators re-derived before
+    assert dataset.split == cfg and set(dataset.fold_in) == {"valid", "test"}
+    for name in ("valid", "test"):
+        for field in ("users", "items"):
+            np.testing.assert_array_equal(getattr(dataset.fold_in[name], field),
+                                          getattr(parts[f"{name}_fold_in"], field))
+            np.testing.assert_array_equal(getattr(getattr(dataset, name), field),
+                                          getattr(parts[name], field))
+    (valid, _, v_excl), (test, _, t_excl) = dataset.eval_parts()
+    assert (valid, test) == ("valid", "test")
+    assert v_excl == (dataset.fold_in["valid"],) and t_excl == (dataset.fold_in["test"],)
+
+    import jaxrec.data.splits as splits
+
+    def no_re_split(*args, **kwargs):
+        raise AssertionError("evaluators must not re-split")
+
+    for name in ("strong_split", "assign_parts", "split_parts", "split"):
+        monkeypatch.setattr(splits, name, no_re_split)
+    eval_cfg = EvalConfig(ks=[5], metrics=["recall"], protocol="strong")
+    valid_evals, test_evals = build_evaluators(dataset, eval_cfg, seed=0)
+    assert [e.num_users for e in test_evals] == [len(np.unique(parts["test"].users))]
+    assert valid_evals[0].inputs == "history"
+
+
+def test_strong_split_without_valid_has_test_fold_in_only():
+    inter = make_synthetic(num_users=40, num_items=30, interactions_per_user=10, seed=1)
+    dataset = load_and_split(inter, {"implicit": True}, SplitConfig("strong", test=0.25))
+    assert set(dataset.fold_in) == {"test"} and not dataset.has_valid
+    assert [p.name for p in dataset.eval_parts()] == ["test"]
+    valid_evals, test_evals = build_evaluators(dataset, EvalConfig(protocol="strong"), seed=0)
+    assert valid_evals == [] and len(test_evals) == 1
 
 
 def test_protocol_checks():

@@ -49,7 +49,7 @@ def test_ease_fits_on_training_users_and_scores_new_histories_like_numpy():
     dataset = load_and_split(inter, {"implicit": True}, cfg)
     info, l2 = dataset.info, 5.0
     eval_cfg = EvalConfig(ks=[5, 10], metrics=["recall_min", "ndcg"], protocol="strong")
-    evaluators = build_evaluators(dataset, eval_cfg, seed=0, split_cfg=cfg)
+    evaluators = build_evaluators(dataset, eval_cfg, seed=0)
     result = fit(model=EASE(info, l2=l2, rngs=nnx.Rngs(0)), loss=NoLoss(), tx=None,
                  dataset=dataset, trainer=TrainerConfig(epochs=1, progress=False,
                                                         save_checkpoint=False),

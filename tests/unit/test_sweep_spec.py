@@ -117,6 +117,12 @@ parameters:
     ("method: grid\nmetric: {name: valid/rmse}\nparameters: {a: {values: [1]}}\n"
      "command: [python, train.py]", "command: must pass ${args_no_hyphens}"),
     ("method: grid\nmetric: valid/rmse\nparameters: {a: {values: [1]}}", "metric: expected"),
+    ("method: grid\nmetric: {name: valid/ndcg@10, goal: minimize}\nparameters: {a: {values: "
+     "[1]}}", "metric.goal: minimize contradicts valid/ndcg@10, which is higher is better"),
+    ("method: grid\nmetric: {name: valid/rmse, goal: maximize}\nparameters: {a: {values: [1]}}",
+     "metric.goal: maximize contradicts valid/rmse, which is lower is better"),
+    ("method: grid\nmetric: {name: valid/nDCG@10}\nparameters: {a: {values: [1]}}",
+     "metric.name: metric key 'valid/nDCG@10': unknown metric 'nDCG'"),
 ])
 def test_bad_specs_fail_with_one_line_naming_file_and_field(tmp_path, body, message):
     path = write(tmp_path, body)
@@ -197,3 +203,12 @@ def test_bad_shared_override_fails_before_any_trial(tmp_path):
         run_sweep(path, [f"sweep.dir={tmp_path / 'study'}", "trainer.epoch=2"])
     assert "\n" not in str(err.value)
     assert not (tmp_path / "study").exists(), "no study is started"
+
+
+@pytest.mark.parametrize(("name", "goal"), [
+    ("valid/ndcg@10", "maximize"), ("valid/cold_item/recall@20", "maximize"),
+    ("valid/rmse", "minimize"), ("valid/gini@10", "minimize")])
+def test_missing_goal_is_the_metric_direction(tmp_path, name, goal):
+    spec = load_spec(write(tmp_path, f"method: grid\nmetric: {{name: {name}}}\n"
+                           "parameters: {optim.lr: {values: [0.1]}}\n" + COMMAND))
+    assert spec.goal == goal and spec.mode == goal[:3]
