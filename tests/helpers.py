@@ -19,3 +19,22 @@ def run_train(overrides: list[str], output_dir) -> dict:
     from jaxrec.runner import train
 
     return train(compose_train(overrides, output_dir))
+
+
+def device_data(users, items, *, num_users: int, num_items: int, ratings=None,
+                rows: str = "interactions", pool=None):
+    """`jaxrec.data.device.TrainData` for training rows given as index arrays (tests)."""
+    import numpy as np
+
+    from jaxrec.data.device import train_data
+    from jaxrec.data.interactions import Interactions
+
+    users = np.asarray(users, np.int32)
+    items = np.asarray(items, np.int32)
+    ratings = np.ones(len(users), np.float32) if ratings is None else np.asarray(
+        ratings, np.float32)
+    inter = Interactions(users=users, items=items, ratings=ratings,
+                         timestamps=np.zeros(len(users), np.int64),
+                         user_ids=np.arange(num_users), item_ids=np.arange(num_items))
+    pool = np.arange(num_items, dtype=np.int32) if pool is None else np.asarray(pool, np.int32)
+    return train_data(inter, pool, rows=rows)
