@@ -1,4 +1,4 @@
-"""Run paper presets and print a paper-vs-jaxrec table (logic: ``jaxrec/reproduce.py``).
+"""Run paper presets and print a paper-vs-jaxrec table (logic: ``jaxrec/reproduce/``).
 
     python scripts/reproduce.py paper_ncf_neumf_ml-1m paper_ncf_mf_ml-1m      # paper datasets
     python scripts/reproduce.py --all --local --write     # every preset on ml-latest-small

@@ -193,7 +193,7 @@ def test_disjoint_users_pair_on_seed_and_user(tmp_path):
 
 
 def test_config_labels_name_classes_and_hide_their_keys():
-    from jaxrec.compare import _config_labels
+    from jaxrec.compare.runs import _config_labels
 
     configs = [{"model._target_": "m.MF", "model.dim": 64, "loss._target_": "l.BPR",
                 "optim.lr": 0.01},

@@ -176,7 +176,7 @@ def test_main_runs_each_fold_and_writes_the_table(tmp_path, monkeypatch, capsys)
         calls.append((preset, overrides, run_dir))
         return {"metrics": {"test/ndcg@10": 0.28 + 0.01 * fold}, "protocol": "full_ranking"}
 
-    monkeypatch.setattr(reproduce, "_run_in_process", fake)
+    monkeypatch.setattr(reproduce.runs, "_run_in_process", fake)
     doc = tmp_path / "benchmarks.md"
     status = reproduce.main(["paper_recbole_ease_ml-1m", "--in-process", "--local",
                              "--set", "reproduce.folds=3", "--out", str(tmp_path / "out"),
@@ -199,7 +199,7 @@ def test_main_reports_a_failed_run_and_goes_on(tmp_path, monkeypatch, capsys):
             raise RuntimeError("exit 1: out of memory")
         return {"metrics": {"test/ndcg@10": 0.25}, "protocol": "full_ranking"}
 
-    monkeypatch.setattr(reproduce, "_run_in_process", fake)
+    monkeypatch.setattr(reproduce.runs, "_run_in_process", fake)
     status = reproduce.main(["paper_recbole_ease_ml-1m", "paper_recbole_bpr_ml-1m",
                              "--in-process", "--out", str(tmp_path)])
     out = capsys.readouterr().out
@@ -224,7 +224,7 @@ def test_resume_reuses_only_finished_runs_of_the_same_overrides(tmp_path, monkey
                           {"metrics": {"test/ndcg@10": 0.3}, "protocol": "full_ranking"})
         return {"metrics": {"test/ndcg@10": 0.3}, "protocol": "full_ranking"}
 
-    monkeypatch.setattr(reproduce, "_run_subprocess", fake_subprocess)
+    monkeypatch.setattr(reproduce.runs, "_run_subprocess", fake_subprocess)
     preset = "paper_recbole_ease_ml-1m"
     reproduce.run_preset(preset, out_dir=tmp_path, local=True)
     assert trained == ["run"]
