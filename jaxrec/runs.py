@@ -38,3 +38,21 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     params = restore_params(checkpoint, params)
     return LoadedRun(cfg, dataset, graphdef, (params, rest), run_dir)
+
+
+def load_model(run_dir: str | Path) -> tuple[Any, Any]:
+    """``(model, DataInfo)``: the best-checkpoint model of a run and the data summary it was
+    trained on (``ModelContext.load_run``, for pre-trained initialisation such as NeuMF's).
+
+    ``run_dir`` is a run directory or its ``checkpoints/best``. Raises FileNotFoundError
+    when it is not a finished jaxrec run.
+    """
+    from flax import nnx
+
+    path = Path(run_dir).expanduser()
+    if path.name == "best" and path.parent.name == "checkpoints":
+        path = path.parent.parent
+    if not (path / "config.yaml").is_file():
+        raise FileNotFoundError(f"{path} is not a jaxrec run directory (no config.yaml)")
+    run = load_run(path)
+    return nnx.merge(run.graphdef, *run.state), run.dataset.info

@@ -54,50 +54,22 @@ def build(cfg: DictConfig):
     dataset = build_dataset(cfg.data)
     loss = _instantiate("loss", cfg.loss)
     model_fn = _instantiate("model", cfg.model)
-    extra = model_feature_kwargs(model_fn, dataset, cfg.data.get("features"))
-    extra.update(model_train_kwargs(model_fn, dataset))
-    model = model_fn(dataset.info, rngs=nnx.Rngs(params=cfg.seed, default=cfg.seed), **extra)
+    ctx = model_context(dataset, cfg.data.features)
+    model = model_fn(ctx, rngs=nnx.Rngs(params=cfg.seed, default=cfg.seed))
     return dataset, model, loss
 
 
-def model_feature_kwargs(model_fn, dataset, spec) -> dict[str, Any]:
-    """``{"features": ...}`` for a model whose signature takes ``features`` (else ``{}``).
-
-    The features come from ``data.features`` (`jaxrec.data.features.build_features`);
-    a model that takes none ignores the spec.
-    """
-    import inspect
-
+def model_context(dataset, features_spec):
+    """The `jaxrec.models.base.ModelContext` of a dataset: its summary, training split,
+    the features of ``data.features`` (None when unset) and a loader of other runs."""
     from jaxrec.data.features import build_features
+    from jaxrec.models.base import ModelContext
+    from jaxrec.runs import load_model
 
-    target = getattr(model_fn, "func", model_fn)  # a partial's class (nnx hides __init__'s
-    init = target.__init__ if isinstance(target, type) else target  # signature behind a metaclass)
-    try:
-        accepts = "features" in inspect.signature(init).parameters
-    except (TypeError, ValueError):
-        accepts = False
-    if not accepts:
-        return {}
-    return {"features": build_features(dataset.full, dataset.train, spec)}
-
-
-def model_train_kwargs(model_fn, dataset) -> dict[str, Any]:
-    """``{"train": dataset.train}`` for a model whose signature takes ``train`` (else ``{}``).
-
-    Graph models (LightGCN) build their propagation graph from the training split.
-    """
-    import inspect
-
-    # Hydra's ``_partial_`` object is a functools.partial whose ``__call__`` signature is
-    # ``(*args, **kwargs)``, and so is an NNX module class's (its metaclass ``__call__``):
-    # inspect the wrapped class's ``__init__``.
-    target = getattr(model_fn, "func", model_fn)
-    try:
-        accepts = "train" in inspect.signature(
-            target.__init__ if isinstance(target, type) else target).parameters
-    except (TypeError, ValueError):
-        accepts = False
-    return {"train": dataset.train} if accepts else {}
+    features = (build_features(dataset.full, dataset.train, features_spec)
+                if features_spec is not None else None)
+    return ModelContext(info=dataset.info, train=dataset.train, features=features,
+                        load_run=load_model)
 
 
 def _instantiate(section: str, node):

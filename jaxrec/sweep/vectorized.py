@@ -226,13 +226,8 @@ def build_model(cfg: DictConfig, dataset, seed: int):
     from jaxrec import train as train_module
 
     model_fn = train_module._instantiate("model", cfg.model)
-    extra: dict[str, Any] = {}
-    if hasattr(train_module, "model_feature_kwargs"):  # models that take item/user features
-        extra.update(train_module.model_feature_kwargs(model_fn, dataset,
-                                                       cfg.data.get("features")))
-    if hasattr(train_module, "model_train_kwargs"):  # graph models built from the train split
-        extra.update(train_module.model_train_kwargs(model_fn, dataset))
-    return model_fn(dataset.info, rngs=nnx.Rngs(params=seed, default=seed), **extra)
+    ctx = train_module.model_context(dataset, cfg.data.features)
+    return model_fn(ctx, rngs=nnx.Rngs(params=seed, default=seed))
 
 
 def _evaluators(cfg: DictConfig, dataset, eval_cfg, *, model, monitor: str, explicit: bool):
