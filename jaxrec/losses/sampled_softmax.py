@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrec.losses.pointwise import _masked_mean
+from jaxrec.models.base import CandidateScorer
 
 
 def sampled_softmax_loss(pos_B: jax.Array, neg_BxC: jax.Array, *, mask_B: jax.Array,
@@ -156,7 +157,7 @@ def sampled_softmax_batch(model, loss: SampledSoftmax, users_B: jax.Array, items
     positives' rows (every in-batch candidate is some example's positive).
     """
     cand_C, log_q_N, valid_C = candidates(loss, items_B, mask_B, data, key, num_items)
-    if hasattr(model, "score_candidates"):
+    if isinstance(model, CandidateScorer):
         neg_BxC = model.score_candidates(users_B, cand_C)
     else:
         neg_BxC = model(users_B[:, None], cand_C[None, :])

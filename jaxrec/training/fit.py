@@ -19,6 +19,7 @@ from flax import nnx
 from jaxrec.config import EvalConfig, TrainerConfig
 from jaxrec.data.pipeline import Dataset
 from jaxrec.metrics.evaluator import make_evaluators
+from jaxrec.models.base import ClosedForm, NextItemLogits, UserLogits
 from jaxrec.training.checkpoint import save_params
 from jaxrec.training.sampling import negative_pool, num_search_steps
 from jaxrec.training.step import (
@@ -179,12 +180,12 @@ def fit(*, model: nnx.Module, loss, tx, dataset: Dataset, trainer: TrainerConfig
         test_evals = make_evaluators("test", dataset.test, exclude, eval_cfg, explicit=explicit)
 
     solver = loss.kind == "solver"
-    if solver != hasattr(model, "solve_epoch"):
+    if solver != isinstance(model, ClosedForm):
         raise ValueError(f"loss: {type(model).__name__} " + (
             "is fitted in closed form; use loss=none" if not solver
             else "trains by gradient steps; choose a loss such as mse, bce or bpr"))
     users_kind = loss.kind == "users"  # whole-user losses need a model method, and vice versa
-    if users_kind != (getattr(model, "batch_kind", None) == "users") or (
+    if users_kind != isinstance(model, (UserLogits, NextItemLogits)) or (
             users_kind and not hasattr(model, loss.model_method)):
         raise ValueError(f"loss: {type(loss).__name__} does not train {type(model).__name__}" + (
             f" (it needs model.{loss.model_method})" if users_kind else
