@@ -60,7 +60,7 @@ class MSE:
       l2: weight of the L2 penalty on the parameter rows used by the batch.
     """
 
-    l2: float = 0.0
+    l2: float = 0.12
     kind: ClassVar[str] = "rating"
     default_monitor: ClassVar[str] = "valid/rmse"
 

@@ -27,8 +27,8 @@ class MF(nnx.Module):
       rngs: Flax random streams (``params`` is used).
     """
 
-    def __init__(self, ctx: ModelContext, *, dim: int = 64, init_std: float = 0.1,
-                 use_bias: bool = True, bias_l2_scale: float = 1.0, rngs: nnx.Rngs):
+    def __init__(self, ctx: ModelContext, *, dim: int = 64, init_std: float = 0.01,
+                 use_bias: bool = True, bias_l2_scale: float = 0.1, rngs: nnx.Rngs):
         info = ctx.info
         init = jax.nn.initializers.normal(init_std)
         self.user_emb_UxD = nnx.Param(init(rngs.params(), (info.num_users, dim)))

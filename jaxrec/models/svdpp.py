@@ -85,8 +85,8 @@ class SVDpp(MF):
     biases and every ``y_j`` with ``j in N(u)``, as in Koren's SGD rules.
     """
 
-    def __init__(self, ctx: ModelContext, *, dim: int = 20, init_std: float = 0.1,
-                 use_bias: bool = True, learn_mean: bool = True, bias_l2_scale: float = 1.0,
+    def __init__(self, ctx: ModelContext, *, dim: int = 20, init_std: float = 0.01,
+                 use_bias: bool = True, learn_mean: bool = True, bias_l2_scale: float = 0.1,
                  rngs: nnx.Rngs):
         info = ctx.info
         train = ctx.train
