@@ -64,7 +64,7 @@ class MSE:
       l2: weight of the L2 penalty on the parameter rows used by the batch.
     """
 
-    l2: float = 0.0
+    l2: float = 0.12
     rows: ClassVar[str] = "interactions"
     samples_unseen: ClassVar[bool] = False  # rejection-samples unseen items
     default_monitor: ClassVar[str] = "valid/rmse"

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrec.metrics.evaluator import RankingEvaluator, list_metric_inputs
+from jaxrec.models.base import scores_cold
 
 SLICES = ("cold_item", "warm_item", "cold_user", "warm_user", "activity")
 ACTIVITY_EDGES = (20, 100)
@@ -123,7 +124,7 @@ def unable_reason(model: Any, slice_name: str) -> str | None:
     if model is None:
         return None
     kind = {"cold_item": "items", "cold_user": "users"}.get(slice_name)
-    if kind is None or getattr(model, f"scores_cold_{kind}", False):
+    if kind is None or scores_cold(model, kind):
         return None
     return (f"{type(model).__name__} cannot score cold {kind} (it needs a trained ID "
             f"embedding for each of them); its {slice_name} metrics are NaN. Use a feature "

@@ -30,11 +30,12 @@ from __future__ import annotations
 from typing import Any
 
 from jaxrec.metrics.evaluator import RankingEvaluator, list_metric_inputs
+from jaxrec.models.base import FoldIn
 
 
 def check_fold_in_model(model: Any) -> None:
     """Raise a one-line ``ValueError`` unless ``model`` has ``score_history`` (see module doc)."""
-    if not callable(getattr(model, "score_history", None)):
+    if not isinstance(model, FoldIn):
         raise ValueError(f"eval.protocol=strong: {type(model).__name__} cannot fold in a new "
                          "user's history; it needs score_history(history_UxN) -> scores_UxN "
                          "(item-based models such as EASE)")

@@ -1,23 +1,47 @@
-"""Recommender models: one Flax NNX module per file.
+"""Recommender models: one Flax NNX module per file, shared layers in `jaxrec.models.layers`.
 
-Every model is built as ``Model(info, *, <hyperparameters>, rngs)`` and provides
+The contract (`jaxrec.models.base`): every model is built as
+``Model(ctx, *, <hyperparameters>, rngs)``, where ``ctx`` is a :class:`ModelContext`
+carrying everything the model may take from the data: ``info`` (vocabulary sizes,
+rating statistics), ``train`` (the training interactions: graph, history and fold-in
+models build constant tables from them), ``features`` (``data.features``, or None)
+and ``load_run`` (another run's best model, for pre-trained initialisation). A model
+reads the fields it needs; the run assembly fills them all. Hyperparameter defaults
+equal the values of ``configs/model/<name>.yaml`` (the yaml is their home).
 
-* ``__call__(users, items) -> scores`` for index arrays of the same shape
-  (any leading shape, e.g. ``[B]`` or ``[B, M]``);
-* ``score_all(users_U) -> scores_UxN`` over the whole catalogue (full ranking);
-* ``l2_rows(users, items) -> list of arrays``: the parameter rows the batch
-  touches, which the per-batch L2 regulariser penalises.
+What a model can do is stated by runtime-checkable protocols, checked with
+``isinstance``:
 
-Models fitted without gradients (popularity, EASE, iALS) instead define
-``solve_epoch(data, key) -> objective``, which updates their variables in place
-from the device-resident training arrays (``users``, ``items``, ``ratings``
-``[E]`` and the CSR ``indptr``, ``indices``); they train with ``loss=none``
-and one "epoch" is one solve (or one alternating sweep).
+* :class:`Scorer` (every model): ``__call__(users, items) -> scores`` for index arrays
+  of broadcastable shapes, and ``score_all(users_U) -> scores_UxN`` (full ranking);
+* :class:`RowRegularized`: ``l2_rows(users, items)``, the parameter rows a batch
+  touches, which the per-batch L2 penalty (``loss.l2``) covers;
+* :class:`CandidateScorer`: ``score_candidates(users_B, cand_C) -> [B, C]`` in one
+  product (sampled softmax);
+* :class:`FoldIn`: ``score_history(history_UxN)`` scores users never seen in training
+  (``eval.protocol=strong``);
+* :class:`ClosedForm`: ``solve_epoch(data, key) -> objective`` updates the variables in
+  place from the device-resident training arrays; trained with ``loss=none``, one
+  "epoch" is one solve (or one alternating sweep);
+* :class:`UserLogits` / :class:`NextItemLogits`: whole-user training (Mult-VAE/DAE with
+  ``loss=multinomial``, SASRec with ``loss=sequence_bce``).
 
-The config group ``configs/model/`` names each model by its ``_target_``: the
-module path is the registry.
+Which cold-start slices a model scores is data on the instance (:func:`scores_cold`).
+The config group ``configs/model/`` names each model by its ``_target_``: the module
+path is the registry.
 """
 
+from jaxrec.models.base import (
+    CandidateScorer,
+    ClosedForm,
+    FoldIn,
+    ModelContext,
+    NextItemLogits,
+    RowRegularized,
+    Scorer,
+    UserLogits,
+    scores_cold,
+)
 from jaxrec.models.ease import EASE
 from jaxrec.models.gmf import GMF
 from jaxrec.models.ials import IALS
@@ -29,7 +53,9 @@ from jaxrec.models.popularity import Popularity
 from jaxrec.models.random_baseline import RandomBaseline
 from jaxrec.models.seed_concat import SeedConcat
 
-__all__ = ["MF", "Popularity", "SeedConcat"]
+__all__ = ["CandidateScorer", "ClosedForm", "FoldIn", "ModelContext", "NextItemLogits",
+           "RowRegularized", "Scorer", "UserLogits", "scores_cold"]
+__all__ += ["MF", "Popularity", "SeedConcat"]
 __all__ += ["EASE", "IALS", "RandomBaseline"]
 
 from jaxrec.models.content import Content  # noqa: E402  (feature models: data.features)

@@ -23,9 +23,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxrec.data.features import Features, id_bag
-from jaxrec.models.feature_layers import MLP, BagEmbedding
-from jaxrec.types import DataInfo
+from jaxrec.data.features import id_bag
+from jaxrec.models.base import ModelContext
+from jaxrec.models.layers.features import MLP, BagEmbedding
 
 USER_MODES = ("history", "id", "both")
 
@@ -34,8 +34,9 @@ class Content(nnx.Module):
     """Item tower over features; user = tower(history profile) and / or a user embedding.
 
     Args:
-      info: dataset summary.
-      features: item features and user history profiles (``data.features``).
+      ctx: the data (`jaxrec.models.base.ModelContext`); reads ``ctx.info``, the dataset
+        summary.
+      ctx.features: item features and user history profiles (``data.features``).
       dim: embedding dimension D.
       user: ``history`` | ``id`` | ``both`` (see the module docstring).
       hidden: ReLU layers of the shared tower (empty: linear, exact history means).
@@ -44,9 +45,11 @@ class Content(nnx.Module):
       rngs: Flax random streams.
     """
 
-    def __init__(self, info: DataInfo, *, features: Features | None = None, dim: int = 64,
+    def __init__(self, ctx: ModelContext, *, dim: int = 64,
                  user: str = "history", hidden: tuple[int, ...] = (), init_std: float = 0.05,
                  bias: bool = True, rngs: nnx.Rngs):
+        info = ctx.info
+        features = ctx.features
         if user not in USER_MODES:
             raise ValueError(f"model.user={user!r} must be one of {', '.join(USER_MODES)}")
         item_bag = features.item if features is not None else None

@@ -27,10 +27,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxrec.data.features import Features
-from jaxrec.models.deepfm import check_positive_int, check_positive_ints
-from jaxrec.models.feature_layers import FieldEmbeddings, FieldInteractionModel, partial_dense
-from jaxrec.types import DataInfo
+from jaxrec.models.base import ModelContext
+from jaxrec.models.layers.checks import check_positive_int, check_positive_ints
+from jaxrec.models.layers.fields import FieldEmbeddings, FieldInteractionModel, partial_dense
 
 STRUCTURES = ("parallel", "stacked")
 
@@ -44,7 +43,7 @@ class CrossLayer(nnx.Module):
 
     def first(self, x: jax.Array, start: int, *, bias: bool) -> jax.Array:
         """The share of input columns ``[start, start + X)`` in ``W x`` (``V^T x`` when low
-        rank): :func:`~jaxrec.models.feature_layers.partial_dense` of the first layer."""
+        rank): :func:`~jaxrec.models.layers.fields.partial_dense` of the first layer."""
         if self.down is not None:
             return partial_dense(self.down, x, start, bias=False)
         return partial_dense(self.out, x, start, bias=bias)
@@ -63,8 +62,9 @@ class DCNv2(FieldInteractionModel):
     """Cross network and MLP over the concatenated field embeddings, one logit per pair.
 
     Args:
-      info: dataset summary.
-      features: item (and optionally user) features; None: the user and item id fields only.
+      ctx: the data (`jaxrec.models.base.ModelContext`); reads ``ctx.info``, the dataset
+        summary.
+      ctx.features: item (and optionally user) features; None: the user and item id fields only.
       dim: field embedding dimension D (the cross width is F * D).
       cross_layers: number of cross layers (>= 1).
       rank: None for full-rank ``W``, else the rank r of ``U V^T``.
@@ -77,11 +77,13 @@ class DCNv2(FieldInteractionModel):
       rngs: Flax random streams.
     """
 
-    def __init__(self, info: DataInfo, *, features: Features | None = None, dim: int = 16,
+    def __init__(self, ctx: ModelContext, *, dim: int = 16,
                  cross_layers: int = 2, rank: int | None = None,
                  hidden: Sequence[int] = (64, 32), structure: str = "parallel",
                  init_std: float = 0.05, item_ids: bool = True, history: bool = False,
                  block: int = 32, rngs: nnx.Rngs):
+        info = ctx.info
+        features = ctx.features
         if structure not in STRUCTURES:
             raise ValueError(f"model.structure={structure!r} must be one of "
                              f"{', '.join(STRUCTURES)}")

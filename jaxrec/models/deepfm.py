@@ -25,9 +25,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxrec.data.features import Features
-from jaxrec.models.feature_layers import FieldEmbeddings, FieldInteractionModel, partial_dense
-from jaxrec.types import DataInfo
+from jaxrec.models.base import ModelContext
+from jaxrec.models.layers.checks import check_positive_int, check_positive_ints
+from jaxrec.models.layers.fields import FieldEmbeddings, FieldInteractionModel, partial_dense
 
 
 def fm_second_order(fields_xFxD: jax.Array) -> jax.Array:
@@ -37,31 +37,13 @@ def fm_second_order(fields_xFxD: jax.Array) -> jax.Array:
     return 0.5 * (jnp.sum(sum_xD * sum_xD, axis=-1) - jnp.sum(fields_xFxD ** 2, axis=(-2, -1)))
 
 
-def _is_positive_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v > 0
-
-
-def check_positive_ints(name: str, values: Sequence[int]) -> tuple[int, ...]:
-    """``values`` as a tuple of positive ints, or a one-line error naming ``model.<name>``."""
-    out = tuple(values)
-    if not all(_is_positive_int(v) for v in out):
-        raise ValueError(f"model.{name}={list(out)!r} must be positive ints")
-    return out
-
-
-def check_positive_int(name: str, value: int) -> int:
-    """``value`` if a positive int, else a one-line error naming ``model.<name>``."""
-    if not _is_positive_int(value):
-        raise ValueError(f"model.{name}={value!r} must be a positive int")
-    return value
-
-
 class DeepFM(FieldInteractionModel):
     """FM over field embeddings plus an MLP over their concatenation (shared embeddings).
 
     Args:
-      info: dataset summary.
-      features: item (and optionally user) features; None: the user and item id fields only.
+      ctx: the data (`jaxrec.models.base.ModelContext`); reads ``ctx.info``, the dataset
+        summary.
+      ctx.features: item (and optionally user) features; None: the user and item id fields only.
       dim: field embedding dimension D.
       hidden: ReLU layers of the deep part, followed by a linear output (empty: plain FM).
       init_std: standard deviation of the embedding initialisers.
@@ -71,10 +53,12 @@ class DeepFM(FieldInteractionModel):
       rngs: Flax random streams.
     """
 
-    def __init__(self, info: DataInfo, *, features: Features | None = None, dim: int = 16,
+    def __init__(self, ctx: ModelContext, *, dim: int = 16,
                  hidden: Sequence[int] = (64, 32), init_std: float = 0.05,
                  item_ids: bool = True, history: bool = False,
                  block: int = 32, rngs: nnx.Rngs):
+        info = ctx.info
+        features = ctx.features
         hidden = check_positive_ints("hidden", hidden)
         self.block = check_positive_int("block", block)
         self.fields = FieldEmbeddings(info, features, dim, init_std=init_std,

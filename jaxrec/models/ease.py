@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 from flax import nnx
 
-from jaxrec.types import DataInfo
+from jaxrec.models.base import ModelContext
 
 
 def ease_weights(x_UxN: jax.Array, l2: float, user_block: int = 4096) -> jax.Array:
@@ -97,7 +97,8 @@ class EASE(nnx.Module):
     """EASE item-item model, fitted by one closed-form :meth:`solve_epoch` (``loss=none``).
 
     Args:
-      info: dataset summary (vocabulary sizes).
+      ctx: the data (`jaxrec.models.base.ModelContext`); reads ``ctx.info``, the dataset
+        summary (vocabulary sizes).
       l2: the ridge penalty ``lambda`` on ``B`` (Steck: a few hundred for
         MovieLens-sized data; ml-latest-small's validation split prefers 200).
       user_block: users per block when summing ``X^T X`` and the residual with more
@@ -108,8 +109,9 @@ class EASE(nnx.Module):
     value is ignored, as in the paper.
     """
 
-    def __init__(self, info: DataInfo, *, l2: float = 500.0, user_block: int = 4096,
+    def __init__(self, ctx: ModelContext, *, l2: float = 500.0, user_block: int = 4096,
                  rngs: nnx.Rngs):
+        info = ctx.info
         del rngs
         if not l2 > 0:
             raise ValueError(f"model.l2: must be > 0, got {l2}")

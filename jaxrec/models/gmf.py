@@ -11,14 +11,15 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxrec.types import DataInfo
+from jaxrec.models.base import ModelContext
 
 
 class GMF(nnx.Module):
     """GMF: ``h^T (p_u * q_i) + b``.
 
     Args:
-      info: dataset summary (vocabulary sizes).
+      ctx: the data (`jaxrec.models.base.ModelContext`); reads ``ctx.info``, the dataset
+        summary (vocabulary sizes).
       dim: embedding dimension D (the paper's "predictive factors").
       init_std: standard deviation of the normal initialiser of the embeddings
         (the paper: 0.01).
@@ -27,8 +28,9 @@ class GMF(nnx.Module):
       rngs: Flax random streams (``params`` is used).
     """
 
-    def __init__(self, info: DataInfo, *, dim: int = 32, init_std: float = 0.01,
+    def __init__(self, ctx: ModelContext, *, dim: int = 32, init_std: float = 0.01,
                  head: bool = True, rngs: nnx.Rngs):
+        info = ctx.info
         if dim < 1:
             raise ValueError(f"model.dim: must be >= 1, got {dim}")
         init = jax.nn.initializers.normal(init_std)

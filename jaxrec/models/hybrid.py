@@ -18,25 +18,27 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxrec.data.features import Features
-from jaxrec.models.feature_layers import BagEmbedding, FeatureTable
-from jaxrec.types import DataInfo
+from jaxrec.models.base import ModelContext
+from jaxrec.models.layers.features import BagEmbedding, FeatureTable
 
 
 class Hybrid(nnx.Module):
     """LightFM-style sum of id and feature embeddings, with biases.
 
     Args:
-      info: dataset summary.
-      features: item (and optionally user) features; None: ids only (plain biased MF).
+      ctx: the data (`jaxrec.models.base.ModelContext`); reads ``ctx.info``, the dataset
+        summary.
+      ctx.features: item (and optionally user) features; None: ids only (plain biased MF).
       dim: embedding dimension D.
       init_std: standard deviation of the embedding initialisers.
       item_ids: include the item-id embedding (False: items are their features only).
       rngs: Flax random streams.
     """
 
-    def __init__(self, info: DataInfo, *, features: Features | None = None, dim: int = 64,
+    def __init__(self, ctx: ModelContext, *, dim: int = 64,
                  init_std: float = 0.05, item_ids: bool = True, rngs: nnx.Rngs):
+        info = ctx.info
+        features = ctx.features
         init = jax.nn.initializers.normal(init_std)
         item_bag = features.item if features is not None else None
         user_bag = features.user if features is not None else None

@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 from flax import nnx
 
-from jaxrec.types import DataInfo
+from jaxrec.models.base import ModelContext
 
 _SOLVERS = ("cg", "cholesky")
 
@@ -41,7 +41,8 @@ class IALS(nnx.Module):
     """Implicit ALS with an unobserved weight and frequency-scaled L2 (``loss=none``).
 
     Args:
-      info: dataset summary (vocabulary sizes).
+      ctx: the data (`jaxrec.models.base.ModelContext`); reads ``ctx.info``, the dataset
+        summary (vocabulary sizes).
       dim: factor dimension D.
       unobserved_weight: ``alpha0``, the weight of the squared score of every pair.
       reg: ``lambda``, the L2 penalty.
@@ -54,10 +55,11 @@ class IALS(nnx.Module):
       rngs: Flax random streams (``params`` initialises the factors).
     """
 
-    def __init__(self, info: DataInfo, *, dim: int = 64, unobserved_weight: float = 0.3,
+    def __init__(self, ctx: ModelContext, *, dim: int = 64, unobserved_weight: float = 0.3,
                  reg: float = 0.01, reg_exponent: float = 1.0, alpha: float = 0.0,
                  init_std: float = 0.01, solver: str = "cg", cg_steps: int = 4,
                  rngs: nnx.Rngs):
+        info = ctx.info
         if solver not in _SOLVERS:
             raise ValueError(f"model.solver: expected one of {', '.join(_SOLVERS)}, "
                              f"got {solver!r}")

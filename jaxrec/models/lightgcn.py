@@ -23,14 +23,12 @@ propagation (batch 4096).
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxrec.types import DataInfo
+from jaxrec.models.base import ModelContext
 
 EDGE_KEYS = tuple(f"{order}_{col}" for order in ("by_user", "by_item")
                   for col in ("users", "items", "weight"))
@@ -72,12 +70,13 @@ class LightGCN(nnx.Module):
     """LightGCN: mean of K linear propagation layers of free user and item embeddings.
 
     Args:
-      info: dataset summary (vocabulary sizes).
+      ctx: the data (`jaxrec.models.base.ModelContext`); reads ``ctx.info``, the dataset
+        summary (vocabulary sizes).
       dim: embedding dimension D.
       num_layers: propagation layers K (0 gives plain MF).
       init_std: standard deviation of the normal initialiser of ``E^(0)``
         (the reference implementation: 0.1).
-      train: the training interactions the graph is built from (an
+      ctx.train: the training interactions the graph is built from (an
         ``Interactions``, or anything with int ``users`` and ``items`` arrays);
         ``jaxrec train`` passes the training split. None: a graph without edges,
         for shape tests only (every layer past ``E^(0)`` is then zero).
@@ -87,8 +86,10 @@ class LightGCN(nnx.Module):
     as in the paper.
     """
 
-    def __init__(self, info: DataInfo, *, dim: int = 64, num_layers: int = 3,
-                 init_std: float = 0.1, train: Any = None, rngs: nnx.Rngs):
+    def __init__(self, ctx: ModelContext, *, dim: int = 64, num_layers: int = 3,
+                 init_std: float = 0.1, rngs: nnx.Rngs):
+        info = ctx.info
+        train = ctx.train
         if num_layers < 0:
             raise ValueError(f"model.num_layers: must be >= 0, got {num_layers}")
         init = jax.nn.initializers.normal(init_std)

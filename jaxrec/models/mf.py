@@ -9,14 +9,15 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxrec.types import DataInfo
+from jaxrec.models.base import ModelContext
 
 
 class MF(nnx.Module):
     """Biased MF: global mean, user and item biases, and a dot product.
 
     Args:
-      info: dataset summary (vocabulary sizes, training rating mean).
+      ctx: the data (`jaxrec.models.base.ModelContext`); reads ``ctx.info``, the dataset
+        summary (vocabulary sizes, training rating mean).
       dim: embedding dimension D.
       init_std: standard deviation of the normal initialiser of the factors.
       use_bias: include the global mean and user / item biases. The global
@@ -26,8 +27,9 @@ class MF(nnx.Module):
       rngs: Flax random streams (``params`` is used).
     """
 
-    def __init__(self, info: DataInfo, *, dim: int = 64, init_std: float = 0.1,
-                 use_bias: bool = True, bias_l2_scale: float = 1.0, rngs: nnx.Rngs):
+    def __init__(self, ctx: ModelContext, *, dim: int = 64, init_std: float = 0.01,
+                 use_bias: bool = True, bias_l2_scale: float = 0.1, rngs: nnx.Rngs):
+        info = ctx.info
         init = jax.nn.initializers.normal(init_std)
         self.user_emb_UxD = nnx.Param(init(rngs.params(), (info.num_users, dim)))
         self.item_emb_NxD = nnx.Param(init(rngs.params(), (info.num_items, dim)))

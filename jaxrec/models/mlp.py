@@ -4,7 +4,7 @@
 layers (the paper halves the width per layer: embeddings 32 + 32 -> 32 -> 16 -> 8
 for 8 predictive factors). The score is a logit; train with ``loss=bce``.
 
-The class is ``NCFMLP`` (``jaxrec.models.feature_layers.MLP`` is a plain layer).
+The class is ``NCFMLP`` (``jaxrec.models.layers.MLP`` is a plain layer).
 """
 
 from __future__ import annotations
@@ -15,14 +15,15 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxrec.types import DataInfo
+from jaxrec.models.base import ModelContext
 
 
 class NCFMLP(nnx.Module):
     """NCF's MLP: concatenated user and item embeddings through ReLU layers, then ``Dense(1)``.
 
     Args:
-      info: dataset summary (vocabulary sizes).
+      ctx: the data (`jaxrec.models.base.ModelContext`); reads ``ctx.info``, the dataset
+        summary (vocabulary sizes).
       dim: user and item embedding size D each (the first layer sees ``2 D``).
       hidden: widths of the ReLU layers; the last is the number of predictive
         factors the output layer reads.
@@ -32,8 +33,9 @@ class NCFMLP(nnx.Module):
       rngs: Flax random streams (``params`` is used).
     """
 
-    def __init__(self, info: DataInfo, *, dim: int = 32, hidden: Sequence[int] = (32, 16, 8),
+    def __init__(self, ctx: ModelContext, *, dim: int = 32, hidden: Sequence[int] = (32, 16, 8),
                  init_std: float = 0.01, head: bool = True, rngs: nnx.Rngs):
+        info = ctx.info
         hidden = [int(h) for h in hidden]
         if dim < 1 or not hidden or min(hidden) < 1:
             raise ValueError(f"model.hidden: need dim >= 1 and at least one layer of width >= 1, "

@@ -22,46 +22,26 @@ ml-latest-small, 22 MB for ml-1m, 3.7 GB for ml-20m).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
-from jaxrec.types import DataInfo
-
-
-class UserHistory(nnx.Variable):
-    """Constant per-user training data: carried in the non-parameter state, never trained."""
-
-
-def history_matrix(train: Any, num_users: int, num_items: int) -> np.ndarray:
-    """bool ``[U, N]``: which items each user has a training interaction with (host)."""
-    history = np.zeros((num_users, num_items), dtype=bool)
-    if train is not None and len(train.users):
-        history[np.asarray(train.users), np.asarray(train.items)] = True
-    return history
-
-
-def dropout(x: jax.Array, rate: float, key: jax.Array | None) -> jax.Array:
-    """Inverted dropout with an explicit key (identity when ``key`` is None or ``rate`` is 0)."""
-    if key is None or rate == 0.0:
-        return x
-    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
-    return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x))
+from jaxrec.models.base import ModelContext
+from jaxrec.models.layers.history import UserHistory, dropout, history_matrix
 
 
 class MultVAE(nnx.Module):
     """Mult-VAE (``variational=True``) or Mult-DAE (``variational=False``).
 
     Args:
-      info: dataset summary (vocabulary sizes).
+      ctx: the data (`jaxrec.models.base.ModelContext`); reads ``ctx.info``, the dataset
+        summary (vocabulary sizes).
       hidden: encoder hidden widths (the decoder mirrors them); paper: ``[600]``.
       latent: latent dimension; paper: 200.
       dropout: input dropout rate on the normalised history; paper: 0.5.
       variational: Mult-VAE (Gaussian latent, KL term) or Mult-DAE (deterministic).
-      train: the training interactions (``users``, ``items`` arrays) whose
+      ctx.train: the training interactions (``users``, ``items`` arrays) whose
         histories the model encodes; ``jaxrec train`` passes the training split.
         None: every history is empty (for shape tests).
       rngs: Flax random streams (``params`` is used for the Xavier initialisers).
@@ -71,11 +51,10 @@ class MultVAE(nnx.Module):
     history; ``score_history`` from a given one.
     """
 
-    batch_kind = "users"
-
-    def __init__(self, info: DataInfo, *, hidden: Sequence[int] = (600,), latent: int = 200,
-                 dropout: float = 0.5, variational: bool = True, train: Any = None,
-                 rngs: nnx.Rngs):
+    def __init__(self, ctx: ModelContext, *, hidden: Sequence[int] = (600,), latent: int = 200,
+                 dropout: float = 0.5, variational: bool = True, rngs: nnx.Rngs):
+        info = ctx.info
+        train = ctx.train
         hidden = [int(h) for h in hidden]
         if latent < 1 or any(h < 1 for h in hidden):
             raise ValueError(f"model.hidden / model.latent: widths must be >= 1, got "

@@ -18,22 +18,23 @@ pre-trained models.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxrec.models.base import ModelContext
 from jaxrec.models.gmf import GMF
 from jaxrec.models.mlp import NCFMLP
-from jaxrec.types import DataInfo
 
 
 class NeuMF(nnx.Module):
     """NeuMF: GMF and MLP branches fused by one output layer.
 
     Args:
-      info: dataset summary (vocabulary sizes).
+      ctx: the data (`jaxrec.models.base.ModelContext`); reads ``ctx.info``, the dataset
+        summary (vocabulary sizes), and with ``pretrained_*`` loads the runs through
+        ``ctx.load_run``.
       gmf_dim: GMF embedding size (its predictive factors).
       mlp_dim: MLP user and item embedding size each.
       hidden: widths of the MLP's ReLU layers.
@@ -46,7 +47,7 @@ class NeuMF(nnx.Module):
       rngs: Flax random streams (``params`` is used).
     """
 
-    def __init__(self, info: DataInfo, *, gmf_dim: int = 32, mlp_dim: int = 32,
+    def __init__(self, ctx: ModelContext, *, gmf_dim: int = 32, mlp_dim: int = 32,
                  hidden: Sequence[int] = (32, 16, 8), init_std: float = 0.01, alpha: float = 0.5,
                  pretrained_gmf: str | None = None, pretrained_mlp: str | None = None,
                  rngs: nnx.Rngs):
@@ -56,8 +57,8 @@ class NeuMF(nnx.Module):
                              f"{pretrained_mlp!r}")
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"model.alpha: must be in [0, 1], got {alpha}")
-        self.gmf = GMF(info, dim=gmf_dim, init_std=init_std, head=False, rngs=rngs)
-        self.mlp = NCFMLP(info, dim=mlp_dim, hidden=hidden, init_std=init_std, head=False,
+        self.gmf = GMF(ctx, dim=gmf_dim, init_std=init_std, head=False, rngs=rngs)
+        self.mlp = NCFMLP(ctx, dim=mlp_dim, hidden=hidden, init_std=init_std, head=False,
                           rngs=rngs)
         width = gmf_dim + self.mlp.hidden[-1]
         bound = (3.0 / width) ** 0.5  # lecun_uniform, as the reference implementation
@@ -66,8 +67,8 @@ class NeuMF(nnx.Module):
         self.out_bias = nnx.Param(jnp.zeros(()))
         self.gmf_dim = gmf_dim
         if pretrained_gmf is not None:
-            gmf = load_pretrained(pretrained_gmf, GMF, info, "model.pretrained_gmf")
-            mlp = load_pretrained(pretrained_mlp, NCFMLP, info, "model.pretrained_mlp")
+            gmf = load_pretrained(ctx, pretrained_gmf, GMF, "model.pretrained_gmf")
+            mlp = load_pretrained(ctx, pretrained_mlp, NCFMLP, "model.pretrained_mlp")
             self.init_from(gmf, mlp, alpha=alpha)
 
     def init_from(self, gmf: GMF, mlp: NCFMLP, *, alpha: float = 0.5) -> None:
@@ -109,27 +110,20 @@ class NeuMF(nnx.Module):
                 + [jnp.broadcast_to(h, (users.shape[0], h.shape[0]))])
 
 
-def load_pretrained(path: str | Path, cls: type, info: DataInfo, field: str):
-    """The best-checkpoint model of the run at ``path`` (a run dir or its ``checkpoints/best``).
-
-    The run must have trained a ``cls`` on the same data split as ``info``.
-    """
-    from jaxrec.runs import load_run
-
-    path = Path(path).expanduser()
-    if path.name == "best" and path.parent.name == "checkpoints":
-        path = path.parent.parent
-    if not (path / "config.yaml").is_file():
-        raise ValueError(f"{field}: {path} is not a jaxrec run directory (no config.yaml)")
+def load_pretrained(ctx: ModelContext, path: str, cls: type, field: str):
+    """The best-checkpoint model of the run at ``path`` (a run dir or its ``checkpoints/best``),
+    loaded by ``ctx.load_run``; it must be a ``cls`` trained on data like ``ctx.info``."""
+    if ctx.load_run is None:
+        raise ValueError(f"{field}: no run loader in the model context (ModelContext.load_run); "
+                         "build the model through jaxrec train")
     try:
-        run = load_run(path)
-    except FileNotFoundError as err:  # e.g. trained with trainer.save_checkpoint=false
+        model, info = ctx.load_run(str(path))
+    except FileNotFoundError as err:  # no run dir, or trained with trainer.save_checkpoint=false
         raise ValueError(f"{field}: {err}") from None
-    model = nnx.merge(run.graphdef, *run.state)
     if not isinstance(model, cls):
         raise ValueError(f"{field}: {path} trained {type(model).__name__}, expected "
                          f"{cls.__name__}")
-    if run.dataset.info != info:
-        raise ValueError(f"{field}: {path} was trained on other data ({run.dataset.info}); "
-                         f"this run has {info}")
+    if info != ctx.info:
+        raise ValueError(f"{field}: {path} was trained on other data ({info}); "
+                         f"this run has {ctx.info}")
     return model

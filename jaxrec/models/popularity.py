@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxrec.types import DataInfo
+from jaxrec.models.base import ModelContext
 
 
 class Popularity(nnx.Module):
@@ -19,7 +19,8 @@ class Popularity(nnx.Module):
     scores_cold_items = True  # an unseen item scores 0 (jaxrec.metrics.slices)
     scores_cold_users = True
 
-    def __init__(self, info: DataInfo, *, rngs: nnx.Rngs):
+    def __init__(self, ctx: ModelContext, *, rngs: nnx.Rngs):
+        info = ctx.info
         del rngs
         self.counts_N = nnx.Param(jnp.zeros((info.num_items,)))
 

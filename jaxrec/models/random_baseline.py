@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxrec.types import DataInfo
+from jaxrec.models.base import ModelContext
 
 
 def _mix32(x: jax.Array) -> jax.Array:
@@ -39,7 +39,8 @@ class RandomBaseline(nnx.Module):
     scores_cold_items = True  # needs no per-item training (jaxrec.metrics.slices)
     scores_cold_users = True
 
-    def __init__(self, info: DataInfo, *, rngs: nnx.Rngs):
+    def __init__(self, ctx: ModelContext, *, rngs: nnx.Rngs):
+        info = ctx.info
         self._num_items = info.num_items
         self.seed = nnx.Param(jax.random.bits(rngs.params(), dtype=jnp.uint32))
 

@@ -28,8 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxrec.models.multvae import UserHistory, dropout
-from jaxrec.types import DataInfo
+from jaxrec.models.base import ModelContext
+from jaxrec.models.layers.history import UserHistory, dropout
 
 
 def sequence_table(train: Any, num_users: int, num_items: int, length: int) -> np.ndarray:
@@ -59,24 +59,25 @@ class SASRec(nnx.Module):
     """Self-attentive sequential recommender with causal attention.
 
     Args:
-      info: dataset summary (vocabulary sizes).
+      ctx: the data (`jaxrec.models.base.ModelContext`); reads ``ctx.info``, the dataset
+        summary (vocabulary sizes).
       dim: hidden size D (item and position embeddings); paper: 50.
       num_blocks: self-attention blocks; paper: 2.
       num_heads: attention heads (``dim`` must divide by it); paper: 1.
       max_len: input length L (longer histories keep their last L items);
         paper: 200 on MovieLens-1M.
       dropout: dropout rate on embeddings, attention weights and the FFN; paper: 0.2.
-      train: the training interactions (``users``, ``items``, ``timestamps``);
+      ctx.train: the training interactions (``users``, ``items``, ``timestamps``);
         ``jaxrec train`` passes the training split. None: empty histories.
       rngs: Flax random streams (``params`` is used).
 
     Train with ``loss=sequence_bce`` (batch kind ``users``).
     """
 
-    batch_kind = "users"
-
-    def __init__(self, info: DataInfo, *, dim: int = 50, num_blocks: int = 2, num_heads: int = 1,
-                 max_len: int = 200, dropout: float = 0.2, train: Any = None, rngs: nnx.Rngs):
+    def __init__(self, ctx: ModelContext, *, dim: int = 50, num_blocks: int = 2, num_heads: int = 1,
+                 max_len: int = 200, dropout: float = 0.2, rngs: nnx.Rngs):
+        info = ctx.info
+        train = ctx.train
         if dim < 1 or num_heads < 1 or dim % num_heads:
             raise ValueError(f"model.dim: must be a positive multiple of model.num_heads, got "
                              f"{dim} and {num_heads}")

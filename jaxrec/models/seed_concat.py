@@ -14,14 +14,15 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxrec.types import DataInfo
+from jaxrec.models.base import ModelContext
 
 
 class SeedConcat(nnx.Module):
     """Concatenate user and item embeddings, then an MLP ending in ``Dense(1)``.
 
     Args:
-      info: dataset summary.
+      ctx: the data (`jaxrec.models.base.ModelContext`); reads ``ctx.info``, the dataset
+        summary.
       user_dim: user embedding size.
       item_dim: item embedding size.
       hidden: sizes of the ReLU hidden layers between the concatenation and
@@ -33,8 +34,9 @@ class SeedConcat(nnx.Module):
     the mean predictor.
     """
 
-    def __init__(self, info: DataInfo, *, user_dim: int = 50, item_dim: int = 50,
+    def __init__(self, ctx: ModelContext, *, user_dim: int = 50, item_dim: int = 50,
                  hidden: Sequence[int] = (), init_std: float = 0.05, rngs: nnx.Rngs):
+        info = ctx.info
         init = jax.nn.initializers.normal(init_std)
         self.user_emb_UxD = nnx.Param(init(rngs.params(), (info.num_users, user_dim)))
         self.item_emb_NxD = nnx.Param(init(rngs.params(), (info.num_items, item_dim)))

@@ -15,7 +15,7 @@ per-rating rate 0.005 scaled to the batch): a learned ``mu`` gave test RMSE / MA
 fixed one 0.8727 / 0.6682 at batch 64, 256 and 1024 alike.
 
 The history is the training edge list sorted by user (constant
-:class:`~jaxrec.models.feature_layers.FeatureTable` variables, never trained),
+:class:`~jaxrec.models.layers.features.FeatureTable` variables, never trained),
 and the implicit term of *every* user is one ``segment_sum`` over it, ``O(E D)``
 per call; rows of users outside the batch get no gradient. A padded ``[U, S]``
 table gathered per batch costs ``O(B S_max D)`` instead, where ``S_max`` is the
@@ -34,9 +34,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxrec.models.feature_layers import FeatureTable
+from jaxrec.models.base import ModelContext
+from jaxrec.models.layers.features import FeatureTable
 from jaxrec.models.mf import MF
-from jaxrec.types import DataInfo
 
 
 def history_edges(train: Any, num_users: int, num_items: int
@@ -67,7 +67,8 @@ class SVDpp(MF):
     """SVD++: biased MF whose user factor adds the normalised sum of its items' ``y_j``.
 
     Args:
-      info: dataset summary (vocabulary sizes, training rating mean).
+      ctx: the data (`jaxrec.models.base.ModelContext`); reads ``ctx.info``, the dataset
+        summary (vocabulary sizes, training rating mean).
       dim: factor dimension D (Surprise's default: 20).
       init_std: standard deviation of the normal initialiser of ``p``, ``q`` and
         ``y`` (Surprise: 0.1).
@@ -75,7 +76,7 @@ class SVDpp(MF):
       learn_mean: train ``mu`` (True, as ``mf``) or keep it at the training mean.
       bias_l2_scale: the L2 penalty on ``b_u``, ``b_i`` relative to the factors
         (``mu`` is never penalised; Surprise: 1.0).
-      train: the training interactions that define ``N(u)``; ``jaxrec train``
+      ctx.train: the training interactions that define ``N(u)``; ``jaxrec train``
         passes the training split. None: empty histories (plain biased MF), for
         shape tests only.
       rngs: Flax random streams (``params`` is used).
@@ -84,12 +85,14 @@ class SVDpp(MF):
     biases and every ``y_j`` with ``j in N(u)``, as in Koren's SGD rules.
     """
 
-    def __init__(self, info: DataInfo, *, dim: int = 20, init_std: float = 0.1,
-                 use_bias: bool = True, learn_mean: bool = True, bias_l2_scale: float = 1.0,
-                 train: Any = None, rngs: nnx.Rngs):
+    def __init__(self, ctx: ModelContext, *, dim: int = 20, init_std: float = 0.01,
+                 use_bias: bool = True, learn_mean: bool = True, bias_l2_scale: float = 0.1,
+                 rngs: nnx.Rngs):
+        info = ctx.info
+        train = ctx.train
         if dim < 1:
             raise ValueError(f"model.dim: must be >= 1, got {dim}")
-        super().__init__(info, dim=dim, init_std=init_std, use_bias=use_bias,
+        super().__init__(ctx, dim=dim, init_std=init_std, use_bias=use_bias,
                          bias_l2_scale=bias_l2_scale, rngs=rngs)  # p_u, q_i, mu, b_u, b_i
         init = jax.nn.initializers.normal(init_std)
         self.implicit_emb_NxD = nnx.Param(init(rngs.params(), (info.num_items, dim)))

@@ -33,9 +33,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxrec.data.features import Features, id_bag
-from jaxrec.models.feature_layers import FeatureTable
-from jaxrec.types import DataInfo
+from jaxrec.data.features import id_bag
+from jaxrec.models.base import ModelContext
+from jaxrec.models.layers.features import FeatureTable
 
 
 class TfIdf(nnx.Module):
@@ -43,16 +43,19 @@ class TfIdf(nnx.Module):
     item's TF-IDF vector.
 
     Args:
-      info: dataset summary.
-      features: item features (None: the item id is the only feature).
+      ctx: the data (`jaxrec.models.base.ModelContext`); reads ``ctx.info``, the dataset
+        summary.
+      ctx.features: item features (None: the item id is the only feature).
       idf: weight features by inverse document frequency.
       center: weight items by the rating minus the user's mean rating.
       pivot_slope: item length normalisation slope in [0, 1]: 1 cosine, 0 none.
       rngs: unused (deterministic); kept for the common signature.
     """
 
-    def __init__(self, info: DataInfo, *, features: Features | None = None, idf: bool = True,
+    def __init__(self, ctx: ModelContext, *, idf: bool = True,
                  center: bool = False, pivot_slope: float = 1.0, rngs: nnx.Rngs):
+        info = ctx.info
+        features = ctx.features
         del rngs
         if not 0.0 <= pivot_slope <= 1.0:
             raise ValueError(f"model.pivot_slope: must be in [0, 1], got {pivot_slope}")

@@ -17,17 +17,17 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxrec.data.features import Features
-from jaxrec.models.feature_layers import MLP, BagEmbedding, FeatureTable
-from jaxrec.types import DataInfo
+from jaxrec.models.base import ModelContext
+from jaxrec.models.layers.features import MLP, BagEmbedding, FeatureTable
 
 
 class TwoTower(nnx.Module):
     """User and item towers over ids and features; dot-product (cosine) scores.
 
     Args:
-      info: dataset summary.
-      features: item / user features and history profiles; None: ids only.
+      ctx: the data (`jaxrec.models.base.ModelContext`); reads ``ctx.info``, the dataset
+        summary.
+      ctx.features: item / user features and history profiles; None: ids only.
       dim: embedding dimension of the tower inputs.
       hidden: ReLU layers of each tower (empty: linear towers).
       out_dim: output dimension (None: ``dim``; used only with ``hidden``).
@@ -39,10 +39,12 @@ class TwoTower(nnx.Module):
       rngs: Flax random streams.
     """
 
-    def __init__(self, info: DataInfo, *, features: Features | None = None, dim: int = 64,
+    def __init__(self, ctx: ModelContext, *, dim: int = 64,
                  hidden: tuple[int, ...] = (), out_dim: int | None = None,
                  item_ids: bool = True, user_ids: bool = True, history: bool = True,
                  normalize: bool = True, init_std: float = 0.05, rngs: nnx.Rngs):
+        info = ctx.info
+        features = ctx.features
         init = jax.nn.initializers.normal(init_std)
         item_bag = features.item if features is not None else None
         user_bag = features.user if features is not None else None

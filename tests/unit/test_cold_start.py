@@ -10,6 +10,7 @@ from jaxrec.data.datasets.synthetic import make_synthetic
 from jaxrec.data.pipeline import load_and_split
 from jaxrec.data.splits import split
 from jaxrec.metrics.slices import SliceEvaluator, UnableEvaluator, add_slices, slice_rows
+from jaxrec.models.base import ModelContext
 from jaxrec.models.mf import MF
 from jaxrec.models.popularity import Popularity
 
@@ -72,7 +73,7 @@ def test_cold_item_slice_ranks_cold_items_only(inter):
 def test_models_without_features_are_reported_unable(inter):
     ds = _dataset(inter)
     eval_cfg = EvalConfig(ks=[10], metrics=["ndcg"], slices=["activity"])
-    mf = MF(ds.info, dim=4, rngs=nnx.Rngs(0))
+    mf = MF(ModelContext(ds.info), dim=4, rngs=nnx.Rngs(0))
     (valid, test), notes = add_slices(([], []), ds, eval_cfg, model=mf)
     assert len(notes) == 1 and "MF cannot score cold items" in notes[0]
     unable = [ev for ev in test if isinstance(ev, UnableEvaluator)]
@@ -81,7 +82,7 @@ def test_models_without_features_are_reported_unable(inter):
     assert any(k.startswith("test/activity_") for ev in test for k in ev.keys)
     with pytest.raises(ValueError, match="MF cannot score cold items"):
         add_slices(([], []), ds, eval_cfg, model=mf, monitor="valid/cold_item/ndcg@10")
-    pop = Popularity(ds.info, rngs=nnx.Rngs(0))
+    pop = Popularity(ModelContext(ds.info), rngs=nnx.Rngs(0))
     (_, test), notes = add_slices(([], []), ds, eval_cfg, model=pop)
     assert not notes and isinstance(test[0], SliceEvaluator)
 

@@ -30,6 +30,7 @@ from jaxrec.config import (
     TrainerConfig,
     register_configs,
 )
+from jaxrec.models.base import ModelContext
 from jaxrec.paths import CONFIG_DIR
 from jaxrec.training.optimizer import validate_optim
 from jaxrec.types import DataInfo
@@ -91,7 +92,7 @@ def test_option_composes_and_instantiates(group, option, tmp_path):
     inspect.signature(loader).bind(**kwargs)
 
     # model: a partial that builds from a DataInfo and scores with the right shapes.
-    model = instantiate(cfg.model)(INFO, rngs=nnx.Rngs(0))
+    model = instantiate(cfg.model)(ModelContext(INFO), rngs=nnx.Rngs(0))
     users_B = jnp.asarray([0, 6], jnp.int32)
     assert model(users_B, jnp.asarray([1, 10], jnp.int32)).shape == (2,)
     assert model.score_all(users_B).shape == (2, INFO.num_items)
@@ -167,7 +168,7 @@ def test_model_keys_are_checked_by_the_class_signature(tmp_path):
     # model is a free _target_ node: a force-added key is caught by the class signature.
     cfg = compose_train("+model.dimm=8", output_dir=tmp_path)
     with pytest.raises(Exception, match="dimm"):
-        instantiate(cfg.model)(INFO, rngs=nnx.Rngs(0))
+        instantiate(cfg.model)(ModelContext(INFO), rngs=nnx.Rngs(0))
 
 
 def test_unknown_data_option_lists_the_choices():

@@ -10,6 +10,7 @@ from flax import nnx
 from jaxrec.data.datasets.synthetic import make_synthetic
 from jaxrec.data.features import build_features
 from jaxrec.data.pipeline import load_and_split
+from jaxrec.models.base import ModelContext
 from jaxrec.models.content import Content
 from jaxrec.models.hybrid import Hybrid
 from jaxrec.models.tfidf import TfIdf
@@ -52,7 +53,8 @@ def _tfidf_numpy(x, train, num_users, *, slope, center):
 @pytest.mark.parametrize(("slope", "center"), [(1.0, False), (0.0, False), (0.5, True)])
 def test_tfidf_matches_numpy(data, slope, center):
     ds, feats = data
-    model = TfIdf(ds.info, features=feats, pivot_slope=slope, center=center, rngs=nnx.Rngs(0))
+    model = TfIdf(ModelContext(ds.info, features=feats), pivot_slope=slope, center=center,
+                  rngs=nnx.Rngs(0))
     model.solve_epoch(_device(ds.train), jax.random.key(0))
     users = jnp.arange(ds.info.num_users)
     got = np.asarray(model.score_all(users))
@@ -68,13 +70,13 @@ def test_tfidf_matches_numpy(data, slope, center):
 def test_tfidf_rejects_bad_slope(data):
     ds, feats = data
     with pytest.raises(ValueError, match=r"model.pivot_slope: must be in \[0, 1\], got 1.5"):
-        TfIdf(ds.info, features=feats, pivot_slope=1.5, rngs=nnx.Rngs(0))
+        TfIdf(ModelContext(ds.info, features=feats), pivot_slope=1.5, rngs=nnx.Rngs(0))
 
 
 @pytest.mark.parametrize("cls", [Hybrid, Content])
 def test_score_all_matches_pairs_and_cold_items_use_features_only(data, cls):
     ds, feats = data
-    model = cls(ds.info, features=feats, dim=4, rngs=nnx.Rngs(0))
+    model = cls(ModelContext(ds.info, features=feats), dim=4, rngs=nnx.Rngs(0))
     users = jnp.arange(ds.info.num_users)
     items = jnp.arange(ds.info.num_items)
     full = np.asarray(model.score_all(users))

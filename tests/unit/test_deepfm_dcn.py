@@ -13,6 +13,7 @@ from flax import nnx
 
 from jaxrec.data.features import FeatureBag, Features
 from jaxrec.losses import BCE
+from jaxrec.models.base import ModelContext
 from jaxrec.models.dcn_v2 import DCNv2
 from jaxrec.models.deepfm import DeepFM, fm_second_order
 from jaxrec.data.sampling import num_search_steps
@@ -110,11 +111,11 @@ def _randomised(model):
 USERS = np.array([0, 3, 8, 5, 2, 2])
 ITEMS = np.array([1, 13, 7, 11, 0, 4])  # 13 and 11 are cold
 BUILD = {  # randomised models, built once; user features on (user id + age fields)
-    "deepfm": lambda: DeepFM(INFO, features=_features(), dim=4, hidden=[6, 5], history=True,
-                             block=4, rngs=nnx.Rngs(0)),
-    "dcn_v2": lambda: DCNv2(INFO, features=_features(), dim=3, cross_layers=2, rank=2,
+    "deepfm": lambda: DeepFM(ModelContext(INFO, features=_features()), dim=4, hidden=[6, 5],
+                             history=True, block=4, rngs=nnx.Rngs(0)),
+    "dcn_v2": lambda: DCNv2(ModelContext(INFO, features=_features()), dim=3, cross_layers=2, rank=2,
                             hidden=[5], structure="parallel", block=4, rngs=nnx.Rngs(0)),
-    "dcn_v2_stacked": lambda: DCNv2(INFO, features=_features(), dim=3, cross_layers=2,
+    "dcn_v2_stacked": lambda: DCNv2(ModelContext(INFO, features=_features()), dim=3, cross_layers=2,
                                     hidden=[5], structure="stacked", block=4, rngs=nnx.Rngs(0)),
 }
 
@@ -204,15 +205,15 @@ def test_cold_item_ignores_its_id_embedding(built, name):
     after = _scores(moved, np.arange(U))
     np.testing.assert_allclose(after[:, COLD], before[:, COLD], rtol=1e-6)
     assert not np.allclose(after[:, 0], before[:, 0])  # a warm item's id row does count
-    no_feats = DeepFM(INFO, dim=2, rngs=nnx.Rngs(0))
+    no_feats = DeepFM(ModelContext(INFO), dim=2, rngs=nnx.Rngs(0))
     assert not no_feats.scores_cold_items and no_feats.fields.num_fields == 2
 
 
 MODELS = {  # fresh (trainable) models without user features
-    "deepfm": lambda: DeepFM(INFO, features=_features(user_feats=False), dim=4, hidden=[6, 5],
-                             rngs=nnx.Rngs(0)),
-    "dcn_v2": lambda: DCNv2(INFO, features=_features(user_feats=False), dim=4, cross_layers=2,
-                            hidden=[6], rngs=nnx.Rngs(0)),
+    "deepfm": lambda: DeepFM(ModelContext(INFO, features=_features(user_feats=False)), dim=4,
+                             hidden=[6, 5], rngs=nnx.Rngs(0)),
+    "dcn_v2": lambda: DCNv2(ModelContext(INFO, features=_features(user_feats=False)), dim=4,
+                            cross_layers=2, hidden=[6], rngs=nnx.Rngs(0)),
 }
 
 
@@ -252,13 +253,13 @@ def test_bce_training_learns_planted_genres_and_transfers_to_cold_items(name):
 
 def test_bad_options_fail_with_one_line():
     with pytest.raises(ValueError, match=r"model.hidden=\[64, 0\]"):
-        DeepFM(INFO, hidden=[64, 0], rngs=nnx.Rngs(0))
+        DeepFM(ModelContext(INFO), hidden=[64, 0], rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="model.structure='serial'"):
-        DCNv2(INFO, structure="serial", rngs=nnx.Rngs(0))
+        DCNv2(ModelContext(INFO), structure="serial", rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="model.rank=0"):
-        DCNv2(INFO, rank=0, rngs=nnx.Rngs(0))
+        DCNv2(ModelContext(INFO), rank=0, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="model.dim=0"):
-        DCNv2(INFO, dim=0, rngs=nnx.Rngs(0))
+        DCNv2(ModelContext(INFO), dim=0, rngs=nnx.Rngs(0))
 
 
 TINY = ["data=synthetic", "data.dataset.num_users=30", "data.dataset.num_items=40",

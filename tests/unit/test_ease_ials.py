@@ -8,6 +8,7 @@ import pytest
 from flax import nnx
 
 from jaxrec.models import EASE, IALS, RandomBaseline
+from jaxrec.models.base import ModelContext
 from jaxrec.models.ease import ease_weights
 from jaxrec.training.step import init_state, make_solver_epoch_fn
 from jaxrec.types import DataInfo
@@ -58,7 +59,7 @@ def test_ease_weights_match_numpy_closed_form(shape, block):
 @pytest.mark.parametrize(("shape", "block"), [((7, 15), 4096), ((15, 7), 4096), ((15, 7), 4)])
 def test_ease_solve_scores_and_objective(shape, block):
     x, data = _data(*shape, density=0.3)
-    model = EASE(_info(*shape), l2=3.0, user_block=block, rngs=nnx.Rngs(0))
+    model = EASE(ModelContext(_info(*shape)), l2=3.0, user_block=block, rngs=nnx.Rngs(0))
     assert float(jnp.abs(model.score_all(jnp.arange(shape[0]))).max()) == 0.0  # before any solve
     objective = _solve(model, data, jax.random.key(0))
     b = _numpy_ease(x, 3.0)
@@ -74,14 +75,14 @@ def test_ease_ignores_ratings_and_duplicates():
     x, data = _data(6, 9, density=0.4, ratings=True)
     dup = {k: jnp.concatenate([v, v[:3]]) if k in ("users", "items", "ratings") else v
            for k, v in data.items()}
-    model = EASE(_info(6, 9), l2=1.0, rngs=nnx.Rngs(0))
+    model = EASE(ModelContext(_info(6, 9)), l2=1.0, rngs=nnx.Rngs(0))
     _solve(model, dup, jax.random.key(0))
     np.testing.assert_allclose(model.weights_NxN[...], _numpy_ease(x, 1.0), rtol=1e-4, atol=1e-5)
 
 
 def test_ease_rejects_non_positive_l2():
     with pytest.raises(ValueError, match="model.l2"):
-        EASE(_info(3, 4), l2=0.0, rngs=nnx.Rngs(0))
+        EASE(ModelContext(_info(3, 4)), l2=0.0, rngs=nnx.Rngs(0))
 
 
 # ---------------------------------------------------------------- iALS
@@ -109,8 +110,8 @@ def _numpy_side(other, x_rows, c, alpha0, reg_rows):
 def test_ials_epoch_matches_numpy_least_squares(solver, steps, alpha, nu):
     num_users, num_items, dim, alpha0, reg = 9, 13, 4, 0.3, 0.05
     x, data = _data(num_users, num_items, density=0.3, ratings=alpha > 0)
-    model = IALS(_info(num_users, num_items), dim=dim, unobserved_weight=alpha0, reg=reg,
-                 reg_exponent=nu, alpha=alpha, init_std=0.5, solver=solver, cg_steps=steps,
+    model = IALS(ModelContext(_info(num_users, num_items)), dim=dim, unobserved_weight=alpha0,
+                 reg=reg, reg_exponent=nu, alpha=alpha, init_std=0.5, solver=solver, cg_steps=steps,
                  rngs=nnx.Rngs(1))
     h0 = np.asarray(model.item_emb_NxD[...], np.float64)
     c = np.zeros((num_users, num_items))
@@ -128,8 +129,8 @@ def test_ials_epoch_matches_numpy_least_squares(solver, steps, alpha, nu):
 def test_ials_objective_matches_brute_force():
     num_users, num_items, alpha0, reg = 5, 8, 0.2, 0.1
     x, data = _data(num_users, num_items, density=0.4)
-    model = IALS(_info(num_users, num_items), dim=3, unobserved_weight=alpha0, reg=reg,
-                 init_std=0.3, rngs=nnx.Rngs(0))
+    model = IALS(ModelContext(_info(num_users, num_items)), dim=3, unobserved_weight=alpha0,
+                 reg=reg, init_std=0.3, rngs=nnx.Rngs(0))
     objective = _solve(model, data, jax.random.key(0))
     w = np.asarray(model.user_emb_UxD[...], np.float64)
     h = np.asarray(model.item_emb_NxD[...], np.float64)
@@ -144,7 +145,7 @@ def test_ials_objective_matches_brute_force():
 def test_ials_objective_decreases_over_epochs_under_jit(solver):
     num_users, num_items = 20, 30
     _, data = _data(num_users, num_items, density=0.2)
-    model = IALS(_info(num_users, num_items), dim=6, unobserved_weight=0.1, reg=0.01,
+    model = IALS(ModelContext(_info(num_users, num_items)), dim=6, unobserved_weight=0.1, reg=0.01,
                  solver=solver, cg_steps=2, rngs=nnx.Rngs(0))
     graphdef, state = init_state(model, optax.identity())
     epoch = make_solver_epoch_fn(graphdef)
@@ -166,16 +167,16 @@ def test_ials_objective_decreases_over_epochs_under_jit(solver):
                                           ({"unobserved_weight": -1.0}, "model.unobserved_weight")])
 def test_ials_rejects_bad_hyperparameters(kwargs, field):
     with pytest.raises(ValueError, match=field):
-        IALS(_info(3, 4), rngs=nnx.Rngs(0), **kwargs)
+        IALS(ModelContext(_info(3, 4)), rngs=nnx.Rngs(0), **kwargs)
 
 
 # ---------------------------------------------------------------- random
 
 def test_random_baseline_is_seeded_uniform_and_fixed_after_solve():
     _, data = _data(40, 300, density=0.05)
-    model = RandomBaseline(_info(40, 300), rngs=nnx.Rngs(0))
+    model = RandomBaseline(ModelContext(_info(40, 300)), rngs=nnx.Rngs(0))
     before = np.asarray(model.score_all(jnp.arange(40)))
-    again = RandomBaseline(_info(40, 300), rngs=nnx.Rngs(0)).score_all(jnp.arange(40))
+    again = RandomBaseline(ModelContext(_info(40, 300)), rngs=nnx.Rngs(0)).score_all(jnp.arange(40))
     np.testing.assert_array_equal(before, again)
     _solve(model, data, jax.random.key(3))
     after = np.asarray(model.score_all(jnp.arange(40)))

@@ -13,6 +13,7 @@ from flax import nnx
 from jaxrec.losses import Multinomial, SequenceBCE, multinomial_loss, sequence_bce_loss
 from jaxrec.losses.multinomial import kl_beta
 from jaxrec.models import MultVAE, SASRec
+from jaxrec.models.base import ModelContext
 from jaxrec.models.sasrec import sequence_table
 from jaxrec.training.step import (
     epoch_order,
@@ -54,12 +55,13 @@ def _data(train):
 
 
 def _models(train):
-    return {"multvae": (MultVAE(INFO, hidden=[16], latent=8, train=train, rngs=nnx.Rngs(0)),
+    ctx = ModelContext(INFO, train=train)
+    return {"multvae": (MultVAE(ctx, hidden=[16], latent=8, rngs=nnx.Rngs(0)),
                         Multinomial(total_anneal_steps=20)),
-            "multdae": (MultVAE(INFO, hidden=[16], latent=8, variational=False, train=train,
-                                rngs=nnx.Rngs(0)), Multinomial()),
-            "sasrec": (SASRec(INFO, dim=16, num_heads=2, max_len=8, dropout=0.1, train=train,
-                              rngs=nnx.Rngs(0)), SequenceBCE(num_negatives=2))}
+            "multdae": (MultVAE(ctx, hidden=[16], latent=8, variational=False, rngs=nnx.Rngs(0)),
+                        Multinomial()),
+            "sasrec": (SASRec(ctx, dim=16, num_heads=2, max_len=8, dropout=0.1, rngs=nnx.Rngs(0)),
+                       SequenceBCE(num_negatives=2))}
 
 
 NAMES = ["multvae", "multdae", "sasrec"]
@@ -98,14 +100,14 @@ def test_training_lowers_the_loss(name):
 
 def test_multvae_stores_the_history_and_folds_in_new_users():
     train = _train()
-    model = MultVAE(INFO, hidden=[16], latent=8, train=train, rngs=nnx.Rngs(0))
+    model = MultVAE(ModelContext(INFO, train=train), hidden=[16], latent=8, rngs=nnx.Rngs(0))
     expected = np.zeros((U, N), bool)
     expected[train.users, train.items] = True
     np.testing.assert_array_equal(model.history_UxN[...], expected)
     users = jnp.arange(U)
     np.testing.assert_allclose(model.score_history(jnp.asarray(expected, jnp.float32)),
                                model.score_all(users), rtol=1e-6)
-    empty = MultVAE(INFO, hidden=[16], latent=8, rngs=nnx.Rngs(0))  # train=None
+    empty = MultVAE(ModelContext(INFO), hidden=[16], latent=8, rngs=nnx.Rngs(0))  # train=None
     assert not bool(empty.history_UxN[...].any())
 
 
@@ -144,7 +146,8 @@ def test_sequence_table_is_time_ordered_and_left_padded():
 
 
 def test_sasrec_is_causal():
-    model = SASRec(INFO, dim=16, num_heads=2, max_len=8, dropout=0.0, rngs=nnx.Rngs(0))
+    model = SASRec(ModelContext(INFO), dim=16, num_heads=2, max_len=8, dropout=0.0,
+                   rngs=nnx.Rngs(0))
     seq = jnp.array([[N, N, 3, 7, 1, 9, 4, 2], [5, 6, 7, 8, 9, 10, 11, 12]], jnp.int32)
     h = model.encode(seq)
     for t in (4, 6):
@@ -158,7 +161,8 @@ def test_sasrec_is_causal():
 
 def test_sasrec_training_logits_use_the_shifted_sequence():
     train = _train()
-    model = SASRec(INFO, dim=16, max_len=8, dropout=0.0, train=train, rngs=nnx.Rngs(0))
+    model = SASRec(ModelContext(INFO, train=train), dim=16, max_len=8, dropout=0.0,
+                   rngs=nnx.Rngs(0))
     users = jnp.array([0, 11], jnp.int32)
     neg = jnp.zeros((2, 8, 1), jnp.int32)
     pos, neg_logits, valid = model.next_item_logits(users, neg, jax.random.key(0), train=False)

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from jaxrec.losses import BCE, BPR
 from jaxrec.models import GMF, NCFMLP, LightGCN, NeuMF
+from jaxrec.models.base import ModelContext
 from jaxrec.models.lightgcn import normalized_edges
 from jaxrec.data.sampling import num_search_steps
 from jaxrec.training.step import epoch_order, init_state, make_epoch_fn, make_train_step
@@ -58,7 +59,7 @@ def _dense_lightgcn(user_emb, item_emb, users, items, num_layers):
 @pytest.mark.parametrize("num_layers", [0, 1, 3])
 def test_lightgcn_propagation_matches_dense_reference(num_layers):
     graph = _graph(np.random.default_rng(0))
-    model = LightGCN(INFO, dim=5, num_layers=num_layers, init_std=1.0, train=graph,
+    model = LightGCN(ModelContext(INFO, train=graph), dim=5, num_layers=num_layers, init_std=1.0,
                      rngs=nnx.Rngs(0))
     users_UxD, items_NxD = jax.jit(lambda m: m.propagate())(model)
     ref_u, ref_i = _dense_lightgcn(np.asarray(model.user_emb_UxD[...]),
@@ -85,11 +86,12 @@ def test_normalized_edges_dedups_and_weights():
 def _models():
     graph = _graph(np.random.default_rng(1))
     return {
-        "gmf": GMF(INFO, dim=6, rngs=nnx.Rngs(0)),
-        "mlp": NCFMLP(INFO, dim=4, hidden=[8, 4], init_std=0.3, rngs=nnx.Rngs(0)),
-        "neumf": NeuMF(INFO, gmf_dim=3, mlp_dim=4, hidden=[6, 2], init_std=0.3,
+        "gmf": GMF(ModelContext(INFO), dim=6, rngs=nnx.Rngs(0)),
+        "mlp": NCFMLP(ModelContext(INFO), dim=4, hidden=[8, 4], init_std=0.3, rngs=nnx.Rngs(0)),
+        "neumf": NeuMF(ModelContext(INFO), gmf_dim=3, mlp_dim=4, hidden=[6, 2], init_std=0.3,
                        rngs=nnx.Rngs(0)),
-        "lightgcn": LightGCN(INFO, dim=6, num_layers=2, train=graph, rngs=nnx.Rngs(0)),
+        "lightgcn": LightGCN(ModelContext(INFO, train=graph), dim=6, num_layers=2,
+                             rngs=nnx.Rngs(0)),
     }
 
 
@@ -142,11 +144,11 @@ def test_a_few_steps_lower_the_loss(name, loss):
 
 @pytest.mark.parametrize("alpha", [0.5, 0.2])
 def test_neumf_init_from_gmf_and_mlp_reproduces_the_combined_score(alpha):
-    gmf = GMF(INFO, dim=3, init_std=0.5, rngs=nnx.Rngs(1))
-    mlp = NCFMLP(INFO, dim=4, hidden=[6, 2], init_std=0.5, rngs=nnx.Rngs(2))
+    gmf = GMF(ModelContext(INFO), dim=3, init_std=0.5, rngs=nnx.Rngs(1))
+    mlp = NCFMLP(ModelContext(INFO), dim=4, hidden=[6, 2], init_std=0.5, rngs=nnx.Rngs(2))
     gmf.out_bias[...] = jnp.asarray(0.3)
     mlp.out_bias[...] = jnp.asarray(-0.7)
-    neumf = NeuMF(INFO, gmf_dim=3, mlp_dim=4, hidden=[6, 2], rngs=nnx.Rngs(3))
+    neumf = NeuMF(ModelContext(INFO), gmf_dim=3, mlp_dim=4, hidden=[6, 2], rngs=nnx.Rngs(3))
     neumf.init_from(gmf, mlp, alpha=alpha)
     users_U = jnp.arange(INFO.num_users)
     expected_UxN = alpha * gmf.score_all(users_U) + (1 - alpha) * mlp.score_all(users_U)
@@ -157,9 +159,11 @@ def test_neumf_init_from_gmf_and_mlp_reproduces_the_combined_score(alpha):
                                                                                   items),
                                rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="model.gmf_dim"):
-        NeuMF(INFO, gmf_dim=5, mlp_dim=4, hidden=[6, 2], rngs=nnx.Rngs(3)).init_from(gmf, mlp)
+        NeuMF(ModelContext(INFO), gmf_dim=5, mlp_dim=4, hidden=[6, 2],
+              rngs=nnx.Rngs(3)).init_from(gmf, mlp)
     with pytest.raises(ValueError, match="model.mlp_dim / model.hidden"):
-        NeuMF(INFO, gmf_dim=3, mlp_dim=4, hidden=[6, 3], rngs=nnx.Rngs(3)).init_from(gmf, mlp)
+        NeuMF(ModelContext(INFO), gmf_dim=3, mlp_dim=4, hidden=[6, 3],
+              rngs=nnx.Rngs(3)).init_from(gmf, mlp)
 
 
 SYNTHETIC = ["data=synthetic", "data.dataset.num_users=20", "data.dataset.num_items=25",

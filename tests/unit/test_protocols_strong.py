@@ -20,6 +20,7 @@ from jaxrec.data.pipeline import load_and_split  # noqa: E402
 from jaxrec.data.preprocess import compact  # noqa: E402
 from jaxrec.data.splits import assign_parts, split, strong_split  # noqa: E402
 from jaxrec.metrics.protocols import build_evaluators, check_protocol  # noqa: E402
+from jaxrec.models.base import ModelContext  # noqa: E402
 from jaxrec.training.fit import evaluate  # noqa: E402
 from jaxrec.types import DataInfo  # noqa: E402
 
@@ -30,8 +31,9 @@ class ItemKNN(nnx.Module):
     A minimal fold-in model for the tests (closed form, ``loss=none``).
     """
 
-    def __init__(self, info: DataInfo, *, rngs: nnx.Rngs):
+    def __init__(self, ctx: ModelContext, *, rngs: nnx.Rngs):
         del rngs
+        info = ctx.info
         self.sim_NxN = nnx.Param(jnp.zeros((info.num_items, info.num_items)))
         self.history_UxN = nnx.Param(jnp.zeros((info.num_users, info.num_items)))
 
@@ -133,7 +135,7 @@ def strong_data():
     inter = make_synthetic(num_users=80, num_items=60, interactions_per_user=20, seed=4)
     cfg = SplitConfig("strong", test=0.25, valid=0.2, seed=0)
     dataset = load_and_split(inter, {"implicit": True}, cfg)
-    model = ItemKNN(dataset.info, rngs=nnx.Rngs(0))
+    model = ItemKNN(ModelContext(dataset.info), rngs=nnx.Rngs(0))
     train = dataset.train
     model.solve_epoch({"users": jnp.asarray(train.users), "items": jnp.asarray(train.items)},
                       None)
@@ -225,4 +227,4 @@ def test_protocol_checks():
     with pytest.raises(ValueError, match="data.split.method=strong with eval.protocol=full"):
         check_protocol(EvalConfig(), SplitConfig("strong"))
     check_protocol(strong, SplitConfig("strong"), ItemKNN(
-        DataInfo(3, 4, 1, 1.0, 1.0, 1.0, True), rngs=nnx.Rngs(0)))
+        ModelContext(DataInfo(3, 4, 1, 1.0, 1.0, 1.0, True)), rngs=nnx.Rngs(0)))

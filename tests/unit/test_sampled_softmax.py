@@ -15,6 +15,7 @@ from jaxrec.losses.sampled_softmax import (
     sampled_softmax_batch,
     sampled_softmax_loss,
 )
+from jaxrec.models.base import ModelContext
 from jaxrec.models.two_tower import TwoTower
 from jaxrec.training.step import epoch_order, init_state, make_epoch_fn, make_train_step
 from jaxrec.types import DataInfo
@@ -143,7 +144,7 @@ def test_two_tower_trains_with_the_sampled_batch_kind():
                      history=FeatureBag(ids=np.zeros((U, 1), np.int32),
                                         weights=np.zeros((U, 1), np.float32), fields=("h",),
                                         slots=((0, 1),), vocab=bag.vocab))
-    model = TwoTower(info, features=feats, dim=8, rngs=nnx.Rngs(0))
+    model = TwoTower(ModelContext(info, features=feats), dim=8, rngs=nnx.Rngs(0))
     assert model.scores_cold_items
     users = rng.integers(0, U, 60).astype(np.int32)
     items = np.array([rng.choice(np.flatnonzero(genre == u % 3)) for u in users], np.int32)

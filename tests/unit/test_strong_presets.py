@@ -16,6 +16,7 @@ from jaxrec.data.interactions import DataError  # noqa: E402
 from jaxrec.data.pipeline import load_and_split  # noqa: E402
 from jaxrec.data.splits import assign_parts, split, strong_split  # noqa: E402
 from jaxrec.losses import NoLoss  # noqa: E402
+from jaxrec.models.base import ModelContext  # noqa: E402
 from jaxrec.paths import CONFIG_DIR  # noqa: E402
 from jaxrec.train import typed  # noqa: E402
 from tests.helpers import compose_train  # noqa: E402
@@ -50,7 +51,7 @@ def test_ease_fits_on_training_users_and_scores_new_histories_like_numpy():
     info, l2 = dataset.info, 5.0
     eval_cfg = EvalConfig(ks=[5, 10], metrics=["recall_min", "ndcg"], protocol="strong")
     evaluators = build_evaluators(dataset, eval_cfg, seed=0)
-    result = fit(model=EASE(info, l2=l2, rngs=nnx.Rngs(0)), loss=NoLoss(), tx=None,
+    result = fit(model=EASE(ModelContext(info), l2=l2, rngs=nnx.Rngs(0)), loss=NoLoss(), tx=None,
                  dataset=dataset, trainer=TrainerConfig(epochs=1, progress=False,
                                                         save_checkpoint=False),
                  eval_cfg=eval_cfg, writer=MultiWriter([]), seed=0, evaluators=evaluators)

@@ -10,6 +10,7 @@ from flax import nnx
 from jaxrec.data.datasets.synthetic import make_synthetic
 from jaxrec.data.pipeline import load_and_split
 from jaxrec.losses import MSE
+from jaxrec.models.base import ModelContext
 from jaxrec.models.svdpp import SVDpp, history_edges
 from jaxrec.training.step import epoch_order, init_state, make_epoch_fn, make_train_step
 from jaxrec.types import DataInfo
@@ -29,8 +30,9 @@ HISTORY = Rows([2, 0, 1, 0, 2, 3, 1, 0, 2, 3, 1, 4, 0, 2], [7, 1, 0, 3, 2, 8, 5,
                                                              8, 0])
 
 
-def _model(**kw):
-    model = SVDpp(INFO, dim=4, init_std=0.5, train=HISTORY, rngs=nnx.Rngs(3), **kw)
+def _model():
+    model = SVDpp(ModelContext(INFO, train=HISTORY), dim=4, init_std=0.5, bias_l2_scale=1.0,
+                  rngs=nnx.Rngs(3))
     rng = np.random.default_rng(0)  # non-zero biases, so the test sees them
     model.user_bias_U[...] = jnp.asarray(rng.normal(size=INFO.num_users), jnp.float32)
     model.item_bias_N[...] = jnp.asarray(rng.normal(size=INFO.num_items), jnp.float32)
@@ -79,7 +81,7 @@ def test_history_edges_sorted_by_user_with_inverse_sqrt_counts():
     with pytest.raises(ValueError, match="model.train: indices out of range"):
         history_edges(Rows([6], [0]), INFO.num_users, INFO.num_items)
     with pytest.raises(ValueError, match="model.dim: must be >= 1, got 0"):
-        SVDpp(INFO, dim=0, rngs=nnx.Rngs(0))
+        SVDpp(ModelContext(INFO), dim=0, rngs=nnx.Rngs(0))
 
 
 @pytest.mark.parametrize("user", [0, 4, 5])
@@ -142,8 +144,9 @@ def test_learns_planted_ratings_and_can_keep_the_mean_fixed():
 
     baseline = float(np.sqrt(np.mean((test.ratings - ds.info.rating_mean) ** 2)))
     assert baseline > 1.1
-    model = _train(SVDpp(ds.info, dim=8, init_std=0.05, learn_mean=False, train=ds.train,
-                         rngs=nnx.Rngs(0)), ds.train, epochs=20, lr=0.03)
+    svdpp = SVDpp(ModelContext(ds.info, train=ds.train), dim=8, init_std=0.05, learn_mean=False,
+                  bias_l2_scale=1.0, rngs=nnx.Rngs(0))
+    model = _train(svdpp, ds.train, epochs=20, lr=0.03)
     assert rmse(model) < 0.72, (rmse(model), baseline)  # measured 0.662
     assert float(model.global_bias[...]) == pytest.approx(ds.info.rating_mean)  # not trained
     assert not isinstance(model.global_bias, nnx.Param)

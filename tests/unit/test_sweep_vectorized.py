@@ -9,6 +9,7 @@ from flax import nnx
 
 from jaxrec.config import OptimConfig
 from jaxrec.losses import MSE
+from jaxrec.models.base import ModelContext
 from jaxrec.models.mf import MF
 from jaxrec.sweep.vectorized import _member, _stack, make_member_epoch, make_vectorized_epoch
 from jaxrec.training.step import epoch_order, init_state, make_epoch_fn, make_train_step
@@ -39,7 +40,8 @@ def _member_setup(seed, lr, wd, l2, init_std, loss_cls):
 
     tx = make_optimizer(OptimConfig(name="adam", lr=lr, weight_decay=wd),
                         steps_per_epoch=3, total_epochs=2)
-    model = MF(INFO, dim=4, init_std=init_std, rngs=nnx.Rngs(params=seed, default=seed))
+    model = MF(ModelContext(INFO), dim=4, init_std=init_std,
+               rngs=nnx.Rngs(params=seed, default=seed))
     graphdef, state = init_state(model, tx)
     loss = loss_cls(l2=l2)
     return graphdef, state, tx, loss
