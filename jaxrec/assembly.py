@@ -233,7 +233,7 @@ def load_config(run_dir: str | Path) -> DictConfig:
     run_dir = Path(run_dir)
     path = run_dir / "config.yaml"
     if not path.is_file():
-        raise FileNotFoundError(f"run dir: {path} not found; is {run_dir} a jaxrec run?")
+        raise FileNotFoundError(f"run dir: {path} not found; {run_dir} is not a jaxrec run")
     return OmegaConf.load(path)
 
 

@@ -113,3 +113,53 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         return finish(run, result, writer, total_seconds=time.perf_counter() - t_start)
     finally:
         writer.close()
+
+
+def fit_model(model, loss, dataset, *, trainer, tx=None, eval_cfg=None, evaluators=None,
+              seed: int = 0, negatives: str = "all_items", writer=None) -> FitResult:
+    """Fit a model object on a `jaxrec.data.pipeline.Dataset` without a config (notebooks,
+    tests): the same checks, loop and evaluators as a run, nothing written to disk.
+
+    Args:
+      model, loss: a model (built from a `jaxrec.models.base.ModelContext`) and a loss.
+      dataset: the split dataset.
+      trainer: a `jaxrec.config.TrainerConfig`.
+      tx: the optimiser (ignored for closed-form models, ``loss.rows == "none"``).
+      eval_cfg: a `jaxrec.config.EvalConfig` for the default evaluators; or ``evaluators``
+        = ``(valid, test)`` built elsewhere.
+      seed: orders the batches and keys the sampling.
+      negatives: the negative pool, ``all_items`` or ``train_items``.
+      writer: where metrics go (default: nowhere).
+
+    Raises:
+      TrainingDiverged: the loss became NaN or infinite.
+    """
+    import optax
+
+    from jaxrec.config import EvalConfig, validate_trainer
+    from jaxrec.data.device import train_data
+    from jaxrec.data.sampling import check_negatives, negative_pool
+    from jaxrec.logging import MultiWriter
+    from jaxrec.metrics import higher_is_better
+    from jaxrec.metrics.protocols import build_evaluators
+
+    validate_trainer(trainer)
+    loss.check_model(model)
+    train = dataset.train
+    pool = negative_pool(train.items, train.num_items, negatives)
+    if loss.samples_unseen:
+        check_negatives(train, pool, negatives)
+    if evaluators is None:
+        evaluators = build_evaluators(dataset, eval_cfg or EvalConfig(), seed=seed)
+    tx = optax.identity() if loss.rows == "none" else tx
+    graphdef, state = init_state(model, tx)
+    monitor = loss.default_monitor if trainer.monitor == "auto" else trainer.monitor
+    higher = trainer.mode == "max" if trainer.mode != "auto" else higher_is_better(monitor)
+    shared = Program(graphdef=graphdef, loss=loss, tx=tx,
+                     data=train_data(train, pool, rows=loss.rows), valid_evals=evaluators[0],
+                     test_evals=evaluators[1], trainer=trainer, monitor=monitor,
+                     higher_is_better=higher)
+    [result] = fit(shared, [Member(state, seed=seed, writer=writer or MultiWriter([]))])
+    if isinstance(result, Exception):
+        raise result
+    return result

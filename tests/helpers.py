@@ -38,3 +38,11 @@ def device_data(users, items, *, num_users: int, num_items: int, ratings=None,
                          user_ids=np.arange(num_users), item_ids=np.arange(num_items))
     pool = np.arange(num_items, dtype=np.int32) if pool is None else np.asarray(pool, np.int32)
     return train_data(inter, pool, rows=rows)
+
+
+def build(cfg):
+    """``(dataset, model, loss)`` of a composed config, as the run assembly builds them."""
+    from jaxrec.assembly import assemble
+
+    run = assemble(cfg, evaluate=False, training=False)
+    return run.dataset, run.model, run.loss

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 def run_launched_trial(cfg: DictConfig) -> str:
     """The Hydra task of one trial: train, then update the trial's ``trial.json``."""
     from jaxrec.io import atomic_write_json
-    from jaxrec.sweep.study import _TIMING, one_line
     from jaxrec.runner import train
+    from jaxrec.sweep.study import _TIMING, one_line
     from jaxrec.training.loop import TrainingDiverged
 
     trial_dir = Path(cfg.paths.output_dir)

@@ -66,7 +66,8 @@ def assert_metrics_match(got: dict[str, float], want: dict[str, float]) -> None:
 
 @pytest.mark.slow
 def test_evaluate_reproduces_the_test_metrics(trained_run, cli_env):
-    proc = run_cli("evaluate", str(trained_run), cwd=trained_run.parent, env=cli_env)
+    proc = run_cli("evaluate", str(trained_run), "split=test", cwd=trained_run.parent,
+                   env=cli_env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     want = {k: v for k, v in results_of(trained_run).items() if k.startswith("test/")}
     assert {"test/rmse", "test/ndcg@10", "test/recall@20"} <= want.keys()
@@ -84,7 +85,7 @@ def test_evaluate_valid_split_reproduces_the_best_valid_metrics(trained_run, cli
 
 
 def test_evaluate_bad_split_or_run_dir_is_one_line(tmp_path):
-    with pytest.raises(SystemExit, match="split must be test or valid"):
+    with pytest.raises(SystemExit, match="split must be all, test or valid"):
         cli.main(["evaluate", str(tmp_path), "split=train"])
     with pytest.raises(SystemExit, match=r"^error: run dir: .*config\.yaml not found"):
         cli.main(["evaluate", str(tmp_path / "missing")])

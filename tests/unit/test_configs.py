@@ -97,14 +97,16 @@ def test_option_composes_and_instantiates(group, option, tmp_path):
     assert model(users_B, jnp.asarray([1, 10], jnp.int32)).shape == (2,)
     assert model.score_all(users_B).shape == (2, INFO.num_items)
 
-    # loss: declares the batch kind it needs and the metric it is monitored by.
+    # loss: follows the loss contract (rows it iterates, objective, model check, monitor).
+    from jaxrec.losses.base import Loss
+
     loss = instantiate(cfg.loss)
-    assert isinstance(loss.kind, str) and loss.kind
+    assert isinstance(loss, Loss) and loss.rows in ("interactions", "users", "none")
     assert loss.default_monitor.startswith("valid/")
 
 
 def test_debug_fast_builds_data_model_and_loss(tmp_path):
-    from jaxrec.train import build
+    from tests.helpers import build
 
     cfg = compose_train("debug=fast", "model.dim=4", output_dir=tmp_path)
     assert cfg.data.dataset._target_.endswith("make_synthetic")
@@ -112,7 +114,7 @@ def test_debug_fast_builds_data_model_and_loss(tmp_path):
     dataset, model, loss = build(cfg)
     assert dataset.info.num_users > 0 and len(dataset.train) > len(dataset.test) > 0
     assert model.score_all(jnp.asarray([0], jnp.int32)).shape == (1, dataset.info.num_items)
-    assert loss.kind == "rating"
+    assert loss.rows == "interactions"
 
 
 def test_experiment_presets_state_how_to_run_them():
@@ -145,7 +147,7 @@ def test_misspelled_key_fails_at_compose_time(override):
 def test_appended_unknown_key_is_rejected_before_training(tmp_path):
     # `+key=value` force-adds past the schema at compose time, so the typed view
     # of the section is the last line of defence against a silently ignored typo.
-    from jaxrec.train import typed as train_typed
+    from jaxrec.config import typed as train_typed
 
     cfg = compose_train("+trainer.epochs_x=3", output_dir=tmp_path)
     with pytest.raises(Exception, match="epochs_x"):

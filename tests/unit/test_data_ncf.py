@@ -206,7 +206,7 @@ def test_data_config_builds_the_split(tmp_path):
 
 def test_preset_negatives_file_interpolates_the_data_dir(tmp_path):
     """eval.negatives_file: ${paths.data_dir}/ncf/... resolves in the typed eval section."""
-    from jaxrec.train import typed
+    from jaxrec.config import typed
     from tests.helpers import compose_train
 
     cfg = compose_train(["experiment=paper_ncf_neumf_ml-1m", f"paths.data_dir={tmp_path}"],

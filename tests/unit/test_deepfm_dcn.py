@@ -16,10 +16,9 @@ from jaxrec.losses import BCE
 from jaxrec.models.base import ModelContext
 from jaxrec.models.dcn_v2 import DCNv2
 from jaxrec.models.deepfm import DeepFM, fm_second_order
-from jaxrec.data.sampling import num_search_steps
 from jaxrec.training.step import epoch_order, init_state, make_epoch_fn, make_train_step
 from jaxrec.types import DataInfo
-from tests.helpers import run_train
+from tests.helpers import device_data, run_train
 
 U, N, G = 9, 14, 3  # users, items, genres
 INFO = DataInfo(num_users=U, num_items=N, num_train=60, rating_mean=1.0, rating_min=1.0,
@@ -231,16 +230,16 @@ def _planted():
 
 @pytest.mark.parametrize("name", MODELS)
 def test_bce_training_learns_planted_genres_and_transfers_to_cold_items(name):
-    data = {k: jnp.asarray(v) for k, v in _planted().items()}
+    planted = _planted()
+    data = device_data(planted["users"], planted["items"], num_users=U, num_items=N)
     model = MODELS[name]()
     loss, tx = BCE(num_negatives=2), optax.adam(0.03)
     graphdef, state = init_state(model, tx)
-    steps = num_search_steps(np.asarray(data["indptr"]))
-    epoch = make_epoch_fn(make_train_step(graphdef, loss, tx, num_items=N, search_steps=steps))
+    epoch = make_epoch_fn(make_train_step(graphdef, loss, tx))
     rng, values = np.random.default_rng(0), []
     for e in range(25):
         perm, mask = epoch_order(rng, 120, 40)
-        state, value = epoch(state, data, perm, mask, jax.random.key(e))
+        state, value = epoch(state, data, {}, perm, mask, jax.random.key(e))
         values.append(float(value))
     assert np.isfinite(values).all() and np.mean(values[-3:]) < 0.7 * values[0], values
     scores_UxN = _scores(nnx.merge(graphdef, state.params, state.rest), np.arange(U))

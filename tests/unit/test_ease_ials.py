@@ -151,7 +151,7 @@ def test_ials_objective_decreases_over_epochs_under_jit(solver):
     epoch = make_solver_epoch_fn(graphdef)
     losses = []
     for e in range(6):
-        state, value = epoch(state, data, None, None, jax.random.key(e))
+        state, value = epoch(state, data, {}, None, None, jax.random.key(e))
         losses.append(float(value))
     assert np.all(np.diff(losses) <= 1e-6 * losses[0]), losses
     assert losses[-1] < 0.9 * losses[0], losses

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from jaxrec.training.fit import TrainingDiverged, monitor_mode
+from jaxrec.training.loop import TrainingDiverged
 from tests.helpers import run_train
 
 FAST = ["data=synthetic", "model.dim=8", "trainer.batch_size=512"]
@@ -58,8 +58,26 @@ def test_unknown_monitor_fails_before_training(tmp_path):
         run_train([*FAST, "trainer.monitor=valid/ndcg@7"], tmp_path)
 
 
-def test_monitor_mode():
-    assert monitor_mode("valid/rmse") == "min" and monitor_mode("valid/ndcg@10") == "max"
-    assert monitor_mode("valid/ndcg@10", "min") == "min"
+def test_monitor_direction_comes_from_the_metric_or_trainer_mode(tmp_path):
+    from jaxrec.assembly import assemble
+    from tests.helpers import compose_train
+
+    def direction(*overrides):
+        return assemble(compose_train([*FAST, *overrides], tmp_path),
+                        evaluate=False, training=False).higher_is_better
+
+    assert direction() is False  # valid/rmse
+    assert direction("trainer.monitor=valid/ndcg@10") is True
+    assert direction("trainer.monitor=valid/ndcg@10", "trainer.mode=min") is False
     with pytest.raises(ValueError, match="trainer.mode"):
-        monitor_mode("valid/rmse", "up")
+        direction("trainer.mode=up")
+
+
+@pytest.mark.parametrize("override,message", [
+    ("trainer.batch_size=0", "trainer.batch_size: must be >= 1, got 0"),
+    ("trainer.epochs=0", "trainer.epochs: must be >= 1, got 0"),
+    ("trainer.patience=-1", "trainer.patience: must be >= 0"),
+])
+def test_invalid_trainer_values_fail_at_assembly(tmp_path, override, message):
+    with pytest.raises(ValueError, match=message):
+        run_train([*FAST, override], tmp_path)

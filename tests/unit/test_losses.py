@@ -66,6 +66,7 @@ def test_l2_rows_counts_each_example_row():
     np.testing.assert_allclose(l2_rows(rows, mask_B=mask), 34.0)
 
 
-def test_loss_dataclasses_declare_batch_kind():
-    assert MSE.kind == "rating" and BCE.kind == "negatives" and BPR.kind == "negatives"
+def test_loss_dataclasses_declare_their_rows_and_sampling():
+    assert MSE.rows == BCE.rows == BPR.rows == "interactions"
+    assert BCE.samples_unseen and BPR.samples_unseen and not MSE.samples_unseen
     assert MSE.default_monitor == "valid/rmse" and BPR.default_monitor == "valid/ndcg@10"

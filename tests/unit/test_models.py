@@ -12,9 +12,9 @@ from omegaconf import OmegaConf
 from jaxrec.losses import BPR, MSE
 from jaxrec.models.base import ClosedForm, ModelContext, NextItemLogits, UserLogits
 from jaxrec.paths import CONFIG_DIR
-from jaxrec.data.sampling import num_search_steps
 from jaxrec.training.step import epoch_order, init_state, make_epoch_fn, make_train_step
 from jaxrec.types import DataInfo
+from tests.helpers import device_data
 
 MODEL_CONFIGS = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))
 
@@ -68,6 +68,11 @@ def _planted_data(rng):
             "indices": i[order]}
 
 
+def _device(d):
+    return device_data(d["users"], d["items"], ratings=d["ratings"], num_users=INFO.num_users,
+                       num_items=INFO.num_items)
+
+
 @pytest.mark.parametrize("name", MODEL_CONFIGS)
 @pytest.mark.parametrize("loss", [MSE(l2=1e-4), BPR(num_negatives=2, l2=1e-4)])
 def test_training_lowers_the_loss(name, loss):
@@ -77,17 +82,16 @@ def test_training_lowers_the_loss(name, loss):
         pytest.skip("trains on whole users (loss=multinomial / sequence_bce): "
                     "tests/unit/test_multvae_sasrec.py")
     rng = np.random.default_rng(0)
-    data = {k: jnp.asarray(v) for k, v in _planted_data(rng).items()}
+    data = _device(_planted_data(rng))
     model = build(name)
     tx = optax.adam(0.05)
     graphdef, state = init_state(model, tx)
-    step = make_train_step(graphdef, loss, tx, num_items=INFO.num_items,
-                           search_steps=num_search_steps(np.asarray(data["indptr"])))
+    step = make_train_step(graphdef, loss, tx)
     epoch = make_epoch_fn(step)
     losses = []
     for e in range(15):
         perm, mask = epoch_order(rng, 200, 64)
-        state, value = epoch(state, data, perm, mask, jax.random.key(e))
+        state, value = epoch(state, data, {}, perm, mask, jax.random.key(e))
         losses.append(float(value))
     assert np.isfinite(losses).all()
     assert np.mean(losses[-3:]) < 0.8 * losses[0], losses

@@ -15,14 +15,9 @@ from jaxrec.losses.multinomial import kl_beta
 from jaxrec.models import MultVAE, SASRec
 from jaxrec.models.base import ModelContext
 from jaxrec.models.sasrec import sequence_table
-from jaxrec.training.step import (
-    epoch_order,
-    init_state,
-    make_epoch_fn,
-    make_train_step,
-    users_kind_data,
-)
+from jaxrec.training.step import epoch_order, init_state, make_epoch_fn, make_train_step
 from jaxrec.types import DataInfo
+from tests.helpers import device_data
 
 U, N = 12, 30
 INFO = DataInfo(num_users=U, num_items=N, num_train=0, rating_mean=1.0, rating_min=1.0,
@@ -46,12 +41,7 @@ def _train(seed=0):
 
 
 def _data(train):
-    order = np.lexsort((train.items, train.users))
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(train.users, minlength=U))])
-    data = {"users": jnp.asarray(train.users), "items": jnp.asarray(train.items),
-            "ratings": jnp.ones(len(train.users)), "indptr": jnp.asarray(indptr, jnp.int32),
-            "indices": jnp.asarray(train.items[order])}
-    return users_kind_data(data, indptr)
+    return device_data(train.users, train.items, num_users=U, num_items=N, rows="users")
 
 
 def _models(train):
@@ -87,12 +77,12 @@ def test_training_lowers_the_loss(name):
     assert data["users"].shape == (U - 1,)  # users with >= 1 training row
     tx = optax.adam(0.03)
     graphdef, state = init_state(model, tx)
-    epoch = make_epoch_fn(make_train_step(graphdef, loss, tx, num_items=N))
+    epoch = make_epoch_fn(make_train_step(graphdef, loss, tx))
     rng = np.random.default_rng(0)
     losses = []
     for e in range(15):
         perm, mask = epoch_order(rng, U - 1, 4)  # 3 batches, the last one padded
-        state, value = epoch(state, data, perm, mask, jax.random.key(e))
+        state, value = epoch(state, data, {}, perm, mask, jax.random.key(e))
         losses.append(float(value))
     assert np.isfinite(losses).all()
     assert np.mean(losses[-3:]) < 0.9 * np.mean(losses[:3]), losses

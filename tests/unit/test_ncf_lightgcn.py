@@ -18,10 +18,9 @@ from jaxrec.losses import BCE, BPR
 from jaxrec.models import GMF, NCFMLP, LightGCN, NeuMF
 from jaxrec.models.base import ModelContext
 from jaxrec.models.lightgcn import normalized_edges
-from jaxrec.data.sampling import num_search_steps
 from jaxrec.training.step import epoch_order, init_state, make_epoch_fn, make_train_step
 from jaxrec.types import DataInfo
-from tests.helpers import compose_train
+from tests.helpers import compose_train, device_data
 
 INFO = DataInfo(num_users=9, num_items=14, num_train=60, rating_mean=1.0, rating_min=1.0,
                 rating_max=1.0, implicit=True, name="tiny")
@@ -126,17 +125,18 @@ def _implicit_data(rng, graph):
 def test_a_few_steps_lower_the_loss(name, loss):
     rng = np.random.default_rng(0)
     graph = _graph(np.random.default_rng(1))  # the graph LightGCN propagates over
-    data = {k: jnp.asarray(v) for k, v in _implicit_data(rng, graph).items()}
+    implicit = _implicit_data(rng, graph)
+    data = device_data(implicit["users"], implicit["items"], num_users=INFO.num_users,
+                       num_items=INFO.num_items)
     model = _models()[name]
     tx = optax.adam(0.05)
     graphdef, state = init_state(model, tx)
-    epoch = make_epoch_fn(make_train_step(graphdef, loss, tx, num_items=INFO.num_items,
-                                          search_steps=num_search_steps(data["indptr"])))
+    epoch = make_epoch_fn(make_train_step(graphdef, loss, tx))
     n = data["users"].shape[0]
     losses = []
     for e in range(12):
         perm, mask = epoch_order(rng, n, 16)
-        state, value = epoch(state, data, perm, mask, jax.random.key(e))
+        state, value = epoch(state, data, {}, perm, mask, jax.random.key(e))
         losses.append(float(value))
     assert np.isfinite(losses).all()
     assert np.mean(losses[-3:]) < 0.8 * losses[0], losses
@@ -172,8 +172,8 @@ SYNTHETIC = ["data=synthetic", "data.dataset.num_users=20", "data.dataset.num_it
 
 def _fake_run(tmp_path, name, overrides, seed):
     """A run directory as ``jaxrec train`` leaves it: config.yaml and checkpoints/best."""
-    from jaxrec.train import build
     from jaxrec.training.checkpoint import save_params
+    from tests.helpers import build
 
     run_dir = tmp_path / name
     cfg = compose_train([*SYNTHETIC, *overrides], run_dir)
@@ -190,7 +190,7 @@ def _fake_run(tmp_path, name, overrides, seed):
 
 
 def test_neumf_loads_pretrained_runs(tmp_path):
-    from jaxrec.train import build
+    from tests.helpers import build
 
     gmf_dir, gmf = _fake_run(tmp_path, "gmf", ["model=gmf", "model.dim=3"], 1)
     mlp_dir, mlp = _fake_run(tmp_path, "mlp", ["model=mlp", "model.dim=4", "model.hidden=[4,2]"],
@@ -220,7 +220,7 @@ def test_neumf_loads_pretrained_runs(tmp_path):
 
 
 def test_build_gives_lightgcn_the_training_graph(tmp_path):
-    from jaxrec.train import build
+    from tests.helpers import build
 
     dataset, model, _ = build(compose_train([*SYNTHETIC, "model=lightgcn", "model.dim=4",
                                              "loss=bpr"], tmp_path))

@@ -20,8 +20,8 @@ from jaxrec.data.pipeline import load_and_split  # noqa: E402
 from jaxrec.data.preprocess import compact  # noqa: E402
 from jaxrec.data.splits import assign_parts, split, strong_split  # noqa: E402
 from jaxrec.metrics.protocols import build_evaluators, check_protocol  # noqa: E402
+from jaxrec.metrics.scoring import evaluate  # noqa: E402
 from jaxrec.models.base import ModelContext  # noqa: E402
-from jaxrec.training.fit import evaluate  # noqa: E402
 from jaxrec.types import DataInfo  # noqa: E402
 
 

@@ -19,6 +19,7 @@ from jaxrec.models.base import ModelContext
 from jaxrec.models.two_tower import TwoTower
 from jaxrec.training.step import epoch_order, init_state, make_epoch_fn, make_train_step
 from jaxrec.types import DataInfo
+from tests.helpers import device_data
 
 N, U, D, B = 23, 7, 5, 6
 
@@ -65,9 +66,9 @@ def test_full_catalogue_candidates_through_the_batch_function():
     users = jnp.arange(B)
     items = jnp.array([1, 1, 5, 7, 7, 20])  # repeated positives: hits removed per row
     loss = SampledSoftmax(temperature=1.0, in_batch=False, full_catalogue=True)
-    data = {"items": items}
+    data = device_data(users, items, num_users=B, num_items=N)
     value, _ = sampled_softmax_batch(Dot(), loss, users, items, jnp.ones(B), data,
-                                     jax.random.key(0), N)
+                                     jax.random.key(0))
     expected = optax.softmax_cross_entropy_with_integer_labels(u[users] @ v.T, items).mean()
     np.testing.assert_allclose(value, expected, rtol=1e-6)
 
@@ -104,10 +105,11 @@ def test_logq_correction_subtracts_log_q():
 
 def test_in_batch_candidates_probabilities_and_accidental_hits():
     loss = SampledSoftmax(in_batch=True, num_negatives=3)
-    data = {"items": jnp.array([0, 0, 0, 1, 2, 2, 4, 4])}  # E = 8 training rows
+    data = device_data(np.arange(8), [0, 0, 0, 1, 2, 2, 4, 4], num_users=8,
+                       num_items=6)  # E = 8 training rows
     items = jnp.array([0, 2, 0, 4])
     mask = jnp.array([1.0, 1.0, 1.0, 0.0])
-    cand, log_q, valid = candidates(loss, items, mask, data, jax.random.key(0), 6)
+    cand, log_q, valid = candidates(loss, items, mask, data, jax.random.key(0))
     assert cand.shape == (7,) and valid.tolist() == [True, True, True, False, True, True, True]
     expected_q = 4 * np.array([3, 1, 2, 0, 2, 0]) / 8 + 3 / 6  # B n_j / E + M / N
     np.testing.assert_allclose(np.exp(log_q), expected_q, rtol=1e-6)
@@ -120,7 +122,7 @@ def test_in_batch_candidates_probabilities_and_accidental_hits():
     # itself + the other in-batch positives that are neither padding nor the same item
     plain = SampledSoftmax(temperature=1.0, in_batch=True, logq=False)
     value, _ = sampled_softmax_batch(Zero(), plain, jnp.arange(4), items, mask, data,
-                                     jax.random.key(0), 6)
+                                     jax.random.key(0))
     # rows 0 and 2 (item 0) see item 2 -> 2 logits; row 1 (item 2) sees 0, 0 -> 3 logits
     np.testing.assert_allclose(value, (np.log(2) * 2 + np.log(3)) / 3, rtol=1e-6)
 
@@ -148,16 +150,14 @@ def test_two_tower_trains_with_the_sampled_batch_kind():
     assert model.scores_cold_items
     users = rng.integers(0, U, 60).astype(np.int32)
     items = np.array([rng.choice(np.flatnonzero(genre == u % 3)) for u in users], np.int32)
-    data = {"users": jnp.asarray(users), "items": jnp.asarray(items),
-            "ratings": jnp.ones(60), "indptr": jnp.zeros(U + 1, jnp.int32),
-            "indices": jnp.zeros(60, jnp.int32)}
+    data = device_data(users, items, num_users=U, num_items=N)
     loss = SampledSoftmax(temperature=0.2, num_negatives=4)
     tx = optax.adam(0.05)
     graphdef, state = init_state(model, tx)
-    epoch = make_epoch_fn(make_train_step(graphdef, loss, tx, num_items=N))
+    epoch = make_epoch_fn(make_train_step(graphdef, loss, tx))
     values = []
     for e in range(12):
         perm, mask = epoch_order(rng, 60, 16)
-        state, value = epoch(state, data, perm, mask, jax.random.key(e))
+        state, value = epoch(state, data, {}, perm, mask, jax.random.key(e))
         values.append(float(value))
     assert np.isfinite(values).all() and values[-1] < 0.8 * values[0], values

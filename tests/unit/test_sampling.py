@@ -11,6 +11,7 @@ from jaxrec.data.sampling import (
     resolve_negatives,
     sample_negatives,
 )
+from tests.helpers import device_data
 
 
 def _csr(num_users, num_items, rng, density=0.5):
@@ -100,9 +101,9 @@ def test_sampled_softmax_uniform_negatives_use_the_pool():
     from jaxrec.losses.sampled_softmax import SampledSoftmax, candidates
 
     loss = SampledSoftmax(in_batch=False, num_negatives=200)
-    data = {"items": jnp.array([0, 2, 2]), "neg_pool": jnp.array([0, 2, 3], jnp.int32)}
+    data = device_data([0, 1, 1], [0, 2, 2], num_users=2, num_items=5, pool=[0, 2, 3])
     cand, log_q, valid = candidates(loss, jnp.array([0, 2]), jnp.ones(2), data,
-                                    jax.random.key(1), 5)
+                                    jax.random.key(1))
     assert set(np.unique(np.asarray(cand))) == {0, 2, 3} and bool(valid.all())
     q = np.exp(np.asarray(log_q))
     np.testing.assert_allclose(q[[0, 2, 3]], 200 / 3, rtol=1e-6)  # M / P on the pool
@@ -113,24 +114,22 @@ def test_sampled_softmax_uniform_negatives_use_the_pool():
 def test_fit_never_trains_cold_items_as_negatives(tmp_path, pool):
     """bpr on an item cold-start split: the held-out items' embeddings keep their init
     (with ``trainer.negatives=all_items`` they are pushed down as negatives)."""
-    from jaxrec.config import EvalConfig, TrainerConfig
-    from jaxrec.logging.writers import MultiWriter
-    from jaxrec.train import build, typed
-    from jaxrec.training.fit import fit
+    from jaxrec.assembly import assemble
+    from jaxrec.runner import fit_model
     from tests.helpers import compose_train
 
     cfg = compose_train(["data=synthetic", "data.split.method=cold_item", "data.split.test=0.3",
                          "data.split.valid=0.0", "data.preprocess.implicit=true", "model=mf",
                          "model.dim=4", "loss=bpr", "loss.l2=0.0", "trainer.epochs=2",
                          f"trainer.negatives={pool}"], tmp_path)
-    dataset, model, loss = build(cfg)
+    run = assemble(cfg, training=False)
+    dataset, model, loss = run.dataset, run.model, run.loss
     init = np.asarray(model.item_emb_NxD[...]).copy()
     cold = np.flatnonzero(np.bincount(dataset.train.items, minlength=dataset.info.num_items) == 0)
     assert len(cold) > 0
-    result = fit(model=model, loss=loss, tx=optax.adam(0.05), dataset=dataset,
-                 trainer=typed(cfg, "trainer", TrainerConfig),
-                 eval_cfg=typed(cfg, "eval", EvalConfig), writer=MultiWriter([]), seed=0)
-    emb = np.asarray(result.params[0]["item_emb_NxD"][...])
+    result = fit_model(model, loss, dataset, tx=optax.adam(0.05), trainer=run.trainer,
+                       eval_cfg=run.eval_cfg, negatives=pool)
+    emb = np.asarray(result.state[0]["item_emb_NxD"][...])
     warm = np.setdiff1d(np.arange(len(init)), cold)
     assert not np.allclose(emb[warm], init[warm])
     if pool == "train_items":

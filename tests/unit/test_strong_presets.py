@@ -10,7 +10,13 @@ import pytest  # noqa: E402
 from flax import nnx  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
-from jaxrec.config import EvalConfig, ReproduceConfig, SplitConfig, TrainerConfig  # noqa: E402
+from jaxrec.config import (  # noqa: E402
+    EvalConfig,
+    ReproduceConfig,
+    SplitConfig,
+    TrainerConfig,
+    typed,  # noqa: E402
+)
 from jaxrec.data.datasets.synthetic import make_synthetic  # noqa: E402
 from jaxrec.data.interactions import DataError  # noqa: E402
 from jaxrec.data.pipeline import load_and_split  # noqa: E402
@@ -18,7 +24,6 @@ from jaxrec.data.splits import assign_parts, split, strong_split  # noqa: E402
 from jaxrec.losses import NoLoss  # noqa: E402
 from jaxrec.models.base import ModelContext  # noqa: E402
 from jaxrec.paths import CONFIG_DIR  # noqa: E402
-from jaxrec.train import typed  # noqa: E402
 from tests.helpers import compose_train  # noqa: E402
 from tests.unit.test_ease_ials import _numpy_ease  # noqa: E402  (float64 closed form)
 
@@ -40,10 +45,9 @@ def _dense(inter, num_users, num_items):
 
 
 def test_ease_fits_on_training_users_and_scores_new_histories_like_numpy():
-    from jaxrec.logging.writers import MultiWriter
     from jaxrec.metrics.protocols import build_evaluators
     from jaxrec.models import EASE
-    from jaxrec.training.fit import fit
+    from jaxrec.runner import fit_model
 
     inter = make_synthetic(num_users=70, num_items=30, interactions_per_user=9, seed=3)
     cfg = SplitConfig("strong", test=10, valid=8, seed=1)
@@ -51,11 +55,10 @@ def test_ease_fits_on_training_users_and_scores_new_histories_like_numpy():
     info, l2 = dataset.info, 5.0
     eval_cfg = EvalConfig(ks=[5, 10], metrics=["recall_min", "ndcg"], protocol="strong")
     evaluators = build_evaluators(dataset, eval_cfg, seed=0)
-    result = fit(model=EASE(ModelContext(info), l2=l2, rngs=nnx.Rngs(0)), loss=NoLoss(), tx=None,
-                 dataset=dataset, trainer=TrainerConfig(epochs=1, progress=False,
-                                                        save_checkpoint=False),
-                 eval_cfg=eval_cfg, writer=MultiWriter([]), seed=0, evaluators=evaluators)
-    model = nnx.merge(result.graphdef, *result.params)
+    result = fit_model(EASE(ModelContext(info), l2=l2, rngs=nnx.Rngs(0)), NoLoss(), dataset,
+                       trainer=TrainerConfig(epochs=1, progress=False, save_checkpoint=False),
+                       evaluators=evaluators)
+    model = nnx.merge(result.graphdef, *result.state)
 
     # B from the training users' rows only (the held-out users' fold-in rows are not used)
     parts = strong_split(dataset.full, cfg)

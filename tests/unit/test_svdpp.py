@@ -14,7 +14,7 @@ from jaxrec.models.base import ModelContext
 from jaxrec.models.svdpp import SVDpp, history_edges
 from jaxrec.training.step import epoch_order, init_state, make_epoch_fn, make_train_step
 from jaxrec.types import DataInfo
-from tests.helpers import compose_train, run_train
+from tests.helpers import compose_train, device_data, run_train
 
 INFO = DataInfo(num_users=6, num_items=9, num_train=14, rating_mean=3.2, rating_min=1.0,
                 rating_max=5.0, implicit=False, name="tiny")
@@ -117,16 +117,15 @@ def test_gradient_reaches_only_the_users_history_items(user):
 
 
 def _train(model, train, *, epochs, lr, batch_size=64, l2=0.02):
-    data = {"users": jnp.asarray(train.users), "items": jnp.asarray(train.items),
-            "ratings": jnp.asarray(train.ratings), "indptr": jnp.zeros(1, jnp.int32),
-            "indices": jnp.zeros(1, jnp.int32)}
+    data = device_data(train.users, train.items, ratings=train.ratings,
+                       num_users=train.num_users, num_items=train.num_items)
     tx = optax.adam(lr)
     graphdef, state = init_state(model, tx)
-    epoch = make_epoch_fn(make_train_step(graphdef, MSE(l2=l2), tx, num_items=train.num_items))
+    epoch = make_epoch_fn(make_train_step(graphdef, MSE(l2=l2), tx))
     rng = np.random.default_rng(0)
     for e in range(epochs):
         perm, mask = epoch_order(rng, len(train), batch_size)
-        state, _ = epoch(state, data, perm, mask, jax.random.key(e))
+        state, _ = epoch(state, data, {}, perm, mask, jax.random.key(e))
     return nnx.merge(graphdef, state.params, state.rest)
 
 
@@ -153,7 +152,7 @@ def test_learns_planted_ratings_and_can_keep_the_mean_fixed():
 
 
 def test_jaxrec_train_model_svdpp_gets_the_training_history(tmp_path):
-    from jaxrec.train import build
+    from tests.helpers import build
 
     overrides = ["data=synthetic", "data.dataset.num_users=40", "data.dataset.num_items=50",
                  "data.dataset.interactions_per_user=8", "model=svdpp", "model.dim=4",
