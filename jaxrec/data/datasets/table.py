@@ -146,6 +146,13 @@ def load_table(path: Any, columns: Mapping[str, Any], *, valid: Any = None, test
     files = [(f, PART_CODES["train"]) for f in expand_paths(path, "path")]
     files += [(f, PART_CODES["valid"]) for f in expand_paths(valid, "valid")]
     files += [(f, PART_CODES["test"]) for f in expand_paths(test, "test")]
+    return cached_read(files, fields, spec, timestamp_format, name, cache_dir, use_cache)
+
+
+def cached_read(files: Sequence[tuple[Path, int]], fields: dict[str, Any], spec: ReadSpec,
+                timestamp_format: str, name: str, cache_dir: str | None, use_cache: bool = True
+                ) -> Interactions:
+    """:func:`read_parts` through the parse cache, keyed by the files' contents and options."""
     build = lambda: read_parts(files, fields, spec, timestamp_format, name)
     if not use_cache or cache_dir is None:
         return build()
@@ -153,6 +160,19 @@ def load_table(path: Any, columns: Mapping[str, Any], *, valid: Any = None, test
                             spec=repr(spec), timestamp_format=timestamp_format, name=name)
     root = Path(cache_dir).expanduser() / "parsed"
     return cache.cached(root / f"table-{_slug(name)}-{key}.npz", build)
+
+
+def find_file(data_dir: str | None, folder: str, names: Sequence[str], dataset: str) -> Path:
+    """The first of ``<data_dir>/<folder>/<name>`` that exists (publishers' file names)."""
+    if data_dir is None:
+        raise DataError(f"{dataset}: data_dir is not set (paths.data_dir / JAXREC_DATA_DIR); "
+                        f"put the publisher's files in <data_dir>/{folder}/")
+    root = Path(data_dir).expanduser() / folder
+    for name in names:
+        if (root / name).is_file():
+            return root / name
+    raise DataError(f"{dataset}: missing file {root / names[0]} (also looked for "
+                    f"{', '.join(names[1:]) or 'nothing else'}; nothing is downloaded)")
 
 
 def _slug(name: str) -> str:
