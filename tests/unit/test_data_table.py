@@ -208,3 +208,34 @@ def test_bad_json_line(tmp_path):
 def test_unknown_column_role(tmp_path):
     (tmp_path / "r.csv").write_text(CSV)
     assert "'weight'" in error(Path(tmp_path / "r.csv"), columns={**COLS, "weight": "w"})
+
+
+@pytest.mark.slow
+def test_cli_trains_mf_on_a_csv_with_string_ids_and_iso_times(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 40, 800), rng.integers(0, 60, 800)
+    lines = "".join(f"user-{u},item-{i},{1 + (u + i) % 5},2021-03-{1 + n % 28:02d}T12:00:00Z\n"
+                    for n, (u, i) in enumerate(zip(users, items, strict=True)))
+    (tmp_path / "mine.csv").write_text("who,what,stars,when\n" + lines)
+    import jaxrec
+
+    root = str(Path(jaxrec.__file__).resolve().parents[1])  # this checkout, not another install
+    env = {**os.environ, "JAXREC_CACHE_DIR": str(tmp_path / "cache"),
+           "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxrec.train", "data=table",
+         f"data.dataset.path={tmp_path / 'mine.csv'}", "data.dataset.columns.user=who",
+         "data.dataset.columns.item=what", "data.dataset.columns.rating=stars",
+         "data.dataset.columns.timestamp=when", "data.dataset.timestamp_format=iso",
+         "model=mf", "model.dim=8", "trainer.epochs=2", "trainer.progress=false",
+         "logger.console=false", f"paths.output_dir={run_dir}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((run_dir / "results.json").read_text())["metrics"]
+    assert np.isfinite(results["test/rmse"]) and "test/ndcg@10" in results
