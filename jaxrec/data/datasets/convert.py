@@ -29,7 +29,8 @@ def first_bad(mask: np.ndarray) -> int | None:
 
 def bad_value(path: Path, column: Any, values, row: int, locate, what: str) -> DataError:
     raw = values[row].as_py() if hasattr(values[row], "as_py") else values[row]
-    shown = "an empty value" if raw is None or str(raw).strip() == "" else repr(raw)
+    shown = "an empty value" if raw is None or str(raw).strip() == "" else repr(
+        str(raw) if isinstance(raw, float) else raw)
     return DataError(f"{path}: {locate(row)}, column {column!r}: {shown} is not {what}")
 
 
@@ -49,11 +50,11 @@ def _numbers(values: pa.ChunkedArray) -> np.ndarray:
 
 def to_ratings(values: pa.ChunkedArray, path: Path, column: Any, locate) -> np.ndarray:
     """float32 ``[E]``; an empty, non-numeric, NaN or infinite value is an error."""
-    numbers = _numbers(values)
+    numbers = values.to_numpy() if pa.types.is_floating(values.type) else _numbers(values)
     row = first_bad(~np.isfinite(numbers))
     if row is not None:
         raise bad_value(path, column, values, row, locate, "a finite number (rating)")
-    return numbers.astype(np.float32)
+    return numbers.astype(np.float32, copy=False)
 
 
 def check_timestamp_format(fmt: str) -> None:

@@ -83,16 +83,16 @@ def read_parts(files: Sequence[tuple[Path, int]], fields: dict[str, Any], spec: 
     users, items, ratings, stamps, parts = [], [], [], [], []
     for path, part in files:
         cols, locate = read_file(path, fields, spec)
-        users.append(convert.encode_ids(cols["user"], path, fields["user"], locate))
-        items.append(convert.encode_ids(cols["item"], path, fields["item"], locate))
+        # pop each column once converted: the parsed arrow buffers are freed as we go
+        users.append(convert.encode_ids(cols.pop("user"), path, fields["user"], locate))
+        items.append(convert.encode_ids(cols.pop("item"), path, fields["item"], locate))
         rows = len(users[-1][0])
-        ratings.append(convert.to_ratings(cols["rating"], path, fields["rating"], locate)
+        ratings.append(convert.to_ratings(cols.pop("rating"), path, fields["rating"], locate)
                        if "rating" in fields else np.ones(rows, np.float32))
-        stamps.append(convert.to_seconds(cols["timestamp"], timestamp_format, path,
+        stamps.append(convert.to_seconds(cols.pop("timestamp"), timestamp_format, path,
                                          fields["timestamp"], locate)
                       if "timestamp" in fields else np.zeros(rows, np.int64))
         parts.append(np.full(rows, part, np.int8))
-        del cols
     user_codes, user_ids = convert.merge_vocab(users)
     item_codes, item_ids = convert.merge_vocab(items)
     if sum(len(c) for c in user_codes) == 0:

@@ -184,19 +184,25 @@ def _read_csv(path: Path, source, fields: dict[str, Any], spec: ReadSpec) -> dic
             raise _missing(path, role, column, header)
         wanted[role] = name
     string = pa.string()
-    types = {c: (pa.dictionary(pa.int32(), string) if r in ("user", "item") else string)
-             for r, c in wanted.items()}
-    convert = pcsv.ConvertOptions(column_types=types, include_columns=list(dict.fromkeys(
-        wanted.values())), strings_can_be_null=False, quoted_strings_can_be_null=False)
-    try:
-        with source() as f:
-            table = pcsv.read_csv(f, read_options=pcsv.ReadOptions(block_size=_BLOCK, **read),
-                                  parse_options=parse, convert_options=convert)
-    except pa.ArrowInvalid as e:
-        if "invalid UTF8" in str(e):
-            raise
-        raise _csv_error(path, source, read, parse, e) from None
-    return {role: table[name] for role, name in wanted.items()}
+    typed = {"rating": pa.float32(), "timestamp": pa.int64() if spec.numeric_time else string}
+    for fast in (True, False):  # typed columns first (less memory); strings locate bad values
+        types = {c: (pa.dictionary(pa.int32(), string) if r in ("user", "item") else (
+            typed.get(r, string) if fast else string)) for r, c in wanted.items()}
+        convert = pcsv.ConvertOptions(column_types=types, include_columns=list(dict.fromkeys(
+            wanted.values())), strings_can_be_null=False, quoted_strings_can_be_null=False,
+            null_values=[] if fast else None)  # fast: an empty number is a conversion error
+        try:
+            with source() as f:
+                table = pcsv.read_csv(f, read_options=pcsv.ReadOptions(block_size=_BLOCK, **read),
+                                      parse_options=parse, convert_options=convert)
+        except pa.ArrowInvalid as e:
+            if "invalid UTF8" in str(e):
+                raise
+            if fast and "conversion error" in str(e):
+                continue
+            raise _csv_error(path, source, read, parse, e) from None
+        return {role: table[name] for role, name in wanted.items()}
+    raise AssertionError("unreachable")
 
 
 def _csv_error(path: Path, source, read: dict, parse, error: Exception) -> DataError:
