@@ -6,7 +6,12 @@ small and loading needs neither pickle nor a text parser.
 
 ``FORMAT_VERSION`` is part of every :func:`source_key` (so a new version uses new
 file names) and is written into each file; :func:`load` rejects another
-version, which :func:`cached` then rebuilds. Version 2 added user attributes.
+version, which :func:`cached` then rebuilds. Version 2 added user attributes;
+string raw ids (stored like titles) and ``parts`` are optional keys of version 2
+(a file without them loads as before).
+
+:func:`content_key` keys a cache by the files' bytes (a digest), not their path
+and mtime, so a copied or touched file still hits its cache and an edited one misses.
 """
 
 from __future__ import annotations
@@ -42,6 +47,17 @@ def source_key(paths: Iterable[str | os.PathLike], **params) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def content_key(paths: Iterable[str | os.PathLike], **params) -> str:
+    """A short hash of the source files' contents (blake2b) and parse parameters."""
+    digests = []
+    for p in paths:
+        with open(p, "rb") as f:
+            digests.append(hashlib.file_digest(f, "blake2b").hexdigest())
+    blob = json.dumps({"v": FORMAT_VERSION, "files": digests, "params": params},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def _encode_strings(strings) -> tuple[np.ndarray, np.ndarray]:
     encoded = [("" if s is None else str(s)).encode("utf-8") for s in strings]
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
@@ -62,7 +78,13 @@ def save(inter: Interactions, path: str | os.PathLike) -> None:
     arrays = {name: getattr(inter, name) for name in _COLUMNS}
     meta = {"version": FORMAT_VERSION, "name": inter.name, "feature_vocab": inter.feature_vocab,
             "has_titles": inter.item_titles is not None, "features": {},
-            "user_attributes": {}}
+            "user_attributes": {}, "string_ids": []}
+    for name in ("user_ids", "item_ids"):
+        if arrays[name].dtype == object or arrays[name].dtype.kind == "U":
+            arrays[f"{name}_blob"], arrays[f"{name}_offsets"] = _encode_strings(arrays.pop(name))
+            meta["string_ids"].append(name)
+    if inter.parts is not None:
+        arrays["parts"] = np.asarray(inter.parts, np.int8)
     if inter.user_attribute_ids is not None:
         arrays["user_attribute_ids"] = np.asarray(inter.user_attribute_ids)
     for key, value in inter.user_attributes.items():
@@ -105,7 +127,10 @@ def load(path: str | os.PathLike) -> Interactions:
         if meta.get("version", 1) != FORMAT_VERSION:  # files before version 2 have no key
             raise ValueError(f"{path}: cache format {meta.get('version', 1)}, "
                              f"expected {FORMAT_VERSION}")
-        columns = {name: z[name] for name in _COLUMNS}
+        strings = meta.get("string_ids", [])
+        columns = {name: (_decode_strings(z[f"{name}_blob"], z[f"{name}_offsets"])
+                          if name in strings else z[name]) for name in _COLUMNS}
+        parts = z["parts"] if "parts" in z else None
         titles = (_decode_strings(z["titles_blob"], z["titles_offsets"])
                   if meta["has_titles"] else None)
         features = {}
@@ -122,7 +147,7 @@ def load(path: str | os.PathLike) -> Interactions:
         user_ids = z["user_attribute_ids"] if "user_attribute_ids" in z else None
     return Interactions(**columns, item_titles=titles, item_features=features,
                         feature_vocab=meta["feature_vocab"], name=meta["name"],
-                        user_attributes=users, user_attribute_ids=user_ids)
+                        user_attributes=users, user_attribute_ids=user_ids, parts=parts)
 
 
 def cached(path: str | os.PathLike, build: Callable[[], Interactions]) -> Interactions:
