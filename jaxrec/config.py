@@ -55,7 +55,7 @@ class DataConfig:
 @dataclasses.dataclass
 class OptimConfig:
     name: str = "adam"  # adam | adamw | adagrad | sgd
-    lr: float = 1e-3
+    lr: float = 0.005
     weight_decay: float = 0.0  # decoupled (adamw) or added to the gradient (others)
     momentum: float | None = None  # sgd only
     schedule: str = "constant"  # constant | cosine | exponential | warmup_cosine
@@ -68,7 +68,7 @@ class OptimConfig:
 @dataclasses.dataclass
 class TrainerConfig:
     epochs: int = 50
-    batch_size: int = 1024
+    batch_size: int = 4096
     eval_every: int = 1  # validate every N epochs
     patience: int = 5  # validations without improvement before stopping; 0 = never stop early
     monitor: str = "auto"  # metric key, e.g. valid/ndcg@10; auto = the loss's default

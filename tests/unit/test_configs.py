@@ -201,3 +201,24 @@ def test_cli_bad_override_fails_before_running(tmp_path):
     proc = _run("train", "trainer.epochs_x=3", cwd=tmp_path)
     assert proc.returncode != 0
     assert "epochs_x" in proc.stderr and "TrainerConfig" in proc.stderr
+
+
+@pytest.mark.parametrize(("group", "option", "schema"), [
+    ("trainer", "default", "TrainerConfig"), ("eval", "default", "EvalConfig"),
+    ("logger", "default", "LoggerConfig"), ("optim", "adam", "OptimConfig"),
+    ("paths", "default", "PathsConfig")])
+def test_schema_defaults_equal_the_default_yaml(group, option, schema):
+    """One home for defaults: a typed section's dataclass default is the value its default
+    yaml (the option configs/train.yaml picks) sets; interpolations are skipped."""
+    import dataclasses
+
+    from jaxrec import config
+
+    cls = getattr(config, schema)
+    defaults = {f.name: (f.default if f.default is not dataclasses.MISSING
+                         else f.default_factory()) for f in dataclasses.fields(cls)}
+    node = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / group / f"{option}.yaml"),
+                                  resolve=False)
+    literal = {k: v for k, v in node.items() if not (isinstance(v, str) and "${" in v)}
+    assert set(node) <= set(defaults)
+    assert {k: defaults[k] for k in literal} == literal
