@@ -74,7 +74,11 @@ class TrainerConfig:
     monitor: str = "auto"  # metric key, e.g. valid/ndcg@10; auto = the loss's default
     mode: str = "auto"  # min | max | auto (from the metric name)
     progress: bool = True  # progress bar (quiet when stderr is not a terminal)
-    save_checkpoint: bool = True
+    save_checkpoint: bool = True  # the best parameters, checkpoints/best
+    resume: str = "auto"  # auto: continue from checkpoints/state if the run dir has one | never
+    checkpoint_every: int = 1  # save the whole training state every N epochs (0: on signals only)
+    checkpoint_seconds: float = 60.0  # ... but not sooner than this after the last save
+    keep_checkpoints: int = 2  # complete state checkpoints kept
     negatives: str = "auto"  # pool sampled negatives come from: train_items (items with
     #   training interactions: held-out cold items are never negatives) | all_items | auto
     #   (train_items on a cold_item split, else all_items)
@@ -181,5 +185,10 @@ def validate_trainer(trainer: TrainerConfig) -> None:
     if trainer.patience < 0:
         raise ValueError(f"trainer.patience: must be >= 0 (0 = never stop early), got "
                          f"{trainer.patience}")
+    if trainer.resume not in ("auto", "never"):
+        raise ValueError(f"trainer.resume: expected auto or never, got {trainer.resume!r}")
+    for name, low in (("checkpoint_every", 0), ("checkpoint_seconds", 0), ("keep_checkpoints", 1)):
+        if getattr(trainer, name) < low:
+            raise ValueError(f"trainer.{name}: must be >= {low}, got {getattr(trainer, name)}")
     if trainer.mode not in ("auto", "min", "max"):
         raise ValueError(f"trainer.mode: expected min, max or auto, got {trainer.mode!r}")

@@ -14,6 +14,7 @@ run folder is the same as a single run's:
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -26,28 +27,75 @@ from jaxrec.training.step import init_state
 
 def write_config(cfg: DictConfig) -> None:
     """The resolved config, first thing in the run folder (atomically)."""
-    from pathlib import Path
-
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(resolved))
 
 
-def open_writer(run: Run):
-    """The run's writers (console, ``metrics.jsonl``, W&B) as one ``MultiWriter``."""
+def open_writer(run: Run, position: dict[str, Any] | None = None):
+    """The run's writers (console, ``metrics.jsonl``, W&B) as one ``MultiWriter``;
+    ``position`` (from a checkpoint) continues a resumed run's file and W&B run."""
     from jaxrec.logging import ConsoleWriter, JsonlWriter, MultiWriter, WandbWriter
 
-    log, writers = run.log_cfg, []
+    log, writers, position = run.log_cfg, [], position or {}
     if log.console:
         writers.append(ConsoleWriter(keys=("train/loss", run.monitor)))
     if log.jsonl:
-        writers.append(JsonlWriter(run.run_dir / "metrics.jsonl"))
+        writers.append(JsonlWriter(run.run_dir / "metrics.jsonl",
+                                   offset=position.get("jsonl_offset")))
     if log.wandb:
         writers.append(WandbWriter(project=log.project, entity=log.entity, group=log.group,
                                    tags=log.tags, mode=log.mode, name=run.name,
-                                   config=run.resolved, run_dir=run.run_dir))
+                                   config=run.resolved, run_dir=run.run_dir,
+                                   run_id=position.get("wandb_id")))
     return MultiWriter(writers)
+
+
+def checkpoints(run: Run, *, fresh: bool = False):
+    """The run's periodic state checkpoints (``checkpoints/state``); with ``fresh`` (or
+    ``trainer.resume=never``) any earlier ones are removed first."""
+    import shutil
+
+    from jaxrec.training.resume import MemberCheckpoints
+
+    directory = run.run_dir / "checkpoints" / "state"
+    if fresh or run.trainer.resume == "never":
+        shutil.rmtree(directory, ignore_errors=True)
+    t = run.trainer
+    return MemberCheckpoints(directory, every=t.checkpoint_every, seconds=t.checkpoint_seconds,
+                             keep=t.keep_checkpoints, config=run.resolved)
+
+
+def member(run: Run, state, *, hparams=None, resume_epoch: int | str | None = "latest"
+           ) -> Member:
+    """A fit member for ``run``: its checkpoints, what it resumes from, and its writers.
+
+    ``resume_epoch``: ``"latest"`` (the newest checkpoint, if any, when
+    ``trainer.resume=auto``), an epoch (members of a group resume from a common one) or
+    None (start afresh, removing earlier checkpoints).
+    """
+    ckpt = checkpoints(run, fresh=resume_epoch is None)
+    resume = None
+    if run.trainer.resume == "auto" and resume_epoch is not None and ckpt.steps():
+        resume = ckpt.load(state, None if resume_epoch == "latest" else resume_epoch)
+    writer = open_writer(run, resume.writer if resume else None)
+    return Member(state, seed=run.seed, hparams=dict(hparams or {}), writer=writer,
+                  checkpoints=ckpt, resume=resume)
+
+
+def write_status(run_dir, status: str) -> None:
+    """``status`` in the run folder: running, finished, failed, diverged or preempted."""
+    atomic_write_text(Path(run_dir) / "status", status + "\n")
+
+
+def status_of(error: BaseException | None) -> str:
+    from jaxrec.training.loop import TrainingDiverged
+    from jaxrec.training.resume import Preempted
+
+    if error is None:
+        return "finished"
+    return {Preempted: "preempted", TrainingDiverged: "diverged"}.get(type(error), "failed")
 
 
 def program(run: Run, graphdef) -> Program:
@@ -100,19 +148,43 @@ def finish(run: Run, result: FitResult, writer, *, total_seconds: float,
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train and evaluate one configuration; returns the contents of ``results.json``."""
+    """Train and evaluate one configuration; returns the contents of ``results.json``.
+
+    Continues from the run folder's latest state checkpoint when there is one
+    (``trainer.resume=auto``). SIGTERM / SIGINT stop it after the current epoch with a
+    checkpoint (:class:`~jaxrec.training.resume.Preempted`).
+    """
+    from jaxrec.training.resume import Preempted
+    from jaxrec.training.signals import stop_on_signals
+
     t_start = time.perf_counter()
     write_config(cfg)
-    run = assemble(cfg)
-    writer = open_writer(run)
+    run_dir = Path(cfg.paths.output_dir)
+    write_status(run_dir, "running")
+    error = None
     try:
+        run = assemble(cfg)
         graphdef, state = init_state(run.model, run.tx)
-        [result] = fit(program(run, graphdef), [Member(state, seed=run.seed, writer=writer)])
-        if isinstance(result, Exception):
-            raise result
-        return finish(run, result, writer, total_seconds=time.perf_counter() - t_start)
+        mem = member(run, state)
+        try:
+            with stop_on_signals() as stop:
+                try:
+                    [result] = fit(program(run, graphdef), [mem], stop_requested=stop)
+                except Preempted as err:
+                    err.signum = stop.signum
+                    raise
+            if isinstance(result, Exception):
+                raise result
+            return finish(run, result, mem.writer,
+                          total_seconds=time.perf_counter() - t_start)
+        finally:
+            mem.checkpoints.close()
+            mem.writer.close()
+    except BaseException as err:
+        error = err
+        raise
     finally:
-        writer.close()
+        write_status(run_dir, status_of(error))
 
 
 def fit_model(model, loss, dataset, *, trainer, tx=None, eval_cfg=None, evaluators=None,

@@ -28,9 +28,14 @@ def main(cfg: DictConfig) -> float | None:
     from jaxrec.logging.writers import WandbLoginError
     from jaxrec.runner import train
     from jaxrec.training.loop import TrainingDiverged
+    from jaxrec.training.resume import Preempted
+    from jaxrec.training.signals import EXIT_CODES
 
     try:
         results = train(cfg)
+    except Preempted as err:  # a checkpoint was written: the same command resumes
+        print(f"stopped: {err}", file=sys.stderr)
+        sys.exit(EXIT_CODES.get(getattr(err, "signum", None), 75))
     except (TrainingDiverged, DataError, WandbLoginError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)

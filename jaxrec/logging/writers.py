@@ -45,17 +45,34 @@ class ConsoleWriter:
         tqdm.write("final  " + "  ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()),
                    file=sys.stderr)
 
+    def position(self) -> dict[str, Any]:
+        return {}
+
     def close(self) -> None:
         pass
 
 
 class JsonlWriter:
-    """Appends ``{"step": ..., key: value}`` lines to ``metrics.jsonl``, flushed per line."""
+    """Writes ``{"step": ..., key: value}`` lines to ``metrics.jsonl``, flushed per line.
 
-    def __init__(self, path: str | os.PathLike):
+    A new run starts the file afresh (a re-run into a used folder never mixes old
+    lines in); a resumed run passes ``offset``, the file's length at the checkpoint,
+    and continues from there, so every epoch is logged once.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, offset: int | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a")
+        if offset is None or not self.path.exists():
+            self._file = open(self.path, "w")
+        else:
+            self._file = open(self.path, "r+")
+            self._file.truncate(offset)
+            self._file.seek(offset)
+
+    def position(self) -> dict[str, Any]:
+        self._file.flush()
+        return {"jsonl_offset": self._file.tell()}
 
     def write(self, step: int, metrics: Mapping[str, Any]) -> None:
         record = {"step": step, **{k: _jsonable(v) for k, v in metrics.items()}}
@@ -95,7 +112,7 @@ class WandbWriter:
 
     def __init__(self, *, project: str, config: Mapping[str, Any], run_dir: str | os.PathLike,
                  name: str | None = None, entity: str | None = None, group: str | None = None,
-                 tags: list[str] | None = None, mode: str = "offline"):
+                 tags: list[str] | None = None, mode: str = "offline", run_id: str | None = None):
         mode = resolve_wandb_mode(mode)
         import wandb
 
@@ -104,6 +121,7 @@ class WandbWriter:
         self.run = wandb.init(
             project=project, entity=entity, group=group, tags=list(tags or []), name=name,
             config=dict(config), dir=wandb_dir, mode=mode, reinit="create_new",
+            id=run_id, resume="allow" if run_id else None,
             settings=wandb.Settings(init_timeout=30, silent=True, console="off",
                                     x_disable_stats=True),
         )
@@ -112,6 +130,10 @@ class WandbWriter:
 
     def write(self, step: int, metrics: Mapping[str, Any]) -> None:
         self.run.log({"epoch": step, **metrics})
+
+    def position(self) -> dict[str, Any]:
+        """The run id: a resumed training run continues this W&B run."""
+        return {"wandb_id": self.run.id}
 
     def summary(self, metrics: Mapping[str, Any]) -> None:
         self.run.summary.update(dict(metrics))
@@ -181,6 +203,13 @@ def _has_credentials() -> bool:
 class MultiWriter:
     def __init__(self, writers):
         self.writers = list(writers)
+
+    def position(self) -> dict[str, Any]:
+        """Where each writer is (metrics.jsonl offset, W&B run id), for a checkpoint."""
+        out: dict[str, Any] = {}
+        for w in self.writers:
+            out.update(w.position())
+        return out
 
     def write(self, step: int, metrics: Mapping[str, Any]) -> None:
         for w in self.writers:

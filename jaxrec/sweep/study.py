@@ -163,10 +163,23 @@ class Study:
         return todo, done
 
     def start(self, trial: Trial) -> None:
-        """Clear what an interrupted attempt left and record the trial as running."""
+        """Clear what an interrupted attempt left, but its training-state checkpoints (the
+        trial resumes from them), and record the trial as running."""
+        keep = trial.dir / "checkpoints" / "state"
+        resumable = keep.is_dir()  # its metrics.jsonl is continued from the checkpoint too
         if trial.dir.exists():
-            shutil.rmtree(trial.dir)
-        trial.dir.mkdir(parents=True)
+            for path in trial.dir.iterdir():
+                if resumable and path.name in ("metrics.jsonl", "wandb"):
+                    continue
+                if path.name == "checkpoints":
+                    for sub in path.iterdir():
+                        if sub != keep:
+                            shutil.rmtree(sub) if sub.is_dir() else sub.unlink()
+                elif path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+        trial.dir.mkdir(parents=True, exist_ok=True)
         self.write_record(trial, status="running")
 
     def write_record(self, trial: Trial, *, status: str, results: dict | None = None,

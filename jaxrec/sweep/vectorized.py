@@ -142,8 +142,9 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
         are fitted in closed form.
     """
     from jaxrec.assembly import assemble
-    from jaxrec.runner import finish, open_writer, program, write_config
-    from jaxrec.training.loop import Member, fit
+    from jaxrec.runner import checkpoints, finish, member, program, write_config
+    from jaxrec.training.loop import fit
+    from jaxrec.training.signals import stop_on_signals
     from jaxrec.training.step import init_state
 
     t_start = time.perf_counter()
@@ -169,9 +170,10 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
             raise NotVectorizable("members have different optimiser state structures")
         states.append(state)
         run.model = None  # the state holds the parameters now
-    writers = [open_writer(run) for run in runs]
-    members = [Member(state, seed=run.seed, hparams={"l2": float(run.loss.l2)}, writer=w)
-               for run, state, w in zip(runs, states, writers, strict=True)]
+    common = _common_epoch([checkpoints(run) for run in runs])
+    members = [member(run, state, hparams={"l2": float(run.loss.l2)}, resume_epoch=common)
+               for run, state in zip(runs, states, strict=True)]
+    writers = [m.writer for m in members]
     del states
     n_lanes = K if lanes is None else max(1, min(lanes, K))
     outputs: list[dict | Exception | None] = [None] * K
@@ -188,14 +190,29 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
             except Exception as err:  # one member's failure does not lose the others
                 outcome = err
         outputs[k] = outcome
+        members[k].checkpoints.close()
         writers[k].close(failed=isinstance(outcome, Exception))
         if on_done is not None:
             on_done(k, outcome)
 
     try:
-        fit(program(first, graphdef), members, lanes=n_lanes, on_done=done)
+        with stop_on_signals() as stop:
+            fit(program(first, graphdef), members, lanes=n_lanes, on_done=done,
+                stop_requested=stop)
     finally:
-        for k, writer in enumerate(writers):  # the group failed as a whole
+        for k, writer in enumerate(writers):  # the group failed as a whole (or was stopped)
             if outputs[k] is None:
+                members[k].checkpoints.close()
                 writer.close(failed=True)
     return outputs  # type: ignore[return-value]
+
+
+def _common_epoch(stores) -> int | None:
+    """The newest epoch every member of a group has a checkpoint of (None: start afresh)."""
+    try:
+        steps = [set(s.steps()) for s in stores]
+    finally:
+        for s in stores:
+            s.close()
+    common = set.intersection(*steps) if steps else set()
+    return max(common) if common else None

@@ -40,6 +40,12 @@ class Chunk:
         state = (self.state.params, self.state.rest)
         return jax.tree.map(jnp.copy, state) if copy else state
 
+    def member_train_state(self, pos: int):
+        """The whole `TrainState` of the member at ``pos`` (a copy for a stacked chunk)."""
+        if self.stacked:
+            return jax.tree.map(lambda x: x[pos], self.state)
+        return self.state
+
     def args(self, data, trackers, epoch: int, shared_order: bool) -> tuple:
         ts = [trackers[k] for k in self.indices]
         if not self.stacked:

@@ -27,11 +27,11 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxrec.metrics.scoring import evaluate
 from jaxrec.training.chunks import Chunk, compile_programs, make_chunks
+from jaxrec.training.resume import Preempted
 from jaxrec.training.step import epoch_order
 
 
@@ -63,6 +63,8 @@ class Member:
     seed: int
     hparams: dict[str, float] = dataclasses.field(default_factory=dict)
     writer: Any = None
+    checkpoints: Any = None  # jaxrec.training.resume.MemberCheckpoints: periodic saves
+    resume: Any = None  # jaxrec.training.resume.Resume: continue after resume.epoch
 
 
 @dataclasses.dataclass
@@ -107,9 +109,26 @@ class Tracker:
     def fail(self, error: Exception) -> None:
         self.active, self.error = False, error
 
+    RECORD = ("best_score", "best_epoch", "bad_evals", "stop_reason", "epochs_run", "active",
+              "eval_times")
+
+    def record(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the tracker (the best state is saved as arrays)."""
+        return {**{k: getattr(self, k) for k in self.RECORD},
+                "error": None if self.error is None else str(self.error),
+                "rng": self.rng.bit_generator.state}
+
+    def restore(self, record: dict[str, Any], best_state) -> None:
+        for k in self.RECORD:
+            setattr(self, k, record[k])
+        if record["error"] is not None:
+            self.error = TrainingDiverged(record["error"])
+        self.rng.bit_generator.state = record["rng"]
+        self.best_state = best_state
+
 
 def fit(program: Program, members: list[Member], *, lanes: int | None = None,
-        on_done=None) -> list[FitResult | Exception]:
+        on_done=None, stop_requested=None) -> list[FitResult | Exception]:
     """Train ``members`` together; one :class:`FitResult` (or the exception it ended with) each.
 
     Args:
@@ -118,11 +137,17 @@ def fit(program: Program, members: list[Member], *, lanes: int | None = None,
       lanes: members stepped side by side by ``jax.vmap`` (None: all of them); with
         fewer lanes the members are split into chunks that share compiled programs.
       on_done: ``on_done(index, result_or_exception)``, called as each member finishes.
+      stop_requested: ``() -> bool``, polled after each epoch (a signal handler's flag):
+        when true, every member's checkpoint is written and :class:`Preempted` raised.
+
+    Members with ``checkpoints`` are saved after every epoch their policy makes due;
+    members with ``resume`` (all from the same epoch) continue after it.
     """
     trainer, data = program.trainer, program.data
     K = len(members)
     trackers = [Tracker(m.seed, higher_is_better=program.higher_is_better,
                         patience=trainer.patience) for m in members]
+    start = _restore(members, trackers)
     shared_order = len({m.seed for m in members}) == 1
     chunks = make_chunks(members, lanes=K if lanes is None else lanes)
     has_valid = bool(program.valid_evals)
@@ -144,7 +169,7 @@ def fit(program: Program, members: list[Member], *, lanes: int | None = None,
 
     bar = _progress(trainer, K)
     pending: list[tuple[int, list[tuple[Chunk, jax.Array]]]] = []
-    train_seconds, epochs_run = 0.0, 0
+    train_seconds, epochs_done = 0.0, 0
 
     def flush(keep: int) -> dict[int, float]:
         """Fetch the queued losses but the newest ``keep`` epochs'; write all but the newest
@@ -169,11 +194,11 @@ def fit(program: Program, members: list[Member], *, lanes: int | None = None,
                         newest[k] = v
         return newest
 
-    for epoch in range(1, trainer.epochs + 1):
+    for epoch in range(start, trainer.epochs + 1):
         if not any(t.active for t in trackers):
             break
         t = time.perf_counter()
-        if epoch > 1:
+        if epoch > start:
             draw_orders()
         launched = []
         for chunk in chunks:
@@ -183,9 +208,13 @@ def fit(program: Program, members: list[Member], *, lanes: int | None = None,
                         trackers[k].epochs_run = epoch
                 launched.append((chunk, chunk.step(program, trackers, epoch, shared_order)))
         pending.append((epoch, launched))
-        epochs_run = epoch
+        epochs_done += 1
         bar.update(1)
-        if not (epoch % trainer.eval_every == 0 or epoch == trainer.epochs):
+        validate = epoch % trainer.eval_every == 0 or epoch == trainer.epochs
+        stopping = stop_requested is not None and stop_requested()
+        save = stopping or (epoch < trainer.epochs and any(
+            m.checkpoints is not None and m.checkpoints.due(epoch) for m in members))
+        if not (validate or save):
             flush(keep=1)
             train_seconds += time.perf_counter() - t
             continue
@@ -196,6 +225,9 @@ def fit(program: Program, members: list[Member], *, lanes: int | None = None,
             if k not in losses:
                 continue
             record = {"train/loss": losses[k]}
+            if not validate:
+                members[k].writer.write(epoch, record)
+                continue
             if not has_valid:
                 members[k].writer.write(epoch, record)
                 t_k.best_epoch = epoch
@@ -210,6 +242,12 @@ def fit(program: Program, members: list[Member], *, lanes: int | None = None,
                                 refresh=False)
             t_k.observe(epoch, metrics[program.monitor],
                         lambda c=chunk, p=pos: c.member_state(p, copy=True))
+        if save:
+            _save(members, trackers, chunks, epoch)
+        if stopping:
+            bar.close()
+            raise Preempted(f"stopped by a signal after epoch {epoch}; the checkpoint is saved: "
+                            "run the same command again to resume")
     flush(keep=0)
     bar.close()
 
@@ -220,7 +258,7 @@ def fit(program: Program, members: list[Member], *, lanes: int | None = None,
         else:
             try:
                 outputs.append(_finish(program, chunks, k, t_k, compile_seconds,
-                                       train_seconds / max(epochs_run, 1)))
+                                       train_seconds / max(epochs_done, 1)))
             except Exception as err:  # one member's failure does not lose the others
                 outputs.append(err)
         if on_done is not None:
@@ -248,6 +286,30 @@ def _finish(program: Program, chunks, k: int, tracker: Tracker, compile_seconds:
                      state=best, graphdef=program.graphdef)
 
 
+def _restore(members: list[Member], trackers: list[Tracker]) -> int:
+    """Apply the members' ``resume`` (all or none, from one epoch); the first epoch to run."""
+    resumes = [m.resume for m in members]
+    if all(r is None for r in resumes):
+        return 1
+    if any(r is None for r in resumes) or len({r.epoch for r in resumes}) > 1:
+        raise ValueError("trainer.resume: members must resume from one epoch, got "
+                         f"{[None if r is None else r.epoch for r in resumes]}")
+    for m, t, r in zip(members, trackers, resumes, strict=True):
+        m.state = r.state
+        t.restore(r.tracker, r.best_state)
+    return resumes[0].epoch + 1
+
+
+def _save(members: list[Member], trackers: list[Tracker], chunks, epoch: int) -> None:
+    """Write every checkpointing member's state, best state, tracker and writer position."""
+    for k, (m, t) in enumerate(zip(members, trackers, strict=True)):
+        if m.checkpoints is None:
+            continue
+        chunk, pos = _locate(chunks, k)
+        m.checkpoints.save(epoch, chunk.member_train_state(pos), t.best_state, t.record(),
+                           m.writer.position())
+
+
 def _locate(chunks, k: int) -> tuple[Chunk, int]:
     for chunk in chunks:
         if k in chunk.indices:
@@ -261,8 +323,3 @@ def _progress(trainer, members: int):
     return tqdm(total=trainer.epochs, desc="train" if members == 1 else f"train x{members}",
                 unit="epoch", leave=False,
                 disable=not (trainer.progress and sys.stderr.isatty()))
-
-
-def stack(trees):
-    """Stack K pytrees on a new leading axis."""
-    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)

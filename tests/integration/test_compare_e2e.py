@@ -38,8 +38,8 @@ def test_sampled_protocol_run_saves_and_reuses_negatives(tmp_path):
               "loss=bpr", "trainer.epochs=2", "eval=sampled", "eval.num_negatives=20"]
     a = run_train([*common, "trainer.save_checkpoint=true"], tmp_path / "a")
     assert a["protocol"] == "sampled" and "negatives" in a["protocol_details"]
-    out = subprocess.run([*JAXREC, "evaluate", str(tmp_path / "a")], capture_output=True,
-                         text=True, check=True).stdout  # the saved negatives, not new ones
+    out = subprocess.run([*JAXREC, "evaluate", str(tmp_path / "a"), "split=test"],
+                         capture_output=True, text=True, check=True).stdout  # saved negatives
     assert json.loads(out) == pytest.approx({k: v for k, v in a["metrics"].items()
                                              if k.startswith("test/")}, rel=1e-6)
     negs = pd.read_parquet(tmp_path / "a" / "negatives_test.parquet")

@@ -24,10 +24,11 @@ def test_multvae_beats_popularity(data_dir, tmp_path):
 
 
 def test_sasrec_beats_popularity_on_leave_last(data_dir, tmp_path):
-    # 40 epochs: hit@10 0.053 / 0.056 with seeds 0 / 1 (25 epochs: 0.041-0.051, too close)
-    res = run_train(["experiment=sasrec_ml-latest-small", "trainer.epochs=40",
-                     "trainer.eval_every=40", "model.max_len=50", "optim.lr=0.005",
-                     *COMMON], tmp_path)
+    # 60 epochs: hit@10 / ndcg@10 0.051 / 0.023 (seed 0, 2-core AMD EPYC); 40 epochs gave
+    # 0.046 / 0.019 here, no better than popularity: too close to call
+    res = run_train(["experiment=sasrec_ml-latest-small", "trainer.epochs=60",
+                     "trainer.eval_every=20", "trainer.patience=0", "model.max_len=50",
+                     "optim.lr=0.005", *COMMON], tmp_path)
     m = res["metrics"]
     assert res["data"]["test"] == 610  # leave-last: one test row per user
     assert m["test/hit@10"] > 0.045 and m["test/ndcg@10"] > 0.02, m  # popularity: 0.041 / 0.019
