@@ -41,7 +41,7 @@ def _compose_data(name: str, overrides: list[str]):
         raise SystemExit(f"error: {' '.join(str(err).split())}{cause}") from None
 
 
-DATA_USAGE = """usage:
+DATA_USAGE = """
   jaxrec data list                                  the registry's dataset cards
   jaxrec data download DATASET [overrides]          fetch (MovieLens) or parse a dataset config
   jaxrec data info DATASET|PATH [--columns user=COL,item=COL,...] [overrides]
@@ -95,7 +95,7 @@ def _data_source(target: str, columns: str | None) -> tuple[str, list[str]]:
 
 def cmd_data(argv: list[str]) -> None:
     if not argv or argv[0] in ("-h", "--help"):
-        print(DATA_USAGE)
+        print(f"usage:{DATA_USAGE}")
         return
     action, rest = argv[0], argv[1:]
     if action == "list":
@@ -116,7 +116,7 @@ def cmd_data(argv: list[str]) -> None:
         parser.add_argument("--format", required=True, choices=FORMATS)
         parser.add_argument("--out", required=True, help="folder to write")
         parser.add_argument("--name", help="RecBole file prefix (default: the dataset name)")
-    args = parser.parse_args(rest)
+    args = parser.parse_intermixed_args(rest)
     if action == "export":
         _export(args)
         return

@@ -104,3 +104,24 @@ def test_round_trip_trains_to_the_same_metrics(tmp_path, fmt, model):
     assert {k: again["data"][k] for k in ("users", "items", "train", "valid", "test")} == {
         k: first["data"][k] for k in ("users", "items", "train", "valid", "test")}
     assert _metrics(again) == _metrics(first)
+
+
+def test_cli_data_list_info_and_export_of_a_data_config(tmp_path, capsys):
+    cli(["data", "list"])
+    assert "licence" in capsys.readouterr().out
+    out = tmp_path / "rb"
+    cli(["data", "export", "synthetic", "--format", "recbole", "--out", str(out),
+         "--name", "syn", "seed=3", "data.split.valid=0.0"])
+    assert "syn.train.inter, syn.test.inter" in capsys.readouterr().out
+    cli(["data", "info", str(out)])  # a folder of .inter files: data=recbole
+    shown = capsys.readouterr().out
+    assert "shipped split train 4,800, valid 0, test 1,200" in shown
+    assert "item universe union of train/valid/test files" in shown
+    export_split(string_dataset(), "csv", tmp_path / "csv")
+    cli(["data", "info", str(tmp_path / "csv" / "test.csv"), "--columns",
+         "user=user,item=item,rating=rating", f"paths.cache_dir={tmp_path / 'cache'}"])
+    assert "ratings       mean" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="missing column 'user_id'.*the file has: user, item"):
+        cli(["data", "info", str(tmp_path / "csv" / "test.csv")])
+    with pytest.raises(SystemExit, match="neither a data config"):
+        cli(["data", "info", "no-such-thing"])
