@@ -66,8 +66,9 @@ def _data_source(target: str, columns: str | None) -> tuple[str, list[str]]:
                              "overrides with a data config")
         return target, []
     if not path.exists():
-        raise SystemExit(f"error: {target!r} is neither a data config (jaxrec data list, "
-                         "configs/data) nor an existing file or folder")
+        if "/" not in target and not path.suffix:  # a config name: compose lists the choices
+            return target, []
+        raise SystemExit(f"error: no such file or folder {target!r} (nor a data config)")
     if path.is_dir() and (path / "train.txt").is_file():
         return "adjacency", [f"data.dataset.dir={path.resolve()}"]
     inters = sorted(path.glob("*.inter")) if path.is_dir() else (

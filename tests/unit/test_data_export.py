@@ -123,5 +123,7 @@ def test_cli_data_list_info_and_export_of_a_data_config(tmp_path, capsys):
     assert "ratings       mean" in capsys.readouterr().out
     with pytest.raises(SystemExit, match="missing column 'user_id'.*the file has: user, item"):
         cli(["data", "info", str(tmp_path / "csv" / "test.csv")])
-    with pytest.raises(SystemExit, match="neither a data config"):
+    with pytest.raises(SystemExit, match="unknown dataset 'no-such-thing'; choose from"):
         cli(["data", "info", "no-such-thing"])
+    with pytest.raises(SystemExit, match="no such file or folder 'nope/r.csv'"):
+        cli(["data", "info", "nope/r.csv"])
