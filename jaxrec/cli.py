@@ -3,7 +3,10 @@
     jaxrec train [hydra overrides]                  train and evaluate (Hydra CLI)
     jaxrec evaluate RUN_DIR [split=all|test|valid]  re-evaluate a saved best checkpoint
     jaxrec recommend RUN_DIR --user ID [-k 10]      top-k unseen items for a user
-    jaxrec data download|info DATASET               fetch or summarise a dataset config
+    jaxrec data list                                the dataset registry's cards
+    jaxrec data download|info DATASET|PATH          fetch or summarise a data config or a file
+    jaxrec data export RUN_DIR|DATASET --format csv|recbole|adjacency --out DIR
+                                                    write the exact split a run trained on
     jaxrec compare RUN_OR_STUDY_DIR... [-m ndcg@10] paired significance tests between runs
     jaxrec sweep SPEC.yaml [overrides]              run a sweep study (grid, random, bayes)
     jaxrec sweep report STUDY_DIR                   rank a study's trials, save plots
@@ -38,22 +41,123 @@ def _compose_data(name: str, overrides: list[str]):
         raise SystemExit(f"error: {' '.join(str(err).split())}{cause}") from None
 
 
+DATA_USAGE = """
+  jaxrec data list                                  the registry's dataset cards
+  jaxrec data download DATASET [overrides]          fetch (MovieLens) or parse a dataset config
+  jaxrec data info DATASET|PATH [--columns user=COL,item=COL,...] [overrides]
+  jaxrec data export RUN_DIR|DATASET --format csv|recbole|adjacency --out DIR [overrides]
+
+DATASET is a config in configs/data (ml-latest-small, table, ...). PATH is a file or a
+folder: *.inter (or a folder of them) reads as data=recbole, a folder with train.txt as
+data=adjacency, any other file as data=table (format from the extension; .tsv is
+tab-separated) with --columns naming its id columns (default user_id, item_id)."""
+
+
+def _data_source(target: str, columns: str | None) -> tuple[str, list[str]]:
+    """``(data config name, overrides)`` for a config name, a file or a folder."""
+    from pathlib import Path
+
+    from jaxrec.paths import CONFIG_DIR
+
+    path = Path(target).expanduser()
+    if (CONFIG_DIR / "data" / f"{target}.yaml").is_file() and "/" not in target:
+        if columns:
+            raise SystemExit("error: --columns is for a file; use data.dataset.columns.user=... "
+                             "overrides with a data config")
+        return target, []
+    if not path.exists():
+        if "/" not in target and not path.suffix:  # a config name: compose lists the choices
+            return target, []
+        raise SystemExit(f"error: no such file or folder {target!r} (nor a data config)")
+    if path.is_dir() and (path / "train.txt").is_file():
+        return "adjacency", [f"data.dataset.dir={path.resolve()}"]
+    inters = sorted(path.glob("*.inter")) if path.is_dir() else (
+        [path] if path.name.endswith(".inter") else [])
+    if inters:
+        name = inters[0].name.removesuffix(".inter")
+        for part in (".train", ".valid", ".test"):
+            name = name.removesuffix(part)
+        return "recbole", [f"data.dataset.dir={inters[0].parent.resolve()}",
+                           f"data.dataset.name={name}"]
+    if path.is_dir():
+        raise SystemExit(f"error: folder {target} has neither train.txt (adjacency) nor "
+                         "*.inter files (RecBole); give a file for data=table")
+    overrides = [f"data.dataset.path={path.resolve()}"]
+    if any(s.lower() in (".tsv", ".tab") for s in path.suffixes):
+        overrides.append("data.dataset.sep=tab")
+    for pair in (columns or "").split(","):
+        role, eq, column = pair.partition("=")
+        if pair and not (eq and column):
+            raise SystemExit(f"error: --columns expects role=column pairs, got {pair!r}")
+        if pair:
+            overrides.append(f"data.dataset.columns.{role.strip()}={column.strip()}")
+    return "table", overrides
+
+
 def cmd_data(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="jaxrec data")
-    parser.add_argument("action", choices=["download", "info"])
-    parser.add_argument("dataset", help="a config in configs/data, e.g. ml-latest-small")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. paths.cache_dir=/tmp")
-    args = parser.parse_args(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(f"usage:{DATA_USAGE}")
+        return
+    action, rest = argv[0], argv[1:]
+    if action == "list":
+        from jaxrec.data.registry import format_cards
+
+        print(format_cards())
+        return
+    if action not in ("download", "info", "export"):
+        raise SystemExit(f"error: unknown data command {action!r}\n{DATA_USAGE}")
+    parser = argparse.ArgumentParser(prog=f"jaxrec data {action}", usage=DATA_USAGE)
+    parser.add_argument("dataset")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. seed=1")
+    if action == "info":
+        parser.add_argument("--columns", help="for a file: user=COL,item=COL[,rating=COL,...]")
+    if action == "export":
+        from jaxrec.data.export import FORMATS
+
+        parser.add_argument("--format", required=True, choices=FORMATS)
+        parser.add_argument("--out", required=True, help="folder to write")
+        parser.add_argument("--name", help="RecBole file prefix (default: the dataset name)")
+    args = parser.parse_intermixed_args(rest)
+    if action == "export":
+        _export(args)
+        return
     from jaxrec.data import load_dataset
     from jaxrec.data.summary import summarize
 
-    cfg = _compose_data(args.dataset, args.overrides)
+    name, extra = _data_source(args.dataset, getattr(args, "columns", None))
+    cfg = _compose_data(name, [*extra, *args.overrides])
     interactions = load_dataset(cfg.data)
-    if args.action == "download":
+    if action == "download":
         print(f"{args.dataset}: {len(interactions)} interactions ready "
               f"(cache: {cfg.paths.cache_dir})")
     else:
         print(summarize(interactions))
+
+
+def _export(args) -> None:
+    """``jaxrec data export``: rebuild the split from a run's config.yaml or a data config."""
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    from jaxrec.data.export import export_split
+    from jaxrec.data.pipeline import build_dataset
+
+    run_config = Path(args.dataset).expanduser() / "config.yaml"
+    if run_config.is_file():
+        if args.overrides:
+            raise SystemExit("error: a run dir exports the split it trained on; overrides "
+                             "are for a data config")
+        data_cfg = OmegaConf.load(run_config).data
+    else:
+        name, extra = _data_source(args.dataset, None)
+        data_cfg = _compose_data(name, [*extra, *args.overrides]).data
+    written = export_split(build_dataset(data_cfg), args.format, args.out, name=args.name,
+                           source=args.dataset)
+    manifest = json.loads(written[-1].read_text())
+    print(f"wrote {', '.join(p.name for p in written)} to {Path(args.out).expanduser()} "
+          f"({', '.join(f'{k} {v:,}' for k, v in manifest['rows'].items())} rows)")
+    print("train on it: jaxrec train " + " ".join(manifest["reload"]) + " model=... loss=...")
 
 
 def cmd_evaluate(argv: list[str]) -> None:

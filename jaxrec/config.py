@@ -93,6 +93,8 @@ class EvalConfig:
     user_block: int = 256  # users scored at once in full ranking (bounds memory)
     rating_batch: int = 65536  # pairs predicted at once for rmse / mae
     protocol: str = "full_ranking"  # full_ranking | sampled (fixed negatives) | strong (fold-in)
+    mask: str = "train_valid"  # items masked out of the test ranking: train_valid (the user's
+    #   train and valid items) | train (train only, as LightGCN-style papers' code does)
     num_negatives: int = 99  # sampled: fixed negatives per evaluated user (NCF: 99)
     negatives_file: str | None = None  # sampled: test negatives from an NCF test.negative file
     #   or a run's negatives_test.parquet; null = drawn once from the seed and saved with the run

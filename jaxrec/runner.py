@@ -120,7 +120,8 @@ def results_dict(run: Run, result: FitResult, *, total_seconds: float) -> dict[s
         "total_seconds": total_seconds,
         "data": {"name": ds.info.name, "users": ds.info.num_users, "items": ds.info.num_items,
                  "train": len(ds.train), "valid": 0 if ds.valid is None else len(ds.valid),
-                 "test": len(ds.test)},
+                 "test": len(ds.test),
+                 **({"universe": ds.full.universe} if ds.full.universe else {})},
         **run.protocol(),
     }
     if run.notes:

@@ -7,8 +7,8 @@ small and loading needs neither pickle nor a text parser.
 ``FORMAT_VERSION`` is part of every :func:`source_key` (so a new version uses new
 file names) and is written into each file; :func:`load` rejects another
 version, which :func:`cached` then rebuilds. Version 2 added user attributes;
-string raw ids (stored like titles) and ``parts`` are optional keys of version 2
-(a file without them loads as before).
+string raw ids (stored like titles), ``parts`` and ``universe`` are optional keys
+of version 2 (a file without them loads as before).
 
 :func:`content_key` keys a cache by the files' bytes (a digest), not their path
 and mtime, so a copied or touched file still hits its cache and an edited one misses.
@@ -78,7 +78,7 @@ def save(inter: Interactions, path: str | os.PathLike) -> None:
     arrays = {name: getattr(inter, name) for name in _COLUMNS}
     meta = {"version": FORMAT_VERSION, "name": inter.name, "feature_vocab": inter.feature_vocab,
             "has_titles": inter.item_titles is not None, "features": {},
-            "user_attributes": {}, "string_ids": []}
+            "user_attributes": {}, "string_ids": [], "universe": inter.universe}
     for name in ("user_ids", "item_ids"):
         if arrays[name].dtype == object or arrays[name].dtype.kind == "U":
             arrays[f"{name}_blob"], arrays[f"{name}_offsets"] = _encode_strings(arrays.pop(name))
@@ -147,7 +147,8 @@ def load(path: str | os.PathLike) -> Interactions:
         user_ids = z["user_attribute_ids"] if "user_attribute_ids" in z else None
     return Interactions(**columns, item_titles=titles, item_features=features,
                         feature_vocab=meta["feature_vocab"], name=meta["name"],
-                        user_attributes=users, user_attribute_ids=user_ids, parts=parts)
+                        user_attributes=users, user_attribute_ids=user_ids, parts=parts,
+                        universe=meta.get("universe"))
 
 
 def cached(path: str | os.PathLike, build: Callable[[], Interactions]) -> Interactions:

@@ -44,8 +44,10 @@ class Interactions:
       user_attribute_ids: raw user ids of the rows of ``user_attributes`` (None: none).
       parts: int8 ``[E]`` split part each row ships with, for datasets published with
         their split (NCF's ``.train.rating`` / ``.test.rating``): 0 train, 1 valid,
-        2 test; read by ``split.method=predefined``. None for the others (and not kept by
-        the parsed-data cache, which the NCF loader does not use).
+        2 test; read by ``split.method=predefined``. None for the others.
+      universe: how a loader with a shipped split formed the item universe, in words
+        (``"union of train/valid/test files"``; ``results.json`` states it under
+        ``data.universe``), or None when the data has no shipped split.
     """
 
     users: np.ndarray
@@ -61,6 +63,7 @@ class Interactions:
     user_attributes: dict[str, Any] = dataclasses.field(default_factory=dict)
     user_attribute_ids: np.ndarray | None = None
     parts: np.ndarray | None = None
+    universe: str | None = None
 
     def __post_init__(self):
         n = len(self.users)

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
     from jaxrec.data.features import Features
 
 
+EVAL_MASKS = ("train_valid", "train")
+"""``eval.mask``: what the test ranking masks (`Dataset.eval_parts`)."""
+
+
 class EvalPart(NamedTuple):
     """One evaluated part of a :class:`Dataset` (see `Dataset.eval_parts`).
 
@@ -30,8 +34,9 @@ class EvalPart(NamedTuple):
       name: ``valid`` or ``test``, the metric key prefix.
       target: the held-out interactions; their items are the relevant ones.
       exclude: interactions masked out of the ranking: the training part, and
-        the validation part too for ``test``; for a strong split, the held-out
-        users' fold-in history (``Dataset.fold_in[name]``) instead.
+        the validation part too for ``test`` (unless ``eval.mask=train``); for a
+        strong split, the held-out users' fold-in history (``Dataset.fold_in[name]``)
+        instead.
     """
 
     name: str
@@ -71,18 +76,24 @@ class Dataset:
         """Whether there is a non-empty validation part."""
         return self.valid is not None and len(self.valid) > 0
 
-    def eval_parts(self) -> list[EvalPart]:
+    def eval_parts(self, mask: str = "train_valid") -> list[EvalPart]:
         """The evaluated parts in order: ``valid`` (when `has_valid`), then ``test``.
 
-        Full ranking and the sampled protocol mask ``train`` for valid and
-        ``train`` + ``valid`` for test; a strong split masks each held-out
-        user's fold-in history (its train / valid rows are other users').
+        Full ranking and the sampled protocol mask ``train`` for valid and, for test,
+        ``train`` + ``valid`` (``mask="train_valid"``, `EVAL_MASKS`) or ``train`` only
+        (``mask="train"``, as LightGCN-style papers' code does: a test item the user
+        also has in valid is then a relevant item, a valid-only item a candidate). A
+        strong split masks each held-out user's fold-in history (its train / valid rows
+        are other users'), whatever ``mask`` says.
         """
+        if mask not in EVAL_MASKS:
+            raise DataError(f"eval.mask={mask!r} is not one of {', '.join(EVAL_MASKS)}")
         names = ("valid", "test") if self.has_valid else ("test",)
         targets = {"valid": self.valid, "test": self.test}
         if self.fold_in:
             return [EvalPart(n, targets[n], (self.fold_in[n],)) for n in names]
-        seen = (self.train, self.valid) if self.has_valid else (self.train,)
+        seen = (self.train, self.valid) if self.has_valid and mask == "train_valid" else (
+            self.train,)
         return [EvalPart(n, targets[n], seen[:1] if n == "valid" else seen) for n in names]
 
 

@@ -54,6 +54,12 @@ def summarize(inter: Interactions) -> str:
         ts = inter.timestamps
         lines.append(f"{'timestamps':<14}{_date(ts.min())} .. {_date(ts.max())} "
                      f"({ts.min()} .. {ts.max()})")
+    if inter.parts is not None:
+        counts = np.bincount(np.asarray(inter.parts, np.int64), minlength=3)
+        lines.append(f"{'shipped split':<14}train {counts[0]:,}, valid {counts[1]:,}, "
+                     f"test {counts[2]:,} (split.method=predefined keeps it)")
+    if inter.universe:
+        lines.append(f"{'item universe':<14}{inter.universe}")
     features = []
     for key, value in inter.item_features.items():
         shape = "x".join(map(str, np.shape(value)))

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from jaxrec.config import EvalConfig, SplitConfig
+from jaxrec.data.pipeline import EVAL_MASKS
 from jaxrec.metrics.evaluator import (
     Evaluator,
     RatingEvaluator,
@@ -44,6 +45,8 @@ def check_protocol(eval_cfg: EvalConfig, split_cfg: SplitConfig | None = None,
     if eval_cfg.protocol == "sampled" and (isinstance(eval_cfg.num_negatives, bool)
                                            or eval_cfg.num_negatives < 1):
         raise ValueError(f"eval.num_negatives={eval_cfg.num_negatives} must be >= 1")
+    if eval_cfg.mask not in EVAL_MASKS:
+        raise ValueError(f"eval.mask={eval_cfg.mask!r} is not one of {', '.join(EVAL_MASKS)}")
     if split_cfg is not None:
         strong_split = split_cfg.method == "strong"
         if strong_split != (eval_cfg.protocol == "strong"):
@@ -77,7 +80,7 @@ def build_evaluators(dataset: Any, eval_cfg: EvalConfig, *, seed: int,
 
         return strong_evaluators(dataset, eval_cfg)
     out: dict[str, list[Evaluator]] = {"valid": [], "test": []}
-    for name, target, exclude in dataset.eval_parts():
+    for name, target, exclude in dataset.eval_parts(eval_cfg.mask):
         if eval_cfg.protocol == "full_ranking":
             out[name] = make_evaluators(name, target, list(exclude), eval_cfg,
                                         explicit=explicit)
@@ -124,7 +127,9 @@ def describe(eval_cfg: EvalConfig, split_cfg: SplitConfig | None = None) -> dict
     out: dict[str, Any] = {"name": eval_cfg.protocol, "ks": list(eval_cfg.ks),
                            "ties": "equal scores rank the lower item index first"}
     if eval_cfg.protocol == "full_ranking":
-        out["candidates"] = "all items; the user's train (and, for test, valid) items excluded"
+        out["candidates"] = ("all items; the user's train (and, for test, valid) items excluded"
+                             if eval_cfg.mask == "train_valid" else
+                             "all items; the user's train items excluded (eval.mask=train)")
     elif eval_cfg.protocol == "sampled":
         out["candidates"] = (f"the user's held-out items + {eval_cfg.num_negatives} fixed "
                              "negatives (never-interacted items)")

@@ -141,7 +141,7 @@ def slice_evaluators(dataset, eval_cfg, *, model: Any = None) -> tuple[list, lis
     if not names or eval_cfg.protocol != "full_ranking" or not (eval_cfg.metrics
                                                                   and eval_cfg.ks):
         return [], [], []
-    train, parts = dataset.train, dataset.eval_parts()
+    train, parts = dataset.train, dataset.eval_parts(eval_cfg.mask)
     out: dict[str, list] = {"valid": [], "test": []}
     notes: list[str] = []
     for name in names:

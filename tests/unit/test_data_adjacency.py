@@ -71,3 +71,36 @@ def test_missing_train(tmp_path):
     (tmp_path / "test.txt").write_text(TEST)
     with pytest.raises(DataError, match="missing file .*train.txt"):
         load_adjacency(str(tmp_path))
+
+
+@pytest.mark.parametrize(("mask", "hit_at_1"), [("train_valid", 1.0), ("train", 0.0)])
+def test_eval_mask_chooses_what_the_test_ranking_masks(tmp_path, mask, hit_at_1):
+    """User 0: train item 0, valid item 1, test item 2; the scores put 1 first, then 2.
+    eval.mask=train_valid masks item 1 (test item 2 ranks first); eval.mask=train ranks
+    item 1 above it, as LightGCN-style papers' code does."""
+    import jax.numpy as jnp
+
+    from jaxrec.config import EvalConfig
+    from jaxrec.metrics.protocols import build_evaluators, describe
+
+    write(tmp_path, train="0 0\n1 1 2 3\n", valid="0 1\n", test="0 2\n")
+    ds = load_and_split(load_adjacency(str(tmp_path), use_cache=False), {"implicit": True},
+                        SplitConfig(method="predefined", valid=0.1))
+    (_, _, v_excl), (_, _, t_excl) = ds.eval_parts(mask)
+    assert v_excl == (ds.train,)
+    assert t_excl == ((ds.train, ds.valid) if mask == "train_valid" else (ds.train,))
+    cfg = EvalConfig(ks=[1], metrics=["hit"], mask=mask)
+    _, [test_eval] = build_evaluators(ds, cfg, seed=0)
+    scores = jnp.asarray(np.tile([0.0, 3.0, 2.0, 1.0], (ds.info.num_users, 1)), jnp.float32)
+    assert test_eval.run(lambda s, users: s[users], scores) == {"test/hit@1": hit_at_1}
+    assert ("valid" in describe(cfg)["candidates"]) == (mask == "train_valid")
+
+
+def test_eval_mask_rejects_unknown_values(tmp_path):
+    from jaxrec.config import EvalConfig
+    from jaxrec.metrics.protocols import build_evaluators
+
+    ds = load_and_split(load_adjacency(str(write(tmp_path)), use_cache=False),
+                        {"implicit": True}, SplitConfig(method="predefined"))
+    with pytest.raises(ValueError, match="eval.mask='valid' is not one of train_valid, train"):
+        build_evaluators(ds, EvalConfig(mask="valid"), seed=0)

@@ -134,6 +134,52 @@ def test_several_files_glob_and_shipped_split(tmp_path):
     assert len(train) == 3 and valid is None and test.item_ids[test.items].tolist() == [9]
 
 
+def test_universe_train_rejects_items_only_in_valid_or_test(tmp_path):
+    (tmp_path / "train.csv").write_text("user_id,item_id\nx,1\ny,2\n")
+    (tmp_path / "valid.csv").write_text("user_id,item_id\nx,2\n")
+    (tmp_path / "test.csv").write_text("user_id,item_id\ny,1\n\nx,9\n")
+    cols = {"user": "user_id", "item": "item_id"}
+    kw = dict(valid=[str(tmp_path / "valid.csv")], test=[str(tmp_path / "test.csv")])
+    union = load(tmp_path / "train.csv", columns=cols, **kw)
+    assert union.item_ids.tolist() == [1, 2, 9]
+    assert union.universe == "union of train/valid/test files"
+    message = error(tmp_path / "train.csv", columns=cols, universe="train", **kw)
+    assert message == (f"{tmp_path / 'test.csv'}: line 4, column 'item_id': item '9' is not in "
+                       "the train files (data.dataset.universe=train; universe=union ranks it)")
+    (tmp_path / "test.csv").write_text("user_id,item_id\ny,1\n")
+    ok = load(tmp_path / "train.csv", columns=cols, universe="train", **kw)
+    assert ok.item_ids.tolist() == [1, 2] and ok.universe.startswith("items of the train files")
+    assert load(tmp_path / "train.csv", columns=cols).universe is None  # no shipped split
+    assert "universe='all'" in error(tmp_path / "train.csv", columns=cols, universe="all", **kw)
+
+
+def test_side_feature_tables_for_table_data(tmp_path):
+    """data.features.tables gives a data=table dataset item and user features (string ids),
+    from CSV or JSON lines files."""
+    from jaxrec.data.pipeline import load_and_split
+
+    (tmp_path / "r.csv").write_text(CSV)
+    (tmp_path / "items.jsonl").write_text(
+        '{"item_id": "a", "genres": ["x", "y"], "price": 3.5}\n'
+        '{"item_id": "c", "genres": ["y"], "price": 10}\n')
+    (tmp_path / "users.csv.gz").write_bytes(gzip.compress(b"who,country\nu2,fr\nu10,de\n"))
+    spec = {"tables": [
+        {"path": str(tmp_path / "items.jsonl"), "side": "item", "key": "item_id",
+         "columns": {"genres": "multi_categorical", "price": "numeric"}},
+        {"path": str(tmp_path / "users.csv.gz"), "side": "user", "key": "who",
+         "columns": {"country": "categorical"}}]}
+    ds = load_and_split(load(tmp_path / "r.csv"), None, SplitConfig(method="random", test=0.3),
+                        spec)
+    item, user = ds.features.item, ds.features.user
+    vocab = np.asarray(item.vocab)
+    tokens = lambda row: sorted(vocab[item.ids[row][item.weights[row] != 0]].tolist())
+    a, b, c = (ds.full.item_index[k] for k in ("a", "b", "c"))
+    assert tokens(a) == ["genres=x", "genres=y", "price=value"] and tokens(b) == []
+    assert tokens(c) == ["genres=y", "price=value"]
+    u2 = ds.full.user_index["u2"]
+    assert np.asarray(user.vocab)[user.ids[u2][0]] == "country=fr"
+
+
 def test_cache_keyed_by_content(tmp_path):
     path = tmp_path / "r.csv"
     path.write_text(CSV)

@@ -20,6 +20,7 @@ from jaxrec.data.datasets.tabular import raw_bytes
 from jaxrec.data.interactions import DataError, Interactions
 
 FILES = (("train.txt", 0), ("valid.txt", 1), ("test.txt", 2))
+UNIVERSE = "union of train/valid/test files"
 
 
 def read_adjacency(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -98,9 +99,11 @@ def load_adjacency(dir: str, *, name: str | None = None, cache_dir: str | None =
         return Interactions(
             users=user_index[:len(users)].astype(np.int32), items=item_index.astype(np.int32),
             ratings=np.ones(len(users), np.float32), timestamps=np.zeros(len(users), np.int64),
-            user_ids=user_ids, item_ids=item_ids, name=name, parts=np.concatenate(parts))
+            user_ids=user_ids, item_ids=item_ids, name=name, parts=np.concatenate(parts),
+            universe=UNIVERSE)
 
     if not use_cache or cache_dir is None:
         return build()
-    key = cache.content_key([f for f, _ in files], parts=[p for _, p in files], name=name)
+    key = cache.content_key([f for f, _ in files], parts=[p for _, p in files], name=name,
+                            universe=UNIVERSE)
     return cache.cached(Path(cache_dir).expanduser() / "parsed" / f"adjacency-{key}.npz", build)

@@ -90,7 +90,7 @@ def load_recbole(dir: str, name: str, *, user_field: str = "user_id",
     if not use_cache or cache_dir is None:
         return build()
     sources = [f for f, _ in files] + ([item_file] if keep else [])
-    key = cache.content_key(sources, fields=fields, keep=keep, name=name)
+    key = cache.content_key(sources, fields=fields, keep=keep, name=name, universe="union")
     return cache.cached(Path(cache_dir).expanduser() / "parsed" / f"recbole-{key}.npz", build)
 
 

@@ -11,7 +11,8 @@ table is cached as npz, keyed by the files' contents and the parse options.
 
 Shipped splits: ``valid`` and ``test`` file lists set ``Interactions.parts`` (train 0,
 valid 1, test 2) for ``split.method=predefined``; users and items are the union of all
-files, so an item seen only in a test file is still ranked.
+files, so an item seen only in a test file is still ranked (``universe: union``, stated
+in ``results.json``); ``universe: train`` makes such an item an error instead.
 
     jaxrec train data=table data.dataset.path=ratings.csv \\
       data.dataset.columns.user=user_id data.dataset.columns.item=item_id \\
@@ -27,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from jaxrec.data import cache
 from jaxrec.data.datasets import convert
@@ -34,6 +37,9 @@ from jaxrec.data.datasets.tabular import ROLES, ReadSpec, read_file
 from jaxrec.data.interactions import DataError, Interactions
 
 PART_CODES = {"train": 0, "valid": 1, "test": 2}
+UNIVERSES = {"union": "union of train/valid/test files",
+             "train": "items of the train files (an item only in valid/test is an error)"}
+"""``universe`` option -> what ``Interactions.universe`` (and ``results.json``) says."""
 
 
 def expand_paths(paths: str | os.PathLike | Sequence[str | os.PathLike] | None, what: str
@@ -72,13 +78,18 @@ def column_map(columns: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def read_parts(files: Sequence[tuple[Path, int]], fields: dict[str, Any], spec: ReadSpec,
-               timestamp_format: str, name: str) -> Interactions:
-    """Parse ``(file, part)`` pairs into one Interactions over their union of ids.
+               timestamp_format: str, name: str, universe: str = "union") -> Interactions:
+    """Parse ``(file, part)`` pairs (train files first) into one Interactions.
 
-    ``parts`` is set when any file is not train (part 0).
+    ``parts`` is set when any file is not train (part 0). Users and items are the union
+    of all files; with ``universe="train"`` an item of a valid / test file that no
+    train file has is a DataError naming its file, line and value.
     """
     if not files:
         raise DataError(f"{name}: no input files")
+    if universe not in UNIVERSES:
+        raise DataError(f"data.dataset.universe={universe!r} is not one of "
+                        f"{', '.join(UNIVERSES)}")
     convert.check_timestamp_format(timestamp_format)
     users, items, ratings, stamps, parts = [], [], [], [], []
     for path, part in files:
@@ -86,6 +97,8 @@ def read_parts(files: Sequence[tuple[Path, int]], fields: dict[str, Any], spec: 
         # pop each column once converted: the parsed arrow buffers are freed as we go
         users.append(convert.encode_ids(cols.pop("user"), path, fields["user"], locate))
         items.append(convert.encode_ids(cols.pop("item"), path, fields["item"], locate))
+        if universe == "train" and part != 0:
+            _check_in_train(items[:-1], items[-1], files, path, fields["item"], locate)
         rows = len(users[-1][0])
         ratings.append(convert.to_ratings(cols.pop("rating"), path, fields["rating"], locate)
                        if "rating" in fields else np.ones(rows, np.float32))
@@ -102,13 +115,28 @@ def read_parts(files: Sequence[tuple[Path, int]], fields: dict[str, Any], spec: 
         users=np.concatenate(user_codes), items=np.concatenate(item_codes),
         ratings=np.concatenate(ratings), timestamps=np.concatenate(stamps),
         user_ids=user_ids, item_ids=item_ids, name=name,
-        parts=np.concatenate(parts) if shipped else None)
+        parts=np.concatenate(parts) if shipped else None,
+        universe=UNIVERSES[universe] if shipped else None)
+
+
+def _check_in_train(before: list, encoded: tuple, files: Sequence[tuple[Path, int]], path: Path,
+                    column: Any, locate) -> None:
+    """DataError at the first item of ``encoded`` that no train file (part 0) has."""
+    train = [d for (_, d), (_, part) in zip(before, files, strict=False) if part == 0]
+    known = pc.unique(pa.chunked_array(train, pa.string())) if train else pa.array([], pa.string())
+    codes, dictionary = encoded
+    unknown = ~pc.is_in(dictionary, value_set=known).to_numpy(zero_copy_only=False)
+    row = convert.first_bad(unknown[codes]) if len(codes) else None
+    if row is not None:
+        raise DataError(f"{path}: {locate(row)}, column {column!r}: item "
+                        f"{dictionary[int(codes[row])].as_py()!r} is not in the train files "
+                        "(data.dataset.universe=train; universe=union ranks it)")
 
 
 def load_table(path: Any, columns: Mapping[str, Any], *, valid: Any = None, test: Any = None,
                sep: str = ",", header: bool = True, names: Sequence[str] | None = None,
                encoding: str = "utf-8", timestamp_format: str = "s", format: str = "auto",
-               quote_char: str | None = '"', name: str = "table",
+               quote_char: str | None = '"', universe: str = "union", name: str = "table",
                cache_dir: str | None = "~/.cache/jaxrec", use_cache: bool = True
                ) -> Interactions:
     """Load interactions from table files (module docstring).
@@ -127,6 +155,9 @@ def load_table(path: Any, columns: Mapping[str, Any], *, valid: Any = None, test
       format: ``auto`` (from the extension: ``.parquet``, ``.json`` / ``.jsonl``, else
         CSV) | ``csv`` | ``json`` | ``parquet``.
       quote_char: CSV quote character, or null for none.
+      universe: with ``valid`` / ``test`` files, the item universe: ``union`` (of all
+        files: an item only in a test file is still ranked) or ``train`` (an item of a
+        valid / test file that no train file has is an error naming file, line, value).
       name: dataset name (cache file, logs).
       cache_dir: parsed-cache root (``<cache_dir>/parsed/``), or None for no cache.
       use_cache: read and write the parsed cache.
@@ -146,18 +177,20 @@ def load_table(path: Any, columns: Mapping[str, Any], *, valid: Any = None, test
     files = [(f, PART_CODES["train"]) for f in expand_paths(path, "path")]
     files += [(f, PART_CODES["valid"]) for f in expand_paths(valid, "valid")]
     files += [(f, PART_CODES["test"]) for f in expand_paths(test, "test")]
-    return cached_read(files, fields, spec, timestamp_format, name, cache_dir, use_cache)
+    return cached_read(files, fields, spec, timestamp_format, name, cache_dir, use_cache,
+                       universe=universe)
 
 
 def cached_read(files: Sequence[tuple[Path, int]], fields: dict[str, Any], spec: ReadSpec,
-                timestamp_format: str, name: str, cache_dir: str | None, use_cache: bool = True
-                ) -> Interactions:
+                timestamp_format: str, name: str, cache_dir: str | None, use_cache: bool = True,
+                universe: str = "union") -> Interactions:
     """:func:`read_parts` through the parse cache, keyed by the files' contents and options."""
-    build = lambda: read_parts(files, fields, spec, timestamp_format, name)
+    build = lambda: read_parts(files, fields, spec, timestamp_format, name, universe)
     if not use_cache or cache_dir is None:
         return build()
     key = cache.content_key([f for f, _ in files], parts=[p for _, p in files], fields=fields,
-                            spec=repr(spec), timestamp_format=timestamp_format, name=name)
+                            spec=repr(spec), timestamp_format=timestamp_format, name=name,
+                            universe=universe)
     root = Path(cache_dir).expanduser() / "parsed"
     return cache.cached(root / f"table-{_slug(name)}-{key}.npz", build)
 

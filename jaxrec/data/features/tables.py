@@ -1,4 +1,4 @@
-"""Extra feature tables (CSV / parquet, any dataset): columns of declared kinds -> fields."""
+"""Extra feature tables (CSV, JSON lines, parquet; any dataset): typed columns -> fields."""
 
 from __future__ import annotations
 
@@ -27,9 +27,14 @@ def _read_table(path: Path, *, sep: str | None, names: Sequence[str] | None,
 
     if not path.is_file():
         raise DataError(f"{where}.path: missing file {path}")
-    try:
-        if path.suffix in (".parquet", ".pq"):
+    suffixes = [x.lower() for x in path.suffixes if x.lower() not in (".gz", ".bz2", ".zip")]
+    kind = suffixes[-1] if suffixes else ""
+    try:  # pandas infers gz / bz2 / zip compression from the name
+        if kind in (".parquet", ".pq"):
             return pd.read_parquet(path)
+        if kind in (".json", ".jsonl", ".ndjson"):
+            df = pd.read_json(path, lines=True, dtype=False, encoding=encoding)
+            return df.map(_json_text)  # a JSON list is a multi_categorical "a|b"
         options: dict[str, Any] = dict(sep=sep or ",", encoding=encoding, dtype=str,
                                        keep_default_na=False, engine="python")
         if names:
@@ -39,11 +44,18 @@ def _read_table(path: Path, *, sep: str | None, names: Sequence[str] | None,
         raise DataError(f"{path}: cannot read ({str(e).strip().splitlines()[0]})") from e
 
 
+def _json_text(value: Any) -> str:
+    if isinstance(value, list):
+        return "|".join(map(str, value))
+    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
 def table_fields(spec: Mapping[str, Any], inter: Interactions, where: str
                  ) -> tuple[str, list[_Field]]:
     """Read one extra feature table -> ``(side, fields)``; rows follow the vocabulary.
 
-    Spec keys: ``path`` (csv / parquet), ``side`` (item | user), ``key`` (the id
+    Spec keys: ``path`` (CSV / TSV / any ``sep``, JSON lines or parquet; CSV and JSON
+    may be gz / bz2 / zip compressed), ``side`` (item | user), ``key`` (the id
     column), ``columns`` (column -> kind or ``{kind: ..., <options>}``), optional
     ``sep``, ``names`` (header for header-less files), ``encoding`` and
     ``unknown_ids`` (``error``, the default, or ``ignore``).
