@@ -19,6 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from jaxrec.assembly import Run, assemble
+from jaxrec.environment import environment
 from jaxrec.io import atomic_write_json, atomic_write_text
 from jaxrec.training.loop import FitResult, Member, Program, fit
 from jaxrec.training.step import init_state
@@ -77,6 +78,7 @@ def results_dict(run: Run, result: FitResult, *, total_seconds: float) -> dict[s
     }
     if run.notes:
         out["notes"] = run.notes
+    out["environment"] = environment()
     return out
 
 
