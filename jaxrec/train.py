@@ -4,7 +4,9 @@
     jaxrec train model=seed_concat
     jaxrec train --cfg job            # print the composed config
 
-A thin shell over `jaxrec.runner.train`; nothing imports this module.
+A thin shell over `jaxrec.runner.train`; nothing imports this module. Console lines go
+through `logging` (``configs/hydra/job_logging/jaxrec.yaml``), so the run folder's
+``train.log`` holds them. Ctrl-C stops the run with one line and exit status 130.
 """
 
 from __future__ import annotations
@@ -21,19 +23,29 @@ from jaxrec.paths import CONFIG_DIR
 register_configs()
 logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # "no TPU" notices on CPU
 
+INTERRUPTED = 130  # the shell's status for a process stopped by SIGINT (128 + 2)
+
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
-    from jaxrec.data.interactions import DataError
-    from jaxrec.logging.writers import WandbLoginError
-    from jaxrec.runner import train
-    from jaxrec.training.loop import TrainingDiverged
+    from jaxrec.logging.console import say
 
+    run_dir = cfg.paths.output_dir
     try:
-        results = train(cfg)
-    except (TrainingDiverged, DataError, WandbLoginError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(1)
+        say(f"run folder: {run_dir}")
+        from jaxrec.data.interactions import DataError
+        from jaxrec.logging.writers import WandbLoginError
+        from jaxrec.runner import train
+        from jaxrec.training.loop import TrainingDiverged
+
+        try:
+            results = train(cfg)
+        except (TrainingDiverged, DataError, WandbLoginError, ValueError) as err:
+            say(f"error: {err}", logging.ERROR)
+            sys.exit(1)
+    except KeyboardInterrupt:
+        say(f"interrupted: stopped by Ctrl-C; no results written to {run_dir}", logging.WARNING)
+        sys.exit(INTERRUPTED)
     return results["metrics"].get(results["monitor"])
 
 
