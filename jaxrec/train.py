@@ -35,10 +35,12 @@ def main(cfg: DictConfig) -> float | None:
         say(f"run folder: {run_dir}")
         from jaxrec.data.interactions import DataError
         from jaxrec.logging.writers import WandbLoginError
+        from jaxrec.models.config_check import check_model_config
         from jaxrec.runner import train
         from jaxrec.training.loop import TrainingDiverged
 
         try:
+            check_model_config(cfg.model)  # a wrong model key or type: one line, before data
             results = train(cfg)
         except (TrainingDiverged, DataError, WandbLoginError, ValueError) as err:
             say(f"error: {err}", logging.ERROR)
