@@ -82,7 +82,10 @@ def report(study_dir: str | Path, *, top: int = 10, curves: int = 5,
     n_ok = int((frame["status"] == "ok").sum())
     goal = "lower" if meta["goal"] != "maximize" else "higher"
     lines = [f"study {meta['name']}-{meta['id']} ({meta['method']}): {len(frame)} trials, "
-             f"{n_ok} ok; {meta['metric']}, {goal} is better", "", table(meta, frame, top)]
+             f"{n_ok} ok; {meta['metric']}, {goal} is better"]
+    if "fixed" in meta:  # what every trial shares: the study's identity
+        lines.append(f"fixed (not swept): {' '.join(meta['fixed']) or 'none'}")
+    lines += ["", table(meta, frame, top)]
     seeds = seed_summary(meta, frame)
     if seeds is not None:
         lines += ["", f"{meta['metric']} over seeds (mean, std, count):",
