@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from jaxrec.extras import MissingExtra, require
 from jaxrec.sweep.expand import format_value
 
 
@@ -96,9 +97,8 @@ def report(study_dir: str | Path, *, top: int = 10, curves: int = 5,
     if plots:
         try:
             paths = save_plots(study_dir, meta, frame, curves=curves)
-        except ImportError:
-            lines += ["", "plots skipped: matplotlib is not installed "
-                          "(pip install 'jaxrec[sweep]')"]
+        except MissingExtra as err:
+            lines += ["", f"plots skipped: {err} (or pass --no-plots)"]
         else:
             lines += ["", "plots: " + ", ".join(str(p) for p in paths)]
     return "\n".join(lines)
@@ -110,8 +110,7 @@ def _numeric(series: pd.Series) -> bool:
 
 def save_plots(study_dir: Path, meta: dict, frame: pd.DataFrame, *, curves: int = 5
                ) -> list[Path]:
-    import matplotlib
-
+    matplotlib = require("matplotlib", extra="sweep", purpose="jaxrec sweep report plots")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
