@@ -26,8 +26,14 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": path, "HYDRA_FULL_ERROR": "0", "WANDB_MODE": "offline"}
 
 
+# `jaxrec train ARGS`, with Python's Ctrl-C handler even where the test runner ignores SIGINT
+# (an ignored signal is inherited; a preexec_fn would fork a multithreaded JAX process)
+TRAIN = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+         "from jaxrec.cli import main; main(['train', *sys.argv[1:]])")
+
+
 def _train(*args: str, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "jaxrec.cli", "train", *args], env=_env(),
+    return subprocess.Popen([sys.executable, "-c", TRAIN, *args], env=_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL, **kwargs)
 
@@ -79,8 +85,7 @@ def _lines(stream, out: queue.Queue) -> None:
 
 def test_ctrl_c_stops_with_one_line_and_status_130(tmp_path):
     proc = _train(*FAST, "trainer.epochs=100000", "trainer.patience=0",
-                  f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path,
-                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                  f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=_lines, args=(proc.stderr, lines), daemon=True).start()
     seen, deadline = [], time.monotonic() + 180
