@@ -107,7 +107,9 @@ def build_model(cfg: DictConfig, dataset, seed: int):
     from flax import nnx
 
     from jaxrec.models.base import ModelContext, check_scorer
+    from jaxrec.models.config_check import check_model_config
 
+    check_model_config(cfg.model)  # unknown keys, wrong types: one line, before building
     ctx = ModelContext(info=dataset.info, train=dataset.train, features=dataset.features,
                        load_run=load_model)
     model = instantiate("model", cfg.model)(ctx, rngs=nnx.Rngs(params=seed, default=seed))

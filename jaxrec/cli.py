@@ -10,6 +10,7 @@
     jaxrec compare RUN_OR_STUDY_DIR... [-m ndcg@10] paired significance tests between runs
     jaxrec sweep SPEC.yaml [overrides]              run a sweep study (grid, random, bayes)
     jaxrec sweep report STUDY_DIR                   rank a study's trials, save plots
+    jaxrec --version                                jaxrec, JAX and device versions
 """
 
 from __future__ import annotations
@@ -214,6 +215,13 @@ def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
+        return
+    if argv[0] in ("-V", "--version"):
+        from jaxrec.environment import PACKAGES, git_commit, package_version, version
+
+        commit = git_commit()
+        deps = ", ".join(f"{name} {package_version(name) or '-'}" for name in PACKAGES)
+        print(f"jaxrec {version()}{f' (git {commit})' if commit else ''}; {deps}")
         return
     command, rest = argv[0], argv[1:]
     if command == "train":  # the Hydra entry point runs as a script: nothing imports it

@@ -1,4 +1,8 @@
-"""Atomic file writes: a run that dies never leaves a half-written result behind."""
+"""Atomic file writes: a run that dies never leaves a half-written result behind.
+
+Files get the mode ``open`` would give them (``0o666`` less the umask), so a colleague on
+a shared machine can read results written under the usual umask 022.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,20 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it: there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def publish(tmp: str, path: Path) -> None:
+    """Give the temporary file the mode a plain ``open`` would (``0o666 & ~umask``; mkstemp
+    makes it 0600, which would keep colleagues out of shared result folders), then rename."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -20,7 +38,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -41,7 +59,7 @@ def atomic_write_with(path: str | os.PathLike, write: Callable[[str], Any]) -> N
     os.close(fd)
     try:
         write(tmp)
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

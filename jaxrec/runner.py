@@ -20,7 +20,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from jaxrec.assembly import Run, assemble
+from jaxrec.environment import environment
 from jaxrec.io import atomic_write_json, atomic_write_text
+from jaxrec.logging.console import say
 from jaxrec.training.loop import FitResult, Member, Program, fit
 from jaxrec.training.step import init_state
 
@@ -126,6 +128,7 @@ def results_dict(run: Run, result: FitResult, *, total_seconds: float) -> dict[s
     }
     if run.notes:
         out["notes"] = run.notes
+    out["environment"] = environment()
     return out
 
 
@@ -176,6 +179,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                     raise
             if isinstance(result, Exception):
                 raise result
+            message = stop_message(result, run.trainer.patience)
+            if message and run.log_cfg.console:
+                say(message)
             return finish(run, result, mem.writer,
                           total_seconds=time.perf_counter() - t_start)
         finally:
@@ -186,6 +192,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         raise
     finally:
         write_status(run_dir, status_of(error))
+
+
+def stop_message(result: FitResult, patience: int) -> str | None:
+    """The one line saying early stopping fired (None when the run used all its epochs)."""
+    if result.stop_reason != "patience":
+        return None
+    return (f"early stopping: {result.monitor} did not improve for {patience} validations; "
+            f"stopped after epoch {result.epochs_run}, best epoch {result.best_epoch}")
 
 
 def fit_model(model, loss, dataset, *, trainer, tx=None, eval_cfg=None, evaluators=None,

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxrec.data.interactions import Interactions
+from jaxrec.io import publish
 
 FORMAT_VERSION = 2
 _COLUMNS = ("users", "items", "ratings", "timestamps", "user_ids", "item_ids")
@@ -114,7 +115,7 @@ def save(inter: Interactions, path: str | os.PathLike) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(f, **arrays)
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

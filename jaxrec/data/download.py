@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 from jaxrec.data.interactions import DataError
+from jaxrec.io import publish
 
 MOVIELENS_BASE_URL = "https://files.grouplens.org/datasets/movielens"
 URL_ENV = "JAXREC_MOVIELENS_URL"
@@ -94,7 +95,7 @@ def fetch(url: str, dest: str | os.PathLike, sha256: str, *, timeout: float = 60
         if got != expected:
             raise ChecksumError(f"checksum mismatch for {url}: sha256 {got}, expected {expected}; "
                                 "the file was discarded")
-        os.replace(tmp, dest)
+        publish(tmp, dest)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

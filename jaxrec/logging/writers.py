@@ -14,13 +14,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-
-def _fmt(value: float) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+from jaxrec.logging.console import fmt, metrics_table, say
 
 
 class ConsoleWriter:
-    """One line per logged step on stderr (through tqdm so a progress bar stays intact).
+    """One line per logged step (through `logging` under ``jaxrec train``, so ``train.log``
+    holds it; a progress bar stays intact), and a final metrics table.
 
     Args:
       keys: the metric keys shown per step (all when None); the summary shows all.
@@ -30,20 +29,14 @@ class ConsoleWriter:
         self.keys = keys
 
     def write(self, step: int, metrics: Mapping[str, Any]) -> None:
-        from tqdm import tqdm
-
         if self.keys is not None:
             metrics = {k: v for k, v in metrics.items() if k in self.keys}
             if not metrics:
                 return
-        line = f"epoch {step:4d}  " + "  ".join(f"{k}={_fmt(v)}" for k, v in metrics.items())
-        tqdm.write(line, file=sys.stderr)
+        say(f"epoch {step:4d}  " + "  ".join(f"{k}={fmt(v)}" for k, v in metrics.items()))
 
     def summary(self, metrics: Mapping[str, Any]) -> None:
-        from tqdm import tqdm
-
-        tqdm.write("final  " + "  ".join(f"{k}={_fmt(v)}" for k, v in metrics.items()),
-                   file=sys.stderr)
+        say("final metrics (best state):\n" + metrics_table(metrics))
 
     def position(self) -> dict[str, Any]:
         return {}

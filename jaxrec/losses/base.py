@@ -14,9 +14,12 @@ small protocol the train step calls without knowing what the loss samples:
     checks that every user has one in the negative pool).
 ``l2``
     weight of the per-batch L2 penalty on the rows a batch touches (0: none).
+``name``
+    its ``configs/loss`` file (``loss=<name>``).
 ``check_model(model)``
     a one-line ``ValueError`` when the loss cannot train ``model`` (run at
-    assembly, before anything compiles).
+    assembly, before anything compiles); first :func:`check_loss_suits_model`: a model
+    states ``default_loss`` and ``compatible_losses`` (class attributes).
 ``objective(model, batch, data, key, step) -> (value, touched_BxT)``
     the batch objective (a scalar) and the items whose parameter rows the L2
     penalty covers. ``batch`` holds ``users``, ``items``, ``ratings`` and ``mask``
@@ -39,6 +42,7 @@ from jaxrec.models.base import ClosedForm, NextItemLogits, RowRegularized, Score
 
 @runtime_checkable
 class Loss(Protocol):
+    name: ClassVar[str]
     rows: ClassVar[str]
     samples_unseen: ClassVar[bool]
     default_monitor: ClassVar[str]
@@ -50,10 +54,26 @@ class Loss(Protocol):
                   step: jax.Array) -> tuple[jax.Array, jax.Array]: ...
 
 
+def check_loss_suits_model(loss: Any, model: Any) -> None:
+    """One-line ``ValueError`` unless ``loss`` is among the losses ``model`` declares
+    (``compatible_losses``; ``default_loss`` is the one it is meant for). Models that
+    declare nothing (out of tree) and losses without a ``name`` are not checked here."""
+    compatible = getattr(model, "compatible_losses", None)
+    loss_name = getattr(loss, "name", None)
+    if compatible is None or loss_name is None or loss_name in compatible:
+        return
+    default = getattr(model, "default_loss", None) or compatible[0]
+    raise ValueError(f"loss={loss_name} does not suit model {type(model).__name__}: it is "
+                     f"meant for loss={default} (compatible: {', '.join(compatible)}); add "
+                     f"loss={default} to the command line")
+
+
 def check_gradient_model(loss: Any, model: Any, *, needs: tuple[type, ...] = (Scorer,),
                          hint: str = "") -> None:
-    """The checks every gradient-trained loss makes: the model is not closed-form, has the
-    capabilities ``needs`` and, with ``loss.l2 > 0``, names its rows (`RowRegularized`)."""
+    """The checks every gradient-trained loss makes: the loss suits the model
+    (:func:`check_loss_suits_model`), the model is not closed-form, has the capabilities
+    ``needs`` and, with ``loss.l2 > 0``, names its rows (`RowRegularized`)."""
+    check_loss_suits_model(loss, model)
     name, model_name = type(loss).__name__, type(model).__name__
     if isinstance(model, ClosedForm):
         raise ValueError(f"loss: {model_name} is fitted in closed form; use loss=none")

@@ -64,6 +64,7 @@ class Multinomial:
 
     anneal_cap: float = 0.2
     total_anneal_steps: int = 20000
+    name: ClassVar[str] = "multinomial"  # its configs/loss file
     rows: ClassVar[str] = "users"
     samples_unseen: ClassVar[bool] = False  # rejection-samples unseen items
     default_monitor: ClassVar[str] = "valid/ndcg@10"

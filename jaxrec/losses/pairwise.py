@@ -37,6 +37,7 @@ class BPR:
 
     num_negatives: int = 1
     l2: float = 0.0
+    name: ClassVar[str] = "bpr"  # its configs/loss file
     rows: ClassVar[str] = "interactions"
     samples_unseen: ClassVar[bool] = True  # rejection-samples unseen items
     default_monitor: ClassVar[str] = "valid/ndcg@10"

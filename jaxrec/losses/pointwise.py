@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrec.data.sampling import sample_batch_negatives
-from jaxrec.losses.base import check_gradient_model
+from jaxrec.losses.base import check_gradient_model, check_loss_suits_model
 from jaxrec.models.base import ClosedForm
 
 
@@ -65,6 +65,7 @@ class MSE:
     """
 
     l2: float = 0.12
+    name: ClassVar[str] = "mse"  # its configs/loss file
     rows: ClassVar[str] = "interactions"
     samples_unseen: ClassVar[bool] = False  # rejection-samples unseen items
     default_monitor: ClassVar[str] = "valid/rmse"
@@ -96,6 +97,7 @@ class BCE:
 
     num_negatives: int = 4
     l2: float = 0.0
+    name: ClassVar[str] = "bce"  # its configs/loss file
     rows: ClassVar[str] = "interactions"
     samples_unseen: ClassVar[bool] = True  # rejection-samples unseen items
     default_monitor: ClassVar[str] = "valid/ndcg@10"
@@ -131,12 +133,14 @@ class NoLoss:
     """For models fitted in closed form by ``solve_epoch`` (``rows = "none"``: no gradient
     steps; one epoch is one solve)."""
 
+    name: ClassVar[str] = "none"  # its configs/loss file
     rows: ClassVar[str] = "none"
     samples_unseen: ClassVar[bool] = False  # rejection-samples unseen items
     default_monitor: ClassVar[str] = "valid/ndcg@10"
     l2: ClassVar[float] = 0.0
 
     def check_model(self, model) -> None:
+        check_loss_suits_model(self, model)
         if not isinstance(model, ClosedForm):
             raise ValueError(f"loss: {type(model).__name__} trains by gradient steps; choose a "
                              "loss such as mse, bce or bpr")

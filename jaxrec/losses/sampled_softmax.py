@@ -94,6 +94,7 @@ class SampledSoftmax:
     logq: bool = True
     remove_accidental_hits: bool = True
     l2: float = 0.0
+    name: ClassVar[str] = "sampled_softmax"  # its configs/loss file
     rows: ClassVar[str] = "interactions"
     samples_unseen: ClassVar[bool] = False  # rejection-samples unseen items
     default_monitor: ClassVar[str] = "valid/ndcg@10"

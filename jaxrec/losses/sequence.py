@@ -56,6 +56,7 @@ class SequenceBCE:
     """
 
     num_negatives: int = 1
+    name: ClassVar[str] = "sequence_bce"  # its configs/loss file
     rows: ClassVar[str] = "users"
     samples_unseen: ClassVar[bool] = True  # rejection-samples unseen items
     default_monitor: ClassVar[str] = "valid/ndcg@10"

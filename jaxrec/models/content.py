@@ -19,6 +19,8 @@ feature and the user side falls back to ``"id"``: a plain factorisation model
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -44,6 +46,9 @@ class Content(nnx.Module):
       bias: learn a per-feature bias (item popularity from features).
       rngs: Flax random streams.
     """
+
+    default_loss: ClassVar[str] = "sampled_softmax"  # the loss= it is meant for
+    compatible_losses: ClassVar[tuple[str, ...]] = ("sampled_softmax", "bpr", "bce", "mse")
 
     def __init__(self, ctx: ModelContext, *, dim: int = 64,
                  user: str = "history", hidden: tuple[int, ...] = (), init_std: float = 0.05,

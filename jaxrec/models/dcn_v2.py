@@ -22,6 +22,7 @@ user and per item in full ranking (``score_all``, ``block`` users at a time).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -76,6 +77,9 @@ class DCNv2(FieldInteractionModel):
       block: users per block in ``score_all`` (bounds the ``[block, N, F D]`` tensors).
       rngs: Flax random streams.
     """
+
+    default_loss: ClassVar[str] = "bce"  # the loss= it is meant for
+    compatible_losses: ClassVar[tuple[str, ...]] = ("bce", "mse", "bpr")
 
     def __init__(self, ctx: ModelContext, *, dim: int = 16,
                  cross_layers: int = 2, rank: int | None = None,

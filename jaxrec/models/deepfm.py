@@ -20,6 +20,7 @@ pair (``score_all``, ``block`` users at a time).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -52,6 +53,9 @@ class DeepFM(FieldInteractionModel):
       block: users per block in ``score_all`` (bounds the ``[block, N, hidden]`` tensors).
       rngs: Flax random streams.
     """
+
+    default_loss: ClassVar[str] = "bce"  # the loss= it is meant for
+    compatible_losses: ClassVar[tuple[str, ...]] = ("bce", "mse", "bpr")
 
     def __init__(self, ctx: ModelContext, *, dim: int = 16,
                  hidden: Sequence[int] = (64, 32), init_std: float = 0.05,

@@ -18,6 +18,8 @@ filtering: 20.7k items, 1.7 GB each) and, with more users than items, blocks of
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
@@ -108,6 +110,9 @@ class EASE(nnx.Module):
     Before the solve every score is 0. Interactions are binarised: a rating's
     value is ignored, as in the paper.
     """
+
+    default_loss: ClassVar[str] = "none"  # the loss= it is meant for
+    compatible_losses: ClassVar[tuple[str, ...]] = ("none",)
 
     def __init__(self, ctx: ModelContext, *, l2: float = 500.0, user_block: int = 4096,
                  rngs: nnx.Rngs):

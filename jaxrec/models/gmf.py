@@ -7,6 +7,8 @@ logit; train with ``loss=bce`` (the paper: 4 sampled negatives per positive).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -27,6 +29,9 @@ class GMF(nnx.Module):
         of :class:`~jaxrec.models.neumf.NeuMF`, whose output layer is shared.
       rngs: Flax random streams (``params`` is used).
     """
+
+    default_loss: ClassVar[str] = "bce"  # the loss= it is meant for
+    compatible_losses: ClassVar[tuple[str, ...]] = ("bce", "bpr", "sampled_softmax")
 
     def __init__(self, ctx: ModelContext, *, dim: int = 32, init_std: float = 0.01,
                  head: bool = True, rngs: nnx.Rngs):

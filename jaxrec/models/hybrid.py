@@ -14,6 +14,8 @@ cold item falls back to its features.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -34,6 +36,9 @@ class Hybrid(nnx.Module):
       item_ids: include the item-id embedding (False: items are their features only).
       rngs: Flax random streams.
     """
+
+    default_loss: ClassVar[str] = "sampled_softmax"  # the loss= it is meant for
+    compatible_losses: ClassVar[tuple[str, ...]] = ("sampled_softmax", "bpr", "bce")
 
     def __init__(self, ctx: ModelContext, *, dim: int = 64,
                  init_std: float = 0.05, item_ids: bool = True, rngs: nnx.Rngs):

@@ -27,6 +27,8 @@ for ml-latest-small at D = 128, about 7 GB for ml-20m).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
@@ -54,6 +56,9 @@ class IALS(nnx.Module):
       cg_steps: conjugate-gradient steps per row and half-epoch (``solver="cg"``).
       rngs: Flax random streams (``params`` initialises the factors).
     """
+
+    default_loss: ClassVar[str] = "none"  # the loss= it is meant for
+    compatible_losses: ClassVar[tuple[str, ...]] = ("none",)
 
     def __init__(self, ctx: ModelContext, *, dim: int = 64, unobserved_weight: float = 0.3,
                  reg: float = 0.01, reg_exponent: float = 1.0, alpha: float = 0.0,

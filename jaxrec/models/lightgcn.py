@@ -23,6 +23,8 @@ propagation (batch 4096).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -85,6 +87,9 @@ class LightGCN(nnx.Module):
     The L2 penalty (``loss.l2``) applies to the rows of ``E^(0)`` a batch uses,
     as in the paper.
     """
+
+    default_loss: ClassVar[str] = "bpr"  # the loss= it is meant for
+    compatible_losses: ClassVar[tuple[str, ...]] = ("bpr", "bce", "sampled_softmax")
 
     def __init__(self, ctx: ModelContext, *, dim: int = 64, num_layers: int = 3,
                  init_std: float = 0.1, rngs: nnx.Rngs):

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -26,6 +28,9 @@ class MF(nnx.Module):
         (the global mean is never penalised).
       rngs: Flax random streams (``params`` is used).
     """
+
+    default_loss: ClassVar[str] = "mse"  # the loss= it is meant for
+    compatible_losses: ClassVar[tuple[str, ...]] = ("mse", "bce", "bpr", "sampled_softmax")
 
     def __init__(self, ctx: ModelContext, *, dim: int = 64, init_std: float = 0.01,
                  use_bias: bool = True, bias_l2_scale: float = 0.1, rngs: nnx.Rngs):

@@ -10,6 +10,7 @@ The class is ``NCFMLP`` (``jaxrec.models.layers.MLP`` is a plain layer).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +33,9 @@ class NCFMLP(nnx.Module):
         of :class:`~jaxrec.models.neumf.NeuMF`, whose output layer is shared.
       rngs: Flax random streams (``params`` is used).
     """
+
+    default_loss: ClassVar[str] = "bce"  # the loss= it is meant for
+    compatible_losses: ClassVar[tuple[str, ...]] = ("bce", "bpr")
 
     def __init__(self, ctx: ModelContext, *, dim: int = 32, hidden: Sequence[int] = (32, 16, 8),
                  init_std: float = 0.01, head: bool = True, rngs: nnx.Rngs):

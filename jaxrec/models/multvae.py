@@ -22,6 +22,7 @@ ml-latest-small, 22 MB for ml-1m, 3.7 GB for ml-20m).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -50,6 +51,9 @@ class MultVAE(nnx.Module):
     user). ``__call__`` and ``score_all`` score a training user from their stored
     history; ``score_history`` from a given one.
     """
+
+    default_loss: ClassVar[str] = "multinomial"  # the loss= it is meant for
+    compatible_losses: ClassVar[tuple[str, ...]] = ("multinomial",)
 
     def __init__(self, ctx: ModelContext, *, hidden: Sequence[int] = (600,), latent: int = 200,
                  dropout: float = 0.5, variational: bool = True, rngs: nnx.Rngs):

@@ -18,6 +18,7 @@ pre-trained models.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -46,6 +47,9 @@ class NeuMF(nnx.Module):
         same ``hidden``. Give both or neither.
       rngs: Flax random streams (``params`` is used).
     """
+
+    default_loss: ClassVar[str] = "bce"  # the loss= it is meant for
+    compatible_losses: ClassVar[tuple[str, ...]] = ("bce", "bpr")
 
     def __init__(self, ctx: ModelContext, *, gmf_dim: int = 32, mlp_dim: int = 32,
                  hidden: Sequence[int] = (32, 16, 8), init_std: float = 0.01, alpha: float = 0.5,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -15,6 +17,9 @@ class Popularity(nnx.Module):
     Trained by one closed-form :meth:`solve_epoch` (no gradient steps); run it with
     ``loss=none``.
     """
+
+    default_loss: ClassVar[str] = "none"  # the loss= it is meant for
+    compatible_losses: ClassVar[tuple[str, ...]] = ("none",)
 
     scores_cold_items = True  # an unseen item scores 0 (jaxrec.metrics.slices)
     scores_cold_users = True

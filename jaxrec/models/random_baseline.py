@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -35,6 +37,9 @@ class RandomBaseline(nnx.Module):
     The seed is drawn from ``rngs`` at construction and redrawn from the epoch key
     by :meth:`solve_epoch` (``loss=none``); the scores stay fixed after that.
     """
+
+    default_loss: ClassVar[str] = "none"  # the loss= it is meant for
+    compatible_losses: ClassVar[tuple[str, ...]] = ("none",)
 
     scores_cold_items = True  # needs no per-item training (jaxrec.metrics.slices)
     scores_cold_users = True

@@ -21,7 +21,7 @@ later items.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -73,6 +73,9 @@ class SASRec(nnx.Module):
 
     Train with ``loss=sequence_bce`` (batch kind ``users``).
     """
+
+    default_loss: ClassVar[str] = "sequence_bce"  # the loss= it is meant for
+    compatible_losses: ClassVar[tuple[str, ...]] = ("sequence_bce",)
 
     def __init__(self, ctx: ModelContext, *, dim: int = 50, num_blocks: int = 2, num_heads: int = 1,
                  max_len: int = 200, dropout: float = 0.2, rngs: nnx.Rngs):

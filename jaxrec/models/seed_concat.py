@@ -9,6 +9,7 @@ is the MLP variant.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +34,9 @@ class SeedConcat(nnx.Module):
     The output is offset by the training mean rating so training starts from
     the mean predictor.
     """
+
+    default_loss: ClassVar[str] = "mse"  # the loss= it is meant for
+    compatible_losses: ClassVar[tuple[str, ...]] = ("mse", "bce", "bpr")
 
     def __init__(self, ctx: ModelContext, *, user_dim: int = 50, item_dim: int = 50,
                  hidden: Sequence[int] = (), init_std: float = 0.05, rngs: nnx.Rngs):

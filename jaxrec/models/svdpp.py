@@ -27,7 +27,7 @@ a mean of 132): on ml-latest-small (dim 20, 2-core CPU) a padded-table variant t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -84,6 +84,9 @@ class SVDpp(MF):
     The L2 penalty (``loss.l2``) applies per example to ``p_u``, ``q_i``, the
     biases and every ``y_j`` with ``j in N(u)``, as in Koren's SGD rules.
     """
+
+    default_loss: ClassVar[str] = "mse"  # the loss= it is meant for
+    compatible_losses: ClassVar[tuple[str, ...]] = ("mse", "bce", "bpr")
 
     def __init__(self, ctx: ModelContext, *, dim: int = 20, init_std: float = 0.01,
                  use_bias: bool = True, learn_mean: bool = True, bias_l2_scale: float = 0.1,

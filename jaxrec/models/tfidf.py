@@ -28,6 +28,8 @@ vocabulary; ml-latest-small with genres, year, tags and title: about 3,300).
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -51,6 +53,9 @@ class TfIdf(nnx.Module):
       pivot_slope: item length normalisation slope in [0, 1]: 1 cosine, 0 none.
       rngs: unused (deterministic); kept for the common signature.
     """
+
+    default_loss: ClassVar[str] = "none"  # the loss= it is meant for
+    compatible_losses: ClassVar[tuple[str, ...]] = ("none",)
 
     def __init__(self, ctx: ModelContext, *, idf: bool = True,
                  center: bool = False, pivot_slope: float = 1.0, rngs: nnx.Rngs):

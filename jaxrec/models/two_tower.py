@@ -13,6 +13,8 @@ what the user watched). Full ranking is one ``[U, D] x [D, N]`` matmul.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -38,6 +40,9 @@ class TwoTower(nnx.Module):
       init_std: standard deviation of the embedding initialisers.
       rngs: Flax random streams.
     """
+
+    default_loss: ClassVar[str] = "sampled_softmax"  # the loss= it is meant for
+    compatible_losses: ClassVar[tuple[str, ...]] = ("sampled_softmax", "bpr", "bce")
 
     def __init__(self, ctx: ModelContext, *, dim: int = 64,
                  hidden: tuple[int, ...] = (), out_dim: int | None = None,

@@ -46,11 +46,16 @@ def _check_overrides(spec, overrides: list[str]) -> None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from jaxrec.models.config_check import check_model_config
     from jaxrec.sweep.runner import compose
 
     try:
-        compose([*overrides, "paths.output_dir=."])
+        cfg = compose([*overrides, "paths.output_dir=."])
     except (HydraException, OmegaConfBaseException) as err:
         cause = f" ({str(err.__cause__).splitlines()[0]})" if err.__cause__ else ""
         raise SpecError(f"{spec.path}: command / command line overrides: "
                         f"{' '.join(str(err).split())}{cause}") from None
+    try:
+        check_model_config(cfg.model)
+    except ValueError as err:
+        raise SpecError(f"{spec.path}: command / command line overrides: {err}") from None

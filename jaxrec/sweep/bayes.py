@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from jaxrec.extras import require
 from jaxrec.sweep.spec import Parameter, SpecError, SweepSpec
+
+_PURPOSE = "jaxrec sweep with method: bayes"
 
 
 def distributions(spec: SweepSpec) -> dict[str, Any]:
     """Optuna distributions for the swept parameters (W&B names mapped to Optuna's)."""
-    import optuna.distributions as od
+    od = require("optuna.distributions", extra="sweep", purpose=_PURPOSE)
 
     out = {}
     for p in spec.swept:
@@ -57,7 +60,7 @@ def _encode(p: Parameter, value: Any) -> Any:
 
 def run_bayes(study, *, run_cap: int, seed: int, startup_trials: int) -> list[dict]:
     """Ask TPE for ``run_cap`` trials in total; trials recorded earlier are told first."""
-    import optuna
+    optuna = require("optuna", extra="sweep", purpose=_PURPOSE)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec: SweepSpec = study.spec

@@ -35,13 +35,14 @@ def main(argv: list[str]) -> None:
         except ReportError as err:
             raise SystemExit(f"error: {err}") from None
         return
+    from jaxrec.extras import MissingExtra
     from jaxrec.sweep.api import run_sweep
     from jaxrec.sweep.report import report
     from jaxrec.sweep.spec import SpecError
 
     try:
         study = run_sweep(argv[0], argv[1:])
-    except SpecError as err:
+    except (SpecError, MissingExtra) as err:
         raise SystemExit(f"error: {err}") from None
     print(report(study.dir, top=10, plots=False))
     print(f"\nresults: {study.dir / 'results.csv'}   report: jaxrec sweep report {study.dir}",

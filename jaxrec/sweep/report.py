@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from jaxrec.extras import MissingExtra, require
 from jaxrec.sweep.expand import format_value
 
 
@@ -82,7 +83,10 @@ def report(study_dir: str | Path, *, top: int = 10, curves: int = 5,
     n_ok = int((frame["status"] == "ok").sum())
     goal = "lower" if meta["goal"] != "maximize" else "higher"
     lines = [f"study {meta['name']}-{meta['id']} ({meta['method']}): {len(frame)} trials, "
-             f"{n_ok} ok; {meta['metric']}, {goal} is better", "", table(meta, frame, top)]
+             f"{n_ok} ok; {meta['metric']}, {goal} is better"]
+    if "fixed" in meta:  # what every trial shares: the study's identity
+        lines.append(f"fixed (not swept): {' '.join(meta['fixed']) or 'none'}")
+    lines += ["", table(meta, frame, top)]
     seeds = seed_summary(meta, frame)
     if seeds is not None:
         lines += ["", f"{meta['metric']} over seeds (mean, std, count):",
@@ -93,9 +97,8 @@ def report(study_dir: str | Path, *, top: int = 10, curves: int = 5,
     if plots:
         try:
             paths = save_plots(study_dir, meta, frame, curves=curves)
-        except ImportError:
-            lines += ["", "plots skipped: matplotlib is not installed "
-                          "(pip install 'jaxrec[sweep]')"]
+        except MissingExtra as err:
+            lines += ["", f"plots skipped: {err} (or pass --no-plots)"]
         else:
             lines += ["", "plots: " + ", ".join(str(p) for p in paths)]
     return "\n".join(lines)
@@ -107,8 +110,7 @@ def _numeric(series: pd.Series) -> bool:
 
 def save_plots(study_dir: Path, meta: dict, frame: pd.DataFrame, *, curves: int = 5
                ) -> list[Path]:
-    import matplotlib
-
+    matplotlib = require("matplotlib", extra="sweep", purpose="jaxrec sweep report plots")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -2,7 +2,9 @@
 
 Layout of a study directory (``outputs/sweeps/<spec name>`` unless ``sweep.dir=``)::
 
-    study.json          name, id (the W&B group is ``<name>-<id>``), method, metric, spec
+    study.json          name, id (the W&B group is ``<name>-<id>``), method, metric, spec,
+                        fixed: the non-swept overrides that identify the study
+                        (`jaxrec.sweep.identity`: other ones open ``<name>-<hash>``)
     results.csv         one row per trial, rewritten atomically after every trial
     trials/t000/        a normal run dir (config.yaml, metrics.jsonl, results.json, ...)
          trial.json     the trial's record: params, overrides, status, error, metrics, timings
@@ -28,6 +30,7 @@ from typing import Any
 
 from jaxrec.io import atomic_write_json, atomic_write_text
 from jaxrec.sweep.expand import format_value, trial_overrides
+from jaxrec.sweep.identity import fixed_overrides, study_dir
 from jaxrec.sweep.spec import SweepOptions, SweepSpec
 
 FINAL = ("ok", "diverged")
@@ -77,7 +80,8 @@ class Study:
         self.execute = execute
         self.train_overrides = list(train_overrides)
         self.launcher_overrides = list(launcher_overrides or [])
-        self.dir = Path(opts.dir or Path("outputs") / "sweeps" / spec.name).absolute()
+        self.fixed = fixed_overrides(spec, self.train_overrides)  # what identifies the study
+        self.dir = study_dir(spec, opts, self.fixed)
         (self.dir / "trials").mkdir(parents=True, exist_ok=True)
         meta_path = self.dir / "study.json"
         if meta_path.exists():
@@ -88,7 +92,7 @@ class Study:
                          "spec": str(spec.path), "method": spec.method,
                          "metric": spec.metric, "goal": spec.goal}
         self.meta.update(metric=spec.metric, goal=spec.goal, method=spec.method,
-                         swept=[p.key for p in spec.swept])
+                         swept=[p.key for p in spec.swept], fixed=self.fixed)
         atomic_write_json(meta_path, self.meta)
         atomic_write_text(self.dir / "spec.yaml", spec.path.read_text())
 
