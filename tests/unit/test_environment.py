@@ -57,7 +57,9 @@ def test_results_json_holds_the_environment():
     from jaxrec.runner import results_dict
 
     info = SimpleNamespace(name="d", num_users=2, num_items=3)
-    run = SimpleNamespace(dataset=SimpleNamespace(info=info, train=[1], valid=None, test=[1]),
+    full = SimpleNamespace(universe=None)
+    run = SimpleNamespace(dataset=SimpleNamespace(info=info, train=[1], valid=None, test=[1],
+                                                  full=full),
                           protocol=dict, notes=[])
     result = SimpleNamespace(metrics={}, best_epoch=1, epochs_run=1, stop_reason="epochs",
                              monitor="valid/rmse", compile_seconds=0.0, seconds_per_epoch=0.0,

@@ -83,7 +83,7 @@ def _lines(stream, out: queue.Queue) -> None:
     out.put(None)
 
 
-def test_ctrl_c_stops_with_one_line_and_status_130(tmp_path):
+def test_ctrl_c_checkpoints_and_stops_with_one_line_and_status_130(tmp_path):
     proc = _train(*FAST, "trainer.epochs=100000", "trainer.patience=0",
                   f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     lines: queue.Queue = queue.Queue()
@@ -108,6 +108,8 @@ def test_ctrl_c_stops_with_one_line_and_status_130(tmp_path):
     err = "".join(seen)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
-    interrupted = [line for line in seen if line.startswith("interrupted:")]
-    assert len(interrupted) == 1, err
+    stopped = [line for line in seen if line.startswith(("stopped:", "interrupted:"))]
+    assert len(stopped) == 1, err  # after the epoch in flight, with a checkpoint to resume from
+    assert "checkpoint is saved" in stopped[0], err
+    assert (tmp_path / "run" / "status").read_text().strip() == "preempted"
     assert not (tmp_path / "run" / "results.json").exists()
