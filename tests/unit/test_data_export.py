@@ -87,7 +87,7 @@ def _metrics(results):
 
 
 @pytest.mark.parametrize(("fmt", "model"), [
-    ("csv", ["model=mf", "model.dim=8", "loss=mse"]),
+    pytest.param("csv", ["model=mf", "model.dim=8", "loss=mse"], marks=pytest.mark.slow),
     pytest.param("recbole", ["model=mf", "model.dim=8", "loss=bpr"], marks=pytest.mark.slow),
     pytest.param("adjacency", ["model=ease", "loss=none", "data.preprocess.implicit=true"],
                  marks=pytest.mark.slow)])

@@ -77,6 +77,7 @@ def test_a_model_taking_any_keyword_and_a_bad_target():
         check_model_config({"_target_": "nowhere.Model"})
 
 
+@pytest.mark.slow  # a jaxrec train subprocess
 def test_jaxrec_train_rejects_an_unknown_model_key_with_one_line(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p), "HYDRA_FULL_ERROR": "0"}

@@ -88,6 +88,7 @@ def test_assembly_rejects_gmf_with_the_default_mse_before_compiling(tmp_path):
     build(compose_train(["debug=fast", "model=gmf", "loss=bce"], tmp_path))
 
 
+@pytest.mark.slow  # a jaxrec train subprocess
 def test_jaxrec_train_model_gmf_fails_with_one_line(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p), "HYDRA_FULL_ERROR": "0"}

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from jaxrec.logging.console import metrics_table
 from jaxrec.runner import stop_message
 
@@ -57,6 +59,7 @@ def test_stop_message_only_when_patience_fired():
     assert stop_message(SimpleNamespace(stop_reason="max_epochs"), 2) is None
 
 
+@pytest.mark.slow  # a jaxrec train subprocess
 def test_jaxrec_train_prints_folder_table_and_early_stop_also_to_train_log(tmp_path):
     run_dir = tmp_path / "run"
     # mode=max on a falling RMSE: no validation after the first improves, so patience fires
@@ -83,6 +86,7 @@ def _lines(stream, out: queue.Queue) -> None:
     out.put(None)
 
 
+@pytest.mark.slow  # a jaxrec train subprocess
 def test_ctrl_c_checkpoints_and_stops_with_one_line_and_status_130(tmp_path):
     proc = _train(*FAST, "trainer.epochs=100000", "trainer.patience=0",
                   f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
