@@ -232,11 +232,22 @@ def expected_metric_keys(split: str, eval_cfg: EvalConfig, *, explicit: bool) ->
 
 def load_config(run_dir: str | Path) -> DictConfig:
     """The saved ``config.yaml`` of a run directory (one-line errors when it is not a run)."""
+    from jaxrec.trust import check_targets
+
     run_dir = Path(run_dir)
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise FileNotFoundError(f"run dir: {path} not found; {run_dir} is not a jaxrec run")
-    return OmegaConf.load(path)
+    try:
+        cfg = OmegaConf.load(path)
+        plain = OmegaConf.to_container(cfg, resolve=False)
+    except Exception as err:  # garbled yaml
+        raise ValueError(f"{path}: not a readable config ({type(err).__name__}: "
+                         f"{' '.join(str(err).split())[:160]})") from None
+    if not isinstance(plain, dict) or "model" not in plain:
+        raise ValueError(f"{path}: not a jaxrec run config (no model section)")
+    check_targets(plain, str(path))  # a run folder is data: nothing outside jaxrec is built
+    return cfg
 
 
 @dataclasses.dataclass
@@ -271,9 +282,23 @@ def load_run(run_dir: str | Path, *, evaluate: bool = True) -> LoadedRun:
     if cfg.eval.get("protocol") == "sampled" and saved.is_file():
         OmegaConf.update(cfg, "eval.negatives_file", str(saved))  # never re-drawn
     run = assemble(cfg, evaluate=evaluate, training=False)
+    _check_data(run_dir, run.dataset)
     graphdef, params, rest = nnx.split(run.model, nnx.Param, ...)
     params = restore_params(checkpoint, params)
     return LoadedRun(cfg, run, graphdef, (params, rest), run_dir)
+
+
+def _check_data(run_dir: Path, dataset) -> None:
+    """Refuse a run whose data changed since training (its ``data.json`` fingerprint)."""
+    import json
+
+    from jaxrec.data.fingerprint import check_same, fingerprint
+
+    path = run_dir / "data.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"run dir: {path} not found; the run predates data fingerprints "
+                                "or never started training: retrain it")
+    check_same(json.loads(path.read_text()), fingerprint(dataset), str(run_dir))
 
 
 def load_model(run_dir: str | Path):

@@ -75,6 +75,7 @@ class TrainerConfig:
     mode: str = "auto"  # min | max | auto (from the metric name)
     progress: bool = True  # progress bar (quiet when stderr is not a terminal)
     save_checkpoint: bool = True  # the best parameters, checkpoints/best
+    divergence_factor: float = 1e4  # an epoch loss over this x the first step's: diverged
     resume: str = "auto"  # auto: continue from checkpoints/state if the run dir has one | never
     checkpoint_every: int = 1  # save the whole training state every N epochs (0: on signals only)
     checkpoint_seconds: float = 60.0  # ... but not sooner than this after the last save
@@ -189,7 +190,8 @@ def validate_trainer(trainer: TrainerConfig) -> None:
                          f"{trainer.patience}")
     if trainer.resume not in ("auto", "never"):
         raise ValueError(f"trainer.resume: expected auto or never, got {trainer.resume!r}")
-    for name, low in (("checkpoint_every", 0), ("checkpoint_seconds", 0), ("keep_checkpoints", 1)):
+    for name, low in (("checkpoint_every", 0), ("checkpoint_seconds", 0), ("keep_checkpoints", 1),
+                      ("divergence_factor", 0)):
         if getattr(trainer, name) < low:
             raise ValueError(f"trainer.{name}: must be >= {low}, got {getattr(trainer, name)}")
     if trainer.mode not in ("auto", "min", "max"):

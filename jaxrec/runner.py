@@ -86,6 +86,27 @@ def member(run: Run, state, *, hparams=None, resume_epoch: int | str | None = "l
                   checkpoints=ckpt, resume=resume)
 
 
+def start_outputs(run: Run, *, resumed: bool) -> None:
+    """Record the data fingerprint (``data.json``) and, unless resuming, remove what an
+    earlier run left in the folder (results, per-user vectors, its best checkpoint), so a
+    re-run into a used folder never mixes old and new outputs."""
+    import json
+    import shutil
+
+    from jaxrec.data.fingerprint import check_same, fingerprint
+
+    now = fingerprint(run.dataset)
+    path = run.run_dir / "data.json"
+    if resumed and path.is_file():
+        check_same(json.loads(path.read_text()), now, str(run.run_dir))
+    if not resumed:
+        for name in ("results.json", "per_user_valid.parquet", "per_user_test.parquet"):
+            (run.run_dir / name).unlink(missing_ok=True)
+        for name in ("best", "best.old"):
+            shutil.rmtree(run.run_dir / "checkpoints" / name, ignore_errors=True)
+    atomic_write_json(path, now)
+
+
 def write_status(run_dir, status: str) -> None:
     """``status`` in the run folder: running, finished, failed, diverged or preempted."""
     atomic_write_text(Path(run_dir) / "status", status + "\n")
@@ -170,6 +191,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         run = assemble(cfg)
         graphdef, state = init_state(run.model, run.tx)
         mem = member(run, state)
+        start_outputs(run, resumed=mem.resume is not None)
         try:
             with stop_on_signals() as stop:
                 try:

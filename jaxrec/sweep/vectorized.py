@@ -142,7 +142,14 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
         are fitted in closed form.
     """
     from jaxrec.assembly import assemble
-    from jaxrec.runner import checkpoints, finish, member, program, write_config
+    from jaxrec.runner import (
+        checkpoints,
+        finish,
+        member,
+        program,
+        start_outputs,
+        write_config,
+    )
     from jaxrec.training.loop import fit
     from jaxrec.training.signals import stop_on_signals
     from jaxrec.training.step import init_state
@@ -173,6 +180,8 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
     common = _common_epoch([checkpoints(run) for run in runs])
     members = [member(run, state, hparams={"l2": float(run.loss.l2)}, resume_epoch=common)
                for run, state in zip(runs, states, strict=True)]
+    for run, m in zip(runs, members, strict=True):
+        start_outputs(run, resumed=m.resume is not None)
     writers = [m.writer for m in members]
     del states
     n_lanes = K if lanes is None else max(1, min(lanes, K))

@@ -59,7 +59,8 @@ class Chunk:
                 keys)
 
     def step(self, program, trackers, epoch: int, shared_order: bool) -> jax.Array:
-        """Dispatch one epoch (asynchronously); returns the loss (``[]`` or ``[K_chunk]``)."""
+        """Dispatch one epoch (asynchronously); returns the losses, ``[2]`` or ``[K_chunk, 2]``:
+        the epoch's mean and its first step's."""
         self.state, loss = self.program(*self.args(program.data, trackers, epoch, shared_order))
         return loss
 
@@ -77,13 +78,15 @@ def make_chunks(members: list, *, lanes: int) -> list[Chunk]:
 def epoch_programs(program, *, shared_order: bool) -> tuple[Any, Any]:
     """``(single, stacked)`` jitted epoch programs of a fit (the state is donated).
 
-    ``single(state, data, hparams, perm, mask, key)``; ``stacked`` is its vmap over
+    ``single(state, data, hparams, perm, mask, key) -> (state, [mean loss, first step's])``;
+    ``stacked`` is its vmap over
     a leading member axis, with an ``active`` mask after ``hparams`` and the batch
     order shared by all members when ``shared_order``.
     """
     if program.loss.rows == "none":  # closed form: one solve per epoch, never stacked
-        return make_solver_epoch_fn(program.graphdef), None
-    epoch = epoch_program(make_train_step(program.graphdef, program.loss, program.tx))
+        return make_solver_epoch_fn(program.graphdef, with_first=True), None
+    epoch = epoch_program(make_train_step(program.graphdef, program.loss, program.tx),
+                          with_first=True)
 
     def member(state, data, hparams, active, perm, mask, key):
         new_state, loss = epoch(state, data, hparams, perm, mask, key)

@@ -93,6 +93,7 @@ class Tracker:
         self.best_score, self.best_epoch, self.best_state = -math.inf, 0, None
         self.bad_evals, self.stop_reason, self.epochs_run = 0, "max_epochs", 0
         self.active, self.error = True, None
+        self.reference: float | None = None  # the untrained model's first-step loss
         self.eval_times: list[float] = []
         self.perm = self.mask = None
 
@@ -110,7 +111,20 @@ class Tracker:
         self.active, self.error = False, error
 
     RECORD = ("best_score", "best_epoch", "bad_evals", "stop_reason", "epochs_run", "active",
-              "eval_times")
+              "eval_times", "reference")
+
+    def check(self, epoch: int, mean: float, first: float, factor: float) -> bool:
+        """Whether the epoch's loss is sound: finite, and (with ``factor``) at most ``factor``
+        times the untrained model's first-step loss. Otherwise the member fails."""
+        if self.reference is None:
+            self.reference = first
+        if not math.isfinite(mean):
+            self.fail(TrainingDiverged(f"train/loss is {mean} at epoch {epoch}; stopping"))
+        elif factor and abs(mean) > factor * max(abs(self.reference), 1e-12):
+            self.fail(TrainingDiverged(
+                f"train/loss {mean:.3g} at epoch {epoch} exceeds trainer.divergence_factor="
+                f"{factor:g} x the untrained model's {self.reference:.3g}; stopping"))
+        return self.error is None
 
     def record(self) -> dict[str, Any]:
         """What a checkpoint keeps of the tracker (the best state is saved as arrays)."""
@@ -178,15 +192,15 @@ def fit(program: Program, members: list[Member], *, lanes: int | None = None,
         while len(pending) > keep:
             ep, launched = pending.pop(0)
             for chunk, value in launched:
-                values = np.asarray(value).reshape(-1)
+                values = np.asarray(value).reshape(-1, 2)  # [members, (mean, first step)]
                 for pos, k in enumerate(chunk.indices):
                     t = trackers[k]
                     if t.error is not None or t.epochs_run < ep:  # stopped before ``ep``
                         continue
-                    v = float(values[pos])
-                    if not math.isfinite(v):
-                        t.fail(TrainingDiverged(f"train/loss is {v} at epoch {ep}; stopping"))
-                    elif pending or keep:
+                    v = float(values[pos, 0])
+                    if not t.check(ep, v, float(values[pos, 1]), trainer.divergence_factor):
+                        continue
+                    if pending or keep:
                         members[k].writer.write(ep, {"train/loss": v})
                         if K == 1:
                             bar.set_postfix(loss=f"{v:.4f}", refresh=False)

@@ -66,7 +66,7 @@ def make_train_step(graphdef, loss, tx: optax.GradientTransformation):
     return train_step
 
 
-def make_solver_epoch_fn(graphdef):
+def make_solver_epoch_fn(graphdef, *, with_first: bool = False):
     """Compile one closed-form "epoch": the model's ``solve_epoch(data, key)``.
 
     Same signature as :func:`make_epoch_fn` (the batch order is unused); the
@@ -78,6 +78,7 @@ def make_solver_epoch_fn(graphdef):
         model = nnx.merge(graphdef, state.params, state.rest)
         value = model.solve_epoch(data, key)
         _, params, rest = nnx.split(model, nnx.Param, ...)
+        value = jnp.stack([value, value]) if with_first else value
         return TrainState(params, rest, state.opt_state, state.step + 1), value
 
     return jax.jit(epoch, donate_argnums=0)
@@ -93,9 +94,11 @@ def make_epoch_fn(train_step):
     return jax.jit(epoch_program(train_step), donate_argnums=0)
 
 
-def epoch_program(train_step):
+def epoch_program(train_step, *, with_first: bool = False):
     """The un-jitted epoch of :func:`make_epoch_fn`, for callers that transform it first
-    (``jax.vmap`` over stacked states in a vectorised sweep)."""
+    (``jax.vmap`` over stacked states in a vectorised sweep). ``with_first``: the loss
+    is ``[mean over the epoch, the first step's]`` (the training loop's divergence check
+    compares later epochs with the untrained model's first step)."""
 
     def epoch(state, data, hparams, perm_NbxB, mask_NbxB, key):
         keys = jax.random.split(key, perm_NbxB.shape[0])
@@ -108,7 +111,10 @@ def epoch_program(train_step):
             return state, value * jnp.sum(mask_B)
 
         state, weighted = jax.lax.scan(body, state, (perm_NbxB, mask_NbxB, keys))
-        return state, jnp.sum(weighted) / jnp.sum(mask_NbxB)
+        mean = jnp.sum(weighted) / jnp.sum(mask_NbxB)
+        if not with_first:
+            return state, mean
+        return state, jnp.stack([mean, weighted[0] / jnp.maximum(jnp.sum(mask_NbxB[0]), 1.0)])
 
     return epoch
 

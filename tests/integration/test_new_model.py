@@ -90,6 +90,7 @@ def plugin(tmp_path_factory, data_dir):
     (root / "conf" / "model" / "dot_mf.yaml").write_text(YAML)
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     env.update(JAXREC_DATA_DIR=data_dir, PYTHONPATH=str(root / "pkg"),
+               JAXREC_TRUSTED_MODULES="myrec_plugin",  # evaluate builds the plug-in model
                JAXREC_CACHE_DIR=str(tmp_path_factory.mktemp("cache")))
     return root, env, f"hydra.searchpath=[file://{root / 'conf'}]"
 

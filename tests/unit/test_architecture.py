@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "jaxrec"
 
 # Lower layers never import higher ones (docs/architecture.md, "Layers").
 LAYERS = [
-    {"jaxrec", "jaxrec.types", "jaxrec.config", "jaxrec.paths", "jaxrec.io",
+    {"jaxrec", "jaxrec.types", "jaxrec.config", "jaxrec.paths", "jaxrec.io", "jaxrec.trust",
      "jaxrec.environment", "jaxrec.extras"},
     {"jaxrec.data"},
     {"jaxrec.models"},
