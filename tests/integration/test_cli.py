@@ -90,6 +90,9 @@ def test_evaluate_bad_split_or_run_dir_is_one_line(tmp_path):
     with pytest.raises(SystemExit, match=r"^error: run dir: .*config\.yaml not found"):
         cli.main(["evaluate", str(tmp_path / "missing")])
     (tmp_path / "config.yaml").write_text("seed: 0\n")
+    with pytest.raises(SystemExit, match=r"^error: .*config.yaml: not a jaxrec run config"):
+        cli.main(["evaluate", str(tmp_path)])
+    (tmp_path / "config.yaml").write_text("seed: 0\nmodel: {_target_: jaxrec.models.mf.MF}\n")
     with pytest.raises(SystemExit, match=r"^error: .*checkpoints/best not found.*save_checkpoint"):
         cli.main(["evaluate", str(tmp_path)])
 

@@ -171,18 +171,22 @@ SYNTHETIC = ["data=synthetic", "data.dataset.num_users=20", "data.dataset.num_it
 
 
 def _fake_run(tmp_path, name, overrides, seed):
-    """A run directory as ``jaxrec train`` leaves it: config.yaml and checkpoints/best."""
+    """A run directory as ``jaxrec train`` leaves it: config.yaml, data.json and
+    checkpoints/best."""
+    from jaxrec.data.fingerprint import fingerprint
+    from jaxrec.io import atomic_write_json
     from jaxrec.training.checkpoint import save_params
     from tests.helpers import build
 
     run_dir = tmp_path / name
     cfg = compose_train([*SYNTHETIC, *overrides], run_dir)
-    _, model, _ = build(cfg)
+    dataset, model, _ = build(cfg)
     params = nnx.state(model, nnx.Param)
     params = jax.tree.map(lambda x: x + 0.2 * jax.random.normal(jax.random.key(seed), x.shape),
                           params)  # "trained": anything but the fresh initialisation
     nnx.update(model, params)
     run_dir.mkdir()
+    atomic_write_json(run_dir / "data.json", fingerprint(dataset))
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.to_container(cfg,
                                                                                   resolve=True)))
     save_params(run_dir / "checkpoints" / "best", params)
