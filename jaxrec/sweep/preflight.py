@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from jaxrec.sweep.spec import SpecError
 
+_NO = object()
+
 if TYPE_CHECKING:
     from jaxrec.sweep.study import Study, Trial
 
@@ -21,8 +23,9 @@ if TYPE_CHECKING:
 def preflight(study: Study, trial: Trial) -> None:
     """Raise SpecError (one line) when ``trial`` -- the study's first -- cannot run.
 
-    Only errors that come from the shared configuration, the data or the logger are
-    caught here; anything else is left for the trial itself to record.
+    A swept key the config does not have, and errors of the shared configuration, the
+    data or the logger stop the study; an error that names a swept key (this trial's own
+    value) and anything unexpected are left for the trial to record.
     """
     from hydra.errors import HydraException
     from omegaconf import OmegaConf
@@ -32,21 +35,33 @@ def preflight(study: Study, trial: Trial) -> None:
     from jaxrec.logging.writers import WandbLoginError, resolve_wandb_mode
     from jaxrec.sweep.runner import compose
 
-    where = f"{study.spec.path}: first trial ({' '.join(_own(study, trial)) or 'no parameters'})"
+    swept = [p.key for p in study.spec.swept]
+    own = set(_own(study, trial))
+    shared = [w for w in trial.overrides if w not in own]
     try:
-        cfg = compose(trial.overrides)
+        base = compose(shared)
     except (HydraException, OmegaConfBaseException) as err:
         cause = f" ({str(err.__cause__).splitlines()[0]})" if err.__cause__ else ""
-        raise SpecError(f"{where}: {' '.join(str(err).split())}{cause}; every trial would "
-                        "fail, so none was run") from None
+        raise SpecError(f"{study.spec.path}: the shared overrides: {' '.join(str(err).split())}"
+                        f"{cause}; every trial would fail, so none was run") from None
+    for key in swept:  # a swept key the config does not have fails every trial
+        if not key.startswith(("+", "~")) and OmegaConf.select(base, key, default=_NO) is _NO:
+            raise SpecError(f"{study.spec.path}: parameters.{key}: the config has no key "
+                            f"{key!r} (add it with +{key} if the model takes it); every trial "
+                            "would fail, so none was run")
+    where = f"{study.spec.path}: first trial ({' '.join(sorted(own)) or 'no parameters'})"
     try:
+        cfg = compose(trial.overrides)
         if OmegaConf.select(cfg, "logger.wandb"):
             resolve_wandb_mode(str(OmegaConf.select(cfg, "logger.mode") or "offline"))
         run = assemble(cfg, evaluate=True, training=False)
     except (ValueError, TypeError, WandbLoginError, HydraException,
             OmegaConfBaseException) as err:
-        raise SpecError(f"{where}: {' '.join(str(err).split())}; every trial would fail, so "
-                        "none was run") from None
+        message = " ".join(str(err).split())
+        if any(key.lstrip("+~") in message for key in swept):
+            return  # about this trial's own values: the trial records it, the others run
+        raise SpecError(f"{where}: {message}; every trial would fail, so none was run"
+                        ) from None
     metric = study.spec.metric
     if metric.startswith("valid/") and not run.dataset.has_valid:
         raise SpecError(f"{study.spec.path}: metric.name={metric} needs a validation split, "

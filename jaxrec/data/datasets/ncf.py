@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from jaxrec.data.datasets.convert import MAX_RATING, RATING_RANGE
+from jaxrec.data.datasets.convert import MAX_RATING
 from jaxrec.data.interactions import DataError, Interactions
 
 SOURCE = "github.com/hexiangnan/neural_collaborative_filtering (Data/)"
 _COLUMNS = ("user", "item", "rating", "timestamp")
 _EXPECTED = {"user": "a non-negative integer id", "item": "a non-negative integer id",
-             "rating": RATING_RANGE, "timestamp": "an integer"}
+             "rating": f"a number in [0, {MAX_RATING:g}]", "timestamp": "an integer"}
 
 
 def ncf_files(dataset: str, data_dir: str | None, folder: str = "ncf") -> dict[str, Path]:
