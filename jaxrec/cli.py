@@ -96,6 +96,16 @@ def _data_source(target: str, columns: str | None) -> tuple[str, list[str]]:
 
 
 def cmd_data(argv: list[str]) -> None:
+    try:
+        _data_command(argv)
+    except OSError as err:  # permission denied, a folder where a file should be: name it
+        if isinstance(err, FileNotFoundError) and not err.filename:
+            raise
+        where = f"{err.filename}: " if err.filename else ""
+        raise SystemExit(f"error: {where}{err.strerror or err}") from None
+
+
+def _data_command(argv: list[str]) -> None:
     if not argv or argv[0] in ("-h", "--help"):
         print(f"usage:{DATA_USAGE}")
         return
@@ -123,16 +133,21 @@ def cmd_data(argv: list[str]) -> None:
         _export(args)
         return
     from jaxrec.data import load_dataset
+    from jaxrec.data.pipeline import load_preprocessed
     from jaxrec.data.summary import summarize
 
     name, extra = _data_source(args.dataset, getattr(args, "columns", None))
     cfg = _compose_data(name, [*extra, *args.overrides])
-    interactions = load_dataset(cfg.data)
     if action == "download":
+        interactions = load_dataset(cfg.data)
         print(f"{args.dataset}: {len(interactions)} interactions ready "
               f"(cache: {cfg.paths.cache_dir})")
-    else:
-        print(summarize(interactions))
+        return
+    raw, interactions = load_preprocessed(cfg.data)  # data.preprocess.* overrides apply
+    print(summarize(interactions))
+    if len(raw) != len(interactions) or raw.num_users != interactions.num_users:
+        print(f"{'raw':<14}{len(raw):,} interactions, {raw.num_users:,} users, "
+              f"{raw.num_items:,} items before data.preprocess")
 
 
 def _export(args) -> None:

@@ -63,3 +63,25 @@ def atomic_write_with(path: str | os.PathLike, write: Callable[[str], Any]) -> N
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_output_dir(path: str | os.PathLike) -> Path:
+    """The run folder ``path``, checked before anything is written: a one-line ValueError
+    naming ``paths.output_dir`` when it (or a parent) is a file, or cannot be created or
+    written to. Creates the folder; returns it.
+    """
+    path = Path(path).expanduser()
+    for parent in (path, *path.parents):
+        if parent.exists() and not parent.is_dir():
+            what = "" if parent == path else f" ({parent} is a file)"
+            raise ValueError(f"paths.output_dir={path}: not a folder{what}")
+        if parent.exists():
+            break
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"paths.output_dir={path}: cannot create it ({e.strerror or e})"
+                         ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"paths.output_dir={path}: not writable (permission denied)")
+    return path

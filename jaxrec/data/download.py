@@ -3,7 +3,12 @@
 An archive is streamed into a temporary file next to its final place, hashed on
 the way, and renamed into place only when its sha256 matches; on any failure the
 temporary file is removed, so the cache never holds a partial or unverified
-archive. Extraction goes to a temporary folder that is renamed into place.
+archive. Extraction goes to a temporary folder that is renamed into place; an
+archive that does not extract is removed too.
+
+A download has an overall deadline (``DEADLINE_ENV``, default ``DEFAULT_DEADLINE``
+seconds), so a server that trickles bytes cannot keep a run waiting forever; each
+read also has a socket timeout.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -22,6 +28,9 @@ from jaxrec.io import publish
 
 MOVIELENS_BASE_URL = "https://files.grouplens.org/datasets/movielens"
 URL_ENV = "JAXREC_MOVIELENS_URL"
+DEADLINE_ENV = "JAXREC_DOWNLOAD_DEADLINE"
+DEFAULT_DEADLINE = 1800.0
+"""Seconds one download may take in all (30 min: ml-25m at 150 kB/s)."""
 
 # Official archive sizes and sha256 (TensorFlow Datasets checksum registry).
 MOVIELENS_ARCHIVES: dict[str, tuple[int, str]] = {
@@ -54,7 +63,22 @@ def sha256_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def fetch(url: str, dest: str | os.PathLike, sha256: str, *, timeout: float = 60.0) -> Path:
+def download_deadline() -> float:
+    """The overall download deadline in seconds: ``$JAXREC_DOWNLOAD_DEADLINE`` or 30 min."""
+    raw = os.environ.get(DEADLINE_ENV)
+    if raw is None or raw == "":
+        return DEFAULT_DEADLINE
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise DataError(f"{DEADLINE_ENV}={raw!r}: expected a positive number of seconds")
+    return value
+
+
+def fetch(url: str, dest: str | os.PathLike, sha256: str, *, timeout: float = 60.0,
+          deadline: float | None = None) -> Path:
     """Download ``url`` to ``dest`` and verify its sha256, atomically.
 
     An existing ``dest`` with the right checksum is kept; one with a wrong
@@ -64,32 +88,42 @@ def fetch(url: str, dest: str | os.PathLike, sha256: str, *, timeout: float = 60
       url: http(s) or file URL.
       dest: final path of the file.
       sha256: expected hex digest (case-insensitive).
-      timeout: socket timeout in seconds.
+      timeout: socket timeout in seconds (one read).
+      deadline: seconds the whole download may take; default `download_deadline`.
 
     Returns:
       ``dest`` as a Path.
 
     Raises:
       ChecksumError: the downloaded bytes have another sha256 (nothing is kept).
-      DataError: the URL cannot be read.
+      DataError: the URL cannot be read, or the deadline passed (nothing is kept).
     """
     dest = Path(dest)
     expected = sha256.lower()
+    deadline = download_deadline() if deadline is None else float(deadline)
     if dest.is_file():
         if sha256_of(dest) == expected:
             return dest
         dest.unlink()  # never leave an unverified file behind, even if the new download fails
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    start = time.monotonic()
     try:
         digest = hashlib.sha256()
         with os.fdopen(fd, "wb") as out:
             try:
-                with urllib.request.urlopen(url, timeout=timeout) as response:
-                    for block in iter(lambda: response.read(1 << 20), b""):
+                with urllib.request.urlopen(url, timeout=min(timeout, deadline)) as response:
+                    read = getattr(response, "read1", response.read)  # what has arrived
+                    for block in iter(lambda: read(1 << 20), b""):
                         digest.update(block)
                         out.write(block)
-            except (urllib.error.URLError, OSError) as e:
+                        if time.monotonic() - start > deadline:
+                            raise TimeoutError("deadline")
+            except (urllib.error.URLError, OSError) as e:  # TimeoutError is an OSError
+                if time.monotonic() - start >= deadline:
+                    raise DataError(f"download of {url} did not finish within {deadline:g} s "
+                                    f"({out.tell():,} bytes received; set {DEADLINE_ENV} to "
+                                    "allow more); nothing was kept") from None
                 raise DataError(f"download of {url} failed: {e}") from e
         got = digest.hexdigest()
         if got != expected:
@@ -158,4 +192,8 @@ def download_movielens(variant: str, cache_dir: str | os.PathLike = "~/.cache/ja
     base = (base_url or os.environ.get(URL_ENV) or MOVIELENS_BASE_URL).rstrip("/")
     expected = sha256 or MOVIELENS_ARCHIVES[variant][1]
     archive = fetch(f"{base}/{variant}.zip", root / f"{variant}.zip", expected)
-    return extract_zip(archive, target)
+    try:
+        return extract_zip(archive, target)
+    except DataError:  # a rejected archive is not kept: the next attempt downloads afresh
+        archive.unlink(missing_ok=True)
+        raise

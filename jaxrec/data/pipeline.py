@@ -169,6 +169,18 @@ def build_dataset(data_cfg: Any, *, seed: int | None = None) -> Dataset:
     return load_and_split(inter, data_cfg.get("preprocess"), split_cfg, data_cfg.get("features"))
 
 
+def load_preprocessed(data_cfg: Any) -> tuple[Interactions, Interactions]:
+    """``(raw, preprocessed)``: the loader's table and it after ``data_cfg.preprocess``
+    (what a run splits; ``jaxrec data info`` shows it, with its overrides applied)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if not isinstance(data_cfg, DictConfig):
+        data_cfg = OmegaConf.create(data_cfg)
+    raw = load_dataset(data_cfg)
+    return raw, preprocess(raw, _as_config(data_cfg.get("preprocess"), PreprocessConfig,
+                                           "preprocess"))
+
+
 def split_config(data_cfg: Any, *, seed: int | None = None) -> SplitConfig | None:
     """The resolved ``split`` section of a composed (or saved) ``data`` config, or None.
 

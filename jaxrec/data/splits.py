@@ -60,6 +60,8 @@ SHIPPED_SPLIT_METHODS = ("predefined",)
 partition the rows, but only data from a loader that sets ``parts`` (NCF) has one."""
 USER_SPLIT_METHODS = ("strong",)
 """Methods that hold out users: their fold-in rows are in none of train, valid and test."""
+_TEST_FRACTION_METHODS = ("random", "user_ratio", "temporal", "cold_item", "cold_user", "strong")
+"""Methods whose ``test`` is the held-out fraction (the others ignore it)."""
 PART_NAMES = ("train", "valid", "test", "valid_fold_in", "test_fold_in", "dropped")
 """The part codes of `assign_parts`, by value."""
 
@@ -145,6 +147,10 @@ def _check(cfg: SplitConfig) -> None:
     methods = SPLIT_METHODS + USER_SPLIT_METHODS + SHIPPED_SPLIT_METHODS
     if cfg.method not in methods:
         raise DataError(f"split.method={cfg.method!r} is not one of {', '.join(methods)}")
+    for key in ("test", "valid", "fold_in"):
+        value = getattr(cfg, key)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            raise DataError(f"data.split.{key}={value!r}: expected a number")
     for key in ("test", "valid"):
         value = getattr(cfg, key)
         if cfg.method == "strong" and value >= 1.0:  # strong: a number of users
@@ -153,6 +159,9 @@ def _check(cfg: SplitConfig) -> None:
             continue
         if not 0.0 <= value < 1.0:
             raise DataError(f"split.{key}={value} must be in [0, 1)")
+        if key == "test" and value == 0 and cfg.method in _TEST_FRACTION_METHODS:
+            raise DataError(f"split.test={value} leaves nothing to test: must be in (0, 1) "
+                            f"for split.method={cfg.method} (the held-out fraction)")
     if cfg.method == "strong" and not 0.0 <= cfg.fold_in <= 1.0:
         raise DataError(f"split.fold_in={cfg.fold_in} must be in [0, 1]")
     if cfg.method == "kfold":

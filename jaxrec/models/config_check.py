@@ -67,6 +67,18 @@ def check_model_config(node: Mapping[str, Any], cls: type | None = None) -> None
         problem = _type_problem(value, _expected(cls, options[key]))
         if problem:
             raise ValueError(f"model.{key}={value!r}: {cls.__name__}.{key} expects {problem}")
+        _check_size(cls, str(key), value)
+
+
+def _check_size(cls: type, key: str, value: Any) -> None:
+    """Widths (``dim``, ``*_dim``, the ``hidden`` / ``*layers`` size lists) must be >= 1."""
+    sizes = value if isinstance(value, list | tuple) and (
+        key == "hidden" or key.endswith("layers")) else (
+        [value] if key == "dim" or key.endswith("_dim") else [])
+    for size in sizes:
+        if isinstance(size, int) and not isinstance(size, bool) and size < 1:
+            raise ValueError(f"model.{key}={value!r}: {cls.__name__}.{key} must be >= 1 "
+                             f"(a layer width), got {size}")
 
 
 def _expected(cls: type, param: inspect.Parameter) -> tuple[set[str], tuple | None, Any]:

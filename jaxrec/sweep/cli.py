@@ -6,6 +6,10 @@
 Sweep options (``sweep.<name>=value``): dir, seed, run_cap, vectorize, max_group,
 group_memory_mb, wandb, retry_failed, startup_trials. Running the same command
 again resumes the study in its directory, skipping completed trials.
+
+The first trial's config, data and logger are checked before any trial runs (an error
+every trial would hit stops the study with one line); the exit status is 1 when any
+trial failed (diverged trials are results, not failures).
 """
 
 from __future__ import annotations
@@ -47,3 +51,8 @@ def main(argv: list[str]) -> None:
     print(report(study.dir, top=10, plots=False))
     print(f"\nresults: {study.dir / 'results.csv'}   report: jaxrec sweep report {study.dir}",
           file=sys.stderr)
+    failed = study.failed()
+    if failed:  # a study with failed trials is not a success: scripts and CI must see it
+        first = failed[0]
+        raise SystemExit(f"error: {len(failed)} of {len(study.records())} trial(s) failed "
+                         f"(first: {first['trial']}: {first.get('error')})")

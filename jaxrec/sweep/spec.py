@@ -273,7 +273,7 @@ def parse_options(overrides: list[str]) -> tuple[SweepOptions, list[str], list[s
             if key not in fields or not _:
                 raise SpecError(f"command line: {word}: unknown sweep option (valid: "
                                 f"{', '.join('sweep.' + f for f in fields)})")
-            setattr(opts, key, _convert(word, fields[key].default, value))
+            setattr(opts, key, _convert(word, fields[key], value))
         elif word.startswith(("hydra/launcher", "hydra.launcher", "hydra.sweep")):
             launcher.append(word)
         else:
@@ -281,16 +281,31 @@ def parse_options(overrides: list[str]) -> tuple[SweepOptions, list[str], list[s
     return opts, launcher, train
 
 
-def _convert(word: str, default: Any, value: str) -> Any:
-    parsed = yaml.safe_load(value) if value else None
-    if value.lower() in ("null", "none", "~"):
-        return None
-    if isinstance(default, bool):
+def _convert(word: str, field: dataclasses.Field, value: str) -> Any:
+    """The value of ``sweep.<field>=value`` as the field's type, or a one-line SpecError."""
+    kind = str(field.type)  # "int | None", "bool", "float", "str | None" (postponed annotations)
+    if value.lower() in ("null", "none", "~", ""):
+        if "None" in kind:
+            return None
+        raise SpecError(f"command line: {word}: expected {kind.split(' ')[0]}, got {value!r}")
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        parsed = value
+    if kind.startswith("bool"):
         if not isinstance(parsed, bool):
-            raise SpecError(f"command line: {word}: expected true or false")
+            raise SpecError(f"command line: {word}: expected true or false, got {value!r}")
         return parsed
-    if isinstance(default, int | float) or default is None and isinstance(parsed, int):
-        if isinstance(parsed, bool) or not isinstance(parsed, int | float):
-            raise SpecError(f"command line: {word}: expected a number")
-        return type(default)(parsed) if default is not None else parsed
+    if kind.startswith("int"):
+        if isinstance(parsed, bool) or not isinstance(parsed, int):
+            raise SpecError(f"command line: {word}: expected an integer, got {value!r}")
+        if field.name in ("run_cap", "max_group") and parsed < 1:
+            raise SpecError(f"command line: {word}: expected a positive integer, got {value!r}")
+        if parsed < 0:
+            raise SpecError(f"command line: {word}: expected an integer >= 0, got {value!r}")
+        return parsed
+    if kind.startswith("float"):
+        if isinstance(parsed, bool) or not isinstance(parsed, int | float) or parsed < 0:
+            raise SpecError(f"command line: {word}: expected a number >= 0, got {value!r}")
+        return float(parsed)
     return value

@@ -78,6 +78,7 @@ class Study:
         `jaxrec.sweep.api` chooses); the study only plans and records them."""
         self.spec, self.opts = spec, opts
         self.execute = execute
+        self.checked = False  # `preflight` ran on the first trial of this session
         self.train_overrides = list(train_overrides)
         self.launcher_overrides = list(launcher_overrides or [])
         self.fixed = fixed_overrides(spec, self.train_overrides)  # what identifies the study
@@ -221,6 +222,10 @@ class Study:
         group = f" [vectorised x{record['group_size']}]" if record.get("group_size", 1) > 1 else ""
         print(f"{record['trial']}  {shown}  {params}{group}{extra}", file=sys.stderr, flush=True)
 
+    def failed(self) -> list[dict[str, Any]]:
+        """The records whose status is ``failed`` (diverged trials are results, not failures)."""
+        return [r for r in self.records() if r["status"] == "failed"]
+
     # ------------------------------------------------------------ results.csv
 
     def write_results(self) -> Path:
@@ -254,6 +259,11 @@ class Study:
         if done:
             print(f"study {self.group}: {len(done)} trial(s) already done, {len(todo)} to run",
                   file=sys.stderr)
+        if todo and not self.checked:  # errors every trial would hit stop the study here
+            from jaxrec.sweep.preflight import preflight
+
+            preflight(self, todo[0])
+            self.checked = True
         self.execute(self, todo)
         self.write_results()
         by_key = {r["key"]: r for r in self.records()}

@@ -19,6 +19,8 @@ import pyarrow.compute as pc
 from jaxrec.data.interactions import DataError
 
 TIMESTAMP_FORMATS = ("s", "ms", "iso")
+MAX_RATING = 1e6
+"""Ratings (or weights, play counts) above this are a unit or parsing mistake, not data."""
 _CANONICAL_INT = re.compile(r"-?(0|[1-9][0-9]{0,17})")
 
 
@@ -30,7 +32,7 @@ def first_bad(mask: np.ndarray) -> int | None:
 def bad_value(path: Path, column: Any, values, row: int, locate, what: str) -> DataError:
     raw = values[row].as_py() if hasattr(values[row], "as_py") else values[row]
     shown = "an empty value" if raw is None or str(raw).strip() == "" else repr(
-        str(raw) if isinstance(raw, float) else raw)
+        f"{raw:.7g}" if isinstance(raw, float) else raw)  # float32 1e30, not 1.0000000150e+30
     return DataError(f"{path}: {locate(row)}, column {column!r}: {shown} is not {what}")
 
 
@@ -49,12 +51,61 @@ def _numbers(values: pa.ChunkedArray) -> np.ndarray:
 
 
 def to_ratings(values: pa.ChunkedArray, path: Path, column: Any, locate) -> np.ndarray:
-    """float32 ``[E]``; an empty, non-numeric, NaN or infinite value is an error."""
+    """float32 ``[E]``; an empty, non-numeric, NaN, infinite, negative or absurd
+    (> ``MAX_RATING``) value is an error."""
     numbers = values.to_numpy() if pa.types.is_floating(values.type) else _numbers(values)
     row = first_bad(~np.isfinite(numbers))
     if row is not None:
         raise bad_value(path, column, values, row, locate, "a finite number (rating)")
+    row = out_of_range(numbers)
+    if row is not None:
+        raise bad_value(path, column, values, row, locate, RATING_RANGE)
     return numbers.astype(np.float32, copy=False)
+
+
+RATING_RANGE = f"a rating in [0, {MAX_RATING:g}]"
+
+
+def out_of_range(ratings: np.ndarray) -> int | None:
+    """Index of the first rating that is negative or above ``MAX_RATING`` (or NaN), or None."""
+    ratings = np.asarray(ratings, np.float64)
+    return first_bad(~((ratings >= 0) & (ratings <= MAX_RATING)))
+
+
+def check_last_line(path: Path, sep: str, fields: int, *, encoding: str = "utf-8") -> None:
+    """DataError when ``path`` ends mid-line: no final newline and its last line has fewer
+    than ``fields`` fields, an empty one or a non-number (every field numeric).
+
+    A file whose last complete row merely lacks the newline is fine.
+    """
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 4096))
+            tail = f.read()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    if not tail or tail.endswith(b"\n"):
+        return
+    last = tail.rsplit(b"\n", 1)[-1].rstrip(b"\r").decode(encoding, "replace")
+    parts = last.split(sep)
+    problem = None
+    if len(parts) < fields:
+        problem = f"{len(parts)} of {fields} fields"
+    else:
+        for part in parts[:fields]:
+            try:
+                float(part)
+            except ValueError:
+                problem = f"value {part!r}" if part.strip() else "an empty field"
+                break
+    if problem is not None:
+        with open(path, "rb") as f:
+            line = sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 20), b"")) + 1
+        raise DataError(f"{path}: line {line} ({last[:60]!r}, {problem}) ends the file "
+                        "without a newline: the file looks truncated (an interrupted download "
+                        "or copy)")
 
 
 def check_timestamp_format(fmt: str) -> None:

@@ -28,6 +28,13 @@ import numpy as np
 import pandas as pd
 
 from jaxrec.data import cache
+from jaxrec.data.datasets.convert import RATING_RANGE, check_last_line, out_of_range
+from jaxrec.data.datasets.movielens_users import (  # noqa: F401 - re-exported
+    GENDERS,
+    ML1M_AGE_CODES,
+    ML1M_OCCUPATIONS,
+    read_users,
+)
 from jaxrec.data.download import check_variant, download_movielens
 from jaxrec.data.interactions import DataError, Interactions
 
@@ -38,14 +45,6 @@ NO_GENRE = frozenset({"", "(no genres listed)", "unknown"})
 _REQUIRED = {"ml-100k": ("u.data", "u.item"), "ml-1m": ("ratings.dat", "movies.dat")}
 _CSV_REQUIRED = ("ratings.csv", "movies.csv")
 USER_FILES = {"ml-100k": "u.user", "ml-1m": "users.dat"}
-ML1M_AGE_CODES = (1, 18, 25, 35, 45, 50, 56)  # "Under 18", "18-24", ..., "50-55", "56+"
-ML1M_OCCUPATIONS = (
-    "other or not specified", "academic/educator", "artist", "clerical/admin",
-    "college/grad student", "customer service", "doctor/health care", "executive/managerial",
-    "farmer", "homemaker", "K-12 student", "lawyer", "programmer", "retired", "sales/marketing",
-    "scientist", "self-employed", "technician/engineer", "tradesman/craftsman", "unemployed",
-    "writer")
-GENDERS = ("M", "F")
 _YEAR = re.compile(r"\((\d{4})(?:\s*[-\u2013]\s*\d{0,4})?\)\s*$")
 
 
@@ -59,8 +58,8 @@ def load_movielens(variant: str = "ml-latest-small", data_dir: str | None = None
     ``<data_dir>/<variant>/`` (nothing is downloaded); otherwise the archive is
     downloaded (sha256-verified) and extracted under ``cache_dir``. The parsed
     table is cached as npz under ``<cache_dir>/parsed/`` (never in ``data_dir``,
-    which may be read-only), keyed by variant, source file size/mtime and
-    ``max_tags``.
+    which may be read-only), keyed by variant, the source files' contents (a
+    blake2b digest, so an edit that keeps size and mtime is seen) and ``max_tags``.
 
     Args:
       variant: ml-latest-small | ml-100k | ml-1m | ml-20m | ml-25m.
@@ -88,8 +87,8 @@ def load_movielens(variant: str = "ml-latest-small", data_dir: str | None = None
     build = lambda: parse_movielens(folder, variant, max_tags=max_tags)
     if not use_cache:
         return build()
-    key = cache.source_key([folder / f for f in required + optional], variant=variant,
-                           max_tags=max_tags)
+    key = cache.content_key([folder / f for f in required + optional], variant=variant,
+                            max_tags=max_tags)
     return cache.cached(cache_root / "parsed" / f"movielens-{variant}-{key}.npz", build)
 
 
@@ -98,6 +97,8 @@ def _resolve_folder(variant, data_dir, cache_root, download, base_url, sha256) -
     if data_dir is not None:
         folder = Path(data_dir).expanduser() / variant
         for name in required:
+            if (folder / name).is_dir():
+                raise DataError(f"{folder / name}: is a folder, expected the file {name}")
             if not (folder / name).is_file():
                 raise DataError(f"missing file {folder / name} (MovieLens {variant} is read "
                                 f"from data_dir={data_dir}, so nothing is downloaded)")
@@ -129,71 +130,11 @@ def parse_movielens(folder: str | Path, variant: str, *, max_tags: int = 1000) -
     return inter
 
 
-def read_users(path: Path, variant: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Parse ml-100k ``u.user`` or ml-1m ``users.dat`` -> ``(raw ids, attributes)``.
-
-    Raises:
-      DataError: a line with the wrong field count, a non-integer id or age, an age
-        or occupation code outside the README's, a gender other than M / F, or a
-        repeated user id -- naming the file, line and value.
-    """
-    if variant == "ml-100k":
-        sep, names = "|", ("user", "age", "gender", "occupation", "zip")
-    else:
-        sep, names = "::", ("user", "gender", "age", "occupation", "zip")
-    ids, ages, genders, jobs, zips = [], [], [], [], []
-    seen: dict[int, int] = {}
-    for n, line in enumerate(path.read_bytes().decode("latin-1").splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split(sep)
-        if len(parts) != len(names):
-            raise DataError(f"{path}: line {n} has {len(parts)} {sep!r}-separated fields, "
-                            f"expected {len(names)} ({sep.join(names)})")
-        row = dict(zip(names, (p.strip() for p in parts), strict=True))
-        user = _int_field(row["user"], path, n, "user id")
-        if user in seen:
-            raise DataError(f"{path}: line {n}: user id {user} repeats line {seen[user]}")
-        seen[user] = n
-        age = _int_field(row["age"], path, n, "age")
-        if variant == "ml-1m" and age not in ML1M_AGE_CODES:
-            raise DataError(f"{path}: line {n}: age code {row['age']!r} is not one of "
-                            f"{', '.join(map(str, ML1M_AGE_CODES))}")
-        if age < 0:
-            raise DataError(f"{path}: line {n}: age {row['age']!r} is negative")
-        if row["gender"] not in GENDERS:
-            raise DataError(f"{path}: line {n}: gender {row['gender']!r} is not M or F")
-        job = row["occupation"]
-        if variant == "ml-1m":
-            code = _int_field(job, path, n, "occupation code")
-            if not 0 <= code < len(ML1M_OCCUPATIONS):
-                raise DataError(f"{path}: line {n}: occupation code {job!r} is not in "
-                                f"0-{len(ML1M_OCCUPATIONS) - 1}")
-            job = ML1M_OCCUPATIONS[code]
-        elif not job:
-            raise DataError(f"{path}: line {n}: empty occupation")
-        ids.append(user)
-        ages.append(age)
-        genders.append(row["gender"])
-        jobs.append(job)
-        zips.append(row["zip"])
-    strings = lambda xs: np.array(xs, dtype=object).reshape(len(xs))
-    attributes = {"age" if variant == "ml-100k" else "age_band": np.array(ages, np.int32),
-                  "gender": strings(genders), "occupation": strings(jobs), "zip": strings(zips)}
-    return np.array(ids, np.int64), attributes
-
-
-def _int_field(value: str, path: Path, line: int, what: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        shown = "empty value" if value == "" else f"non-integer value {value!r}"
-        raise DataError(f"{path}: line {line}: {what} has {shown}") from None
-
-
 def _read(path: Path, columns: tuple[str, ...], *, sep: str = ",", header: bool = True,
           encoding: str = "utf-8", text: str | None = None, as_str: bool = False) -> pd.DataFrame:
     """Read a delimited file, checking the file and its columns exist."""
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, expected a file")
     if not path.is_file():
         raise DataError(f"missing file {path}")
     options = dict(sep=sep, encoding=encoding)
@@ -205,7 +146,9 @@ def _read(path: Path, columns: tuple[str, ...], *, sep: str = ",", header: bool 
     try:
         df = pd.read_csv(source, **options)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
-        raise DataError(f"{path}: cannot parse ({str(e).strip()})") from e
+        raise DataError(f"{path}: cannot parse ({' '.join(str(e).split())})") from None
+    except OSError as e:  # permission denied, I/O error: name the file
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
     for col in columns:
         if col not in df.columns:
             header = ", ".join(map(str, df.columns))
@@ -226,7 +169,7 @@ def _numeric(df: pd.DataFrame, col: str, path: Path, *, integer: bool, first_lin
     if bad.any():
         row = int(np.argmax(bad))
         raw = s.iloc[row]
-        what = "empty value" if pd.isna(raw) or str(raw).strip() == "" else (
+        what = "empty value (or NaN)" if pd.isna(raw) or str(raw).strip() == "" else (
             f"non-{'integer' if integer else 'numeric'} value {str(raw)!r}")
         raise DataError(f"{path}: column {col!r} has {what} at line {row + first_line}")
     return values.to_numpy(np.int64 if integer else np.float64)
@@ -234,10 +177,15 @@ def _numeric(df: pd.DataFrame, col: str, path: Path, *, integer: bool, first_lin
 
 def _ratings_frame(df, path, cols, first_line) -> pd.DataFrame:
     user, item, rating, ts = cols
+    ratings = _numeric(df, rating, path, integer=False, first_line=first_line)
+    row = out_of_range(ratings)  # NaN, inf, negative, absurd: never train on them
+    if row is not None:
+        raise DataError(f"{path}: column {rating!r} has {f'{ratings[row]:g}'!r} "
+                        f"at line {row + first_line}, expected {RATING_RANGE}")
     return pd.DataFrame({
         "user": _numeric(df, user, path, integer=True, first_line=first_line),
         "item": _numeric(df, item, path, integer=True, first_line=first_line),
-        "rating": _numeric(df, rating, path, integer=False, first_line=first_line),
+        "rating": ratings,
         "timestamp": _numeric(df, ts, path, integer=True, first_line=first_line),
     })
 
@@ -248,9 +196,16 @@ def _movies_frame(df, path, first_line, genres) -> pd.DataFrame:
                          "genres": np.asarray(genres, dtype=object)})
 
 
+def _complete(path: Path, sep: str, encoding: str = "utf-8") -> None:
+    """A ratings file cut mid-line (truncated download or copy) is an error, not fewer rows."""
+    if path.is_file():
+        check_last_line(path, sep, 4, encoding=encoding)
+
+
 def _read_csv_variant(folder: Path):
     cols = ("userId", "movieId", "rating", "timestamp")
     path = folder / "ratings.csv"
+    _complete(path, ",")
     ratings = _ratings_frame(_read(path, cols), path, cols, first_line=2)
     path = folder / "movies.csv"
     df = _read(path, ("movieId", "title", "genres"), as_str=True)
@@ -267,6 +222,7 @@ def _read_csv_variant(folder: Path):
 def _read_100k(folder: Path):
     cols = ("user", "item", "rating", "timestamp")
     path = folder / "u.data"
+    _complete(path, "\t")
     ratings = _ratings_frame(_read(path, cols, sep="\t", header=False), path, cols, 1)
     path = folder / "u.item"
     flags = tuple(f"g{i}" for i in range(len(ML100K_GENRES)))
@@ -286,6 +242,7 @@ def _read_1m(folder: Path):
             raise DataError(f"missing file {folder / name}")
     cols = ("user", "item", "rating", "timestamp")
     path = folder / "ratings.dat"
+    _complete(path, "::", encoding="latin-1")
     text = path.read_bytes().decode("latin-1").replace("::", "\t")
     ratings = _ratings_frame(_read(path, cols, sep="\t", header=False, text=text), path, cols, 1)
     path = folder / "movies.dat"

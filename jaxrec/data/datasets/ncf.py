@@ -27,12 +27,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from jaxrec.data.datasets.convert import MAX_RATING
 from jaxrec.data.interactions import DataError, Interactions
 
 SOURCE = "github.com/hexiangnan/neural_collaborative_filtering (Data/)"
 _COLUMNS = ("user", "item", "rating", "timestamp")
 _EXPECTED = {"user": "a non-negative integer id", "item": "a non-negative integer id",
-             "rating": "a number", "timestamp": "an integer"}
+             "rating": f"a number in [0, {MAX_RATING:g}]", "timestamp": "an integer"}
 
 
 def ncf_files(dataset: str, data_dir: str | None, folder: str = "ncf") -> dict[str, Path]:
@@ -107,6 +108,8 @@ def _read_rating_file(path: Path) -> pd.DataFrame:
             bad |= np.mod(np.nan_to_num(values), 1) != 0
         if col in ("user", "item"):
             bad |= np.nan_to_num(values) < 0
+        if col == "rating":
+            bad |= ~((values >= 0) & (values <= MAX_RATING))
         if bad.any():
             row = int(np.argmax(bad))
             value = raw[col].iat[row]

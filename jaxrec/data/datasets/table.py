@@ -57,6 +57,8 @@ def expand_paths(paths: str | os.PathLike | Sequence[str | os.PathLike] | None, 
             if not found:
                 raise DataError(f"data.dataset.{what}: no file matches {pattern!r}")
             out.extend(Path(f) for f in found)
+        elif Path(text).is_dir():
+            raise DataError(f"data.dataset.{what}: {text} is a folder, expected a file")
         elif not Path(text).is_file():
             raise DataError(f"data.dataset.{what}: missing file {text}")
         else:

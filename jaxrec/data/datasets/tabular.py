@@ -61,8 +61,7 @@ def file_format(path: Path, spec: ReadSpec) -> str:
 
 def raw_bytes(path: Path) -> bytes:
     """The decompressed bytes of ``path`` (gz, bz2, or a zip with one file)."""
-    if not path.is_file():
-        raise DataError(f"missing file {path}")
+    _check_file(path)
     name = path.name.lower()
     try:
         if name.endswith(".gz"):
@@ -116,8 +115,7 @@ def read_file(path: Path, fields: dict[str, Any], spec: ReadSpec) -> tuple[dict,
       ``(columns, locate)``: role -> ``pa.ChunkedArray``, and ``locate(row)`` giving
       ``"line N"`` (``"row N"`` for parquet) of a 0-based data row, for error messages.
     """
-    if not path.is_file():
-        raise DataError(f"missing file {path}")
+    _check_file(path)
     fmt = file_format(path, spec)
     if fmt == "parquet":
         return _read_parquet(path, fields), lambda row: f"row {row + 1}"
@@ -148,6 +146,15 @@ def read_file(path: Path, fields: dict[str, Any], spec: ReadSpec) -> tuple[dict,
         if "invalid UTF8" in str(e):  # pyarrow does not say where: decode to find it
             _utf8(path, raw_bytes(path), spec.encoding)
         raise DataError(f"{path}: cannot parse ({str(e).strip().splitlines()[0]})") from None
+    except OSError as e:  # permission denied, I/O error: name the file
+        raise DataError(f"{path}: cannot read ({e.strerror or str(e).splitlines()[0]})") from None
+
+
+def _check_file(path: Path) -> None:
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, expected a file")
+    if not path.is_file():
+        raise DataError(f"missing file {path}")
 
 
 def _data_lines(data: bytes) -> np.ndarray:
@@ -229,8 +236,10 @@ def _csv_error(path: Path, source, read: dict, parse, error: Exception) -> DataE
     line = next((n for n, text in enumerate(lines, 1)
                  if text.rstrip(b"\r").decode(read["encoding"], "replace") == row.text),
                 row.number)
+    cut = (line == len(lines) and lines[-1] != b"") and row.actual_columns < row.expected_columns
+    hint = "; it ends the file without a newline: the file looks truncated" if cut else ""
     return DataError(f"{path}: line {line} has {row.actual_columns} fields, expected "
-                     f"{row.expected_columns} ({row.text[:80]!r})")
+                     f"{row.expected_columns} ({row.text[:80]!r}){hint}")
 
 
 def _read_json(path: Path, source, fields: dict[str, Any], numeric_time: bool) -> dict:
