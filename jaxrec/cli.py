@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         commands[command](rest)
-    except (FileNotFoundError, DataError, ValueError) as err:  # bad input: one line
+    except (OSError, DataError, ValueError) as err:  # bad input: one line
         raise SystemExit(f"error: {err}") from None
 
 

@@ -29,7 +29,10 @@ from jaxrec.training.step import init_state
 
 def write_config(cfg: DictConfig) -> None:
     """The resolved config, first thing in the run folder (atomically)."""
+    from jaxrec.io import check_output_dir
+
     run_dir = Path(cfg.paths.output_dir)
+    check_output_dir(run_dir)  # a file, or a folder that cannot be written: one line
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(resolved))
@@ -140,6 +143,7 @@ def results_dict(run: Run, result: FitResult, *, total_seconds: float) -> dict[s
         "compile_seconds": result.compile_seconds,
         "seconds_per_epoch": result.seconds_per_epoch,
         "eval_seconds": result.eval_seconds,
+        "loop_seconds": result.loop_seconds,
         "total_seconds": total_seconds,
         "data": {"name": ds.info.name, "users": ds.info.num_users, "items": ds.info.num_items,
                  "train": len(ds.train), "valid": 0 if ds.valid is None else len(ds.valid),

@@ -51,6 +51,7 @@ class FitResult:
     compile_seconds: float
     seconds_per_epoch: float
     eval_seconds: float
+    loop_seconds: float  # the whole epoch loop: training, validation, checkpoint writes
     state: Any  # best (params, rest)
     graphdef: Any
 
@@ -182,6 +183,7 @@ def fit(program: Program, members: list[Member], *, lanes: int | None = None,
     compile_seconds = time.perf_counter() - t0
 
     bar = _progress(trainer, K)
+    t_loop = time.perf_counter()
     pending: list[tuple[int, list[tuple[Chunk, jax.Array]]]] = []
     train_seconds, epochs_done = 0.0, 0
 
@@ -264,6 +266,7 @@ def fit(program: Program, members: list[Member], *, lanes: int | None = None,
                             "run the same command again to resume")
     flush(keep=0)
     bar.close()
+    loop_seconds = time.perf_counter() - t_loop
 
     outputs: list[FitResult | Exception] = []
     for k, t_k in enumerate(trackers):
@@ -272,7 +275,7 @@ def fit(program: Program, members: list[Member], *, lanes: int | None = None,
         else:
             try:
                 outputs.append(_finish(program, chunks, k, t_k, compile_seconds,
-                                       train_seconds / max(epochs_done, 1)))
+                                       train_seconds / max(epochs_done, 1), loop_seconds))
             except Exception as err:  # one member's failure does not lose the others
                 outputs.append(err)
         if on_done is not None:
@@ -281,7 +284,7 @@ def fit(program: Program, members: list[Member], *, lanes: int | None = None,
 
 
 def _finish(program: Program, chunks, k: int, tracker: Tracker, compile_seconds: float,
-            seconds_per_epoch: float) -> FitResult:
+            seconds_per_epoch: float, loop_seconds: float) -> FitResult:
     """Test (and re-validate) a member's best state."""
     chunk, pos = _locate(chunks, k)
     has_valid = bool(program.valid_evals)
@@ -297,7 +300,7 @@ def _finish(program: Program, chunks, k: int, tracker: Tracker, compile_seconds:
                      stop_reason=tracker.stop_reason, monitor=program.monitor,
                      compile_seconds=compile_seconds, seconds_per_epoch=seconds_per_epoch,
                      eval_seconds=float(np.median(times)) if times else test_seconds,
-                     state=best, graphdef=program.graphdef)
+                     loop_seconds=loop_seconds, state=best, graphdef=program.graphdef)
 
 
 def _restore(members: list[Member], trackers: list[Tracker]) -> int:

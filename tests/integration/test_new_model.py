@@ -139,7 +139,7 @@ def test_a_plugin_model_trains_sweeps_and_evaluates(plugin):
 def test_evaluate_reports_exactly_the_keys_of_results_json(plugin, tmp_path):
     _, env, _ = plugin
     run_dir = tmp_path / "sliced"
-    proc = run_cli("train", "data=ml-latest-small-cold-item", "model=hybrid", "loss=bpr",
+    proc = run_cli("train", "data=ml-latest-small-cold-item", "model=mf", "loss=bpr",
                    "model.dim=8", "trainer.epochs=1", "eval.slices=[activity,warm_item]",
                    "trainer.progress=false", f"paths.output_dir={run_dir}", cwd=tmp_path,
                    env=env)
