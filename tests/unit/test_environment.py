@@ -63,7 +63,7 @@ def test_results_json_holds_the_environment():
                           protocol=dict, notes=[])
     result = SimpleNamespace(metrics={}, best_epoch=1, epochs_run=1, stop_reason="epochs",
                              monitor="valid/rmse", compile_seconds=0.0, seconds_per_epoch=0.0,
-                             eval_seconds=0.0)
+                             eval_seconds=0.0, loop_seconds=0.0)
     out = results_dict(run, result, total_seconds=1.0)
     assert out["environment"]["jaxrec"] == env.version()
     assert out["environment"]["packages"]["jax"] == pytest.importorskip("jax").__version__
