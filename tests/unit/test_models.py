@@ -74,7 +74,8 @@ def _device(d):
 
 
 @pytest.mark.parametrize("name", MODEL_CONFIGS)
-@pytest.mark.parametrize("loss", [MSE(l2=1e-4), BPR(num_negatives=2, l2=1e-4)])
+@pytest.mark.parametrize("loss", [MSE(l2=1e-4), pytest.param(BPR(num_negatives=2, l2=1e-4),
+                                                     marks=pytest.mark.slow)])  # BPR: slow tier
 def test_training_lowers_the_loss(name, loss):
     if not _is_gradient_model(name):
         pytest.skip("fitted in closed form (solve_epoch)")
