@@ -6,6 +6,7 @@ a shared machine can read results written under the usual umask 022.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -85,3 +86,12 @@ def check_output_dir(path: str | os.PathLike) -> Path:
     if not os.access(path, os.W_OK | os.X_OK):
         raise ValueError(f"paths.output_dir={path}: not writable (permission denied)")
     return path
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "blake2b") -> str:
+    """Hex digest of a file's bytes, read in 1 MiB blocks (blake2b: about 1 GB/s per core)."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

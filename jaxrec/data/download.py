@@ -24,7 +24,7 @@ import zipfile
 from pathlib import Path
 
 from jaxrec.data.interactions import DataError
-from jaxrec.io import publish
+from jaxrec.io import file_digest, publish
 
 MOVIELENS_BASE_URL = "https://files.grouplens.org/datasets/movielens"
 URL_ENV = "JAXREC_MOVIELENS_URL"
@@ -55,12 +55,8 @@ def check_variant(variant: str) -> None:
 
 
 def sha256_of(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """Hex sha256 of a file (what the publishers' checksums are)."""
+    return file_digest(path, "sha256")
 
 
 def download_deadline() -> float:
