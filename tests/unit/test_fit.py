@@ -48,6 +48,7 @@ def test_nan_loss_stops_with_epoch_in_message(tmp_path):
         run_train([*FAST, "trainer.epochs=5", "optim=sgd", "optim.lr=1e6"], tmp_path)
 
 
+@pytest.mark.slow  # a second full run; bpr quality runs are in tests/integration
 def test_bpr_run_monitors_ndcg(tmp_path):
     res = run_train([*FAST, "trainer.epochs=2", "loss=bpr", "data.preprocess.implicit=true"],
                     tmp_path)

@@ -34,8 +34,9 @@ def test_model_configs_found():
     assert {"mf", "seed_concat"} <= set(MODEL_CONFIGS)
 
 
-@pytest.mark.parametrize("name", MODEL_CONFIGS)
-def test_score_all_matches_pairwise_scores(name):
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in (
+    "sasrec", "multvae", "multdae") else n for n in MODEL_CONFIGS])  # whole-user models: fast
+def test_score_all_matches_pairwise_scores(name):  # copies in tests/unit/test_multvae_sasrec.py
     model = build(name)
     users = jnp.array([0, 3, 11], jnp.int32)
     all_UxN = model.score_all(users)

@@ -193,6 +193,7 @@ def _fake_run(tmp_path, name, overrides, seed):
     return run_dir, model
 
 
+@pytest.mark.slow  # three assembled runs; end to end in test_ncf_lightgcn_quality.py too
 def test_neumf_loads_pretrained_runs(tmp_path):
     from tests.helpers import build
 
