@@ -43,11 +43,16 @@ def main(argv: list[str]) -> None:
     from jaxrec.sweep.api import run_sweep
     from jaxrec.sweep.report import report
     from jaxrec.sweep.spec import SpecError
+    from jaxrec.training.resume import Preempted
+    from jaxrec.training.signals import EXIT_CODES
 
     try:
         study = run_sweep(argv[0], argv[1:])
     except (SpecError, MissingExtra) as err:
         raise SystemExit(f"error: {err}") from None
+    except Preempted as err:  # checkpoints written: the same command resumes the study
+        print(f"stopped: {err}", file=sys.stderr)
+        raise SystemExit(EXIT_CODES.get(getattr(err, "signum", None), 75)) from None
     print(report(study.dir, top=10, plots=False))
     print(f"\nresults: {study.dir / 'results.csv'}   report: jaxrec sweep report {study.dir}",
           file=sys.stderr)

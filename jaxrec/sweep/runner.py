@@ -29,11 +29,15 @@ def compose(overrides: list[str]):
 def run_trial(study: Study, trial: Trial, cfg=None) -> dict:
     """Train one trial through :func:`jaxrec.runner.train`; failures become its record."""
     from jaxrec.runner import train
+    from jaxrec.training.resume import Preempted
 
     study.start(trial)
     t0 = time.perf_counter()
     try:
         outcome = train(cfg if cfg is not None else compose(trial.overrides))
+    except Preempted as err:  # a signal stops the whole study; the trial resumes next time
+        study.finish(trial, err, wall_seconds=time.perf_counter() - t0, group_size=1)
+        raise
     except Exception as err:  # recorded; the study goes on
         outcome = err
     return study.finish(trial, outcome, wall_seconds=time.perf_counter() - t0, group_size=1)
@@ -78,6 +82,7 @@ def run_group(study: Study, members: list[Trial], cfgs: list) -> None:
     """
     from jaxrec.data.pipeline import build_dataset
     from jaxrec.sweep.vectorized import NotVectorizable, group_size_for, train_group
+    from jaxrec.training.resume import Preempted
 
     try:
         dataset = build_dataset(cfgs[0].data)
@@ -122,3 +127,5 @@ def run_group(study: Study, members: list[Trial], cfgs: list) -> None:
             for index in range(len(chunk)):
                 if index not in reported:
                     on_done(index, err)
+            if isinstance(err, Preempted):  # a signal stops the study; the group resumes
+                raise

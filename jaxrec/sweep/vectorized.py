@@ -151,6 +151,7 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
         write_config,
     )
     from jaxrec.training.loop import fit
+    from jaxrec.training.resume import Preempted
     from jaxrec.training.signals import stop_on_signals
     from jaxrec.training.step import init_state
 
@@ -206,8 +207,12 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
 
     try:
         with stop_on_signals() as stop:
-            fit(program(first, graphdef), members, lanes=n_lanes, on_done=done,
-                stop_requested=stop)
+            try:
+                fit(program(first, graphdef), members, lanes=n_lanes, on_done=done,
+                    stop_requested=stop)
+            except Preempted as err:
+                err.signum = stop.signum
+                raise
     finally:
         for k, writer in enumerate(writers):  # the group failed as a whole (or was stopped)
             if outputs[k] is None:

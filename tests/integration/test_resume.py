@@ -184,3 +184,23 @@ def test_a_vectorised_group_killed_mid_group_resumes_mid_group(tmp_path, env):
         keys = [k for k in row if k.startswith(("valid/", "test/"))]
         assert {k: got[trial][k] for k in keys} == {k: row[k] for k in keys}
         assert _steps(Path(got[trial]["run_dir"])) == list(range(1, 9))
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_whole_sweep_which_then_resumes(tmp_path, env):
+    fixed = "\n".join(f"  - {o}" for o in [*SYNTHETIC, *CASES["mf_mse"]])
+    spec = tmp_path / "group.yaml"
+    spec.write_text(SPEC.format(fixed=fixed))
+    cmd = [sys.executable, "-m", "jaxrec.cli", "sweep", str(spec), f"sweep.dir={tmp_path / 's'}"]
+    log = tmp_path / "s" / "trials" / "t000" / "metrics.jsonl"
+
+    def two_epochs():
+        return log.is_file() and len(log.read_text().splitlines()) >= 2
+
+    assert _interrupt(cmd, env, tmp_path, ready=two_epochs, sig=signal.SIGTERM,
+                      delay=0.0) == 143
+    assert not (tmp_path / "s" / "trials" / "t000" / "results.json").exists()
+    _run(cmd, env, tmp_path)
+    rows = list(csv.DictReader((tmp_path / "s" / "results.csv").open()))
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert _steps(log.parent) == list(range(1, 9))
