@@ -184,22 +184,15 @@ def assemble(cfg: DictConfig, *, dataset=None, evaluators: tuple[list, list] | N
 
 def _evaluators(cfg, dataset, eval_cfg, model, monitor, reuse, *, save: bool):
     from jaxrec.metrics.protocols import build_evaluators
-    from jaxrec.metrics.slices import add_slices
+    from jaxrec.metrics.slices import add_slices, slice_notes
 
     if reuse is not None:
-        return list(reuse[0]), list(reuse[1]), _slice_notes(dataset, eval_cfg, model)
+        return list(reuse[0]), list(reuse[1]), slice_notes(dataset, eval_cfg, model=model)
     run_dir = Path(cfg.paths.output_dir) if save else None
     evaluators = build_evaluators(dataset, eval_cfg, seed=int(cfg.seed), run_dir=run_dir)
     (valid, test), notes = add_slices(evaluators, dataset, eval_cfg, model=model,
                                       monitor=monitor)
     return valid, test, notes
-
-
-def _slice_notes(dataset, eval_cfg, model) -> list[str]:
-    from jaxrec.metrics.slices import requested_slices, unable_reason
-
-    return [r for r in (unable_reason(model, n)
-                        for n in requested_slices(eval_cfg, dataset.split)) if r is not None]
 
 
 def _check_monitor(monitor, trainer, eval_cfg, dataset, valid_evals, loss) -> None:

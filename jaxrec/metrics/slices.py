@@ -131,15 +131,29 @@ def unable_reason(model: Any, slice_name: str) -> str | None:
             "model (content, hybrid, two_tower, deepfm, dcn_v2, tfidf) with data.features")
 
 
+def _sliced(dataset, eval_cfg) -> list[str]:
+    """The slices a run evaluates (only ``full_ranking`` with ranking metrics is sliced)."""
+    names = requested_slices(eval_cfg, dataset.split)
+    if not names or eval_cfg.protocol != "full_ranking" or not (eval_cfg.metrics
+                                                                  and eval_cfg.ks):
+        return []
+    return names
+
+
+def slice_notes(dataset, eval_cfg, *, model: Any = None) -> list[str]:
+    """Why ``model`` gets NaN on some of the run's slices (the notes of `slice_evaluators`)."""
+    return [r for r in (unable_reason(model, n) for n in _sliced(dataset, eval_cfg))
+            if r is not None]
+
+
 def slice_evaluators(dataset, eval_cfg, *, model: Any = None) -> tuple[list, list, list[str]]:
     """``(valid_extra, test_extra, notes)``: the slice evaluators of a run.
 
     Only ``full_ranking`` is sliced (over ``dataset.eval_parts()``); slices
     without target rows are skipped.
     """
-    names = requested_slices(eval_cfg, dataset.split)
-    if not names or eval_cfg.protocol != "full_ranking" or not (eval_cfg.metrics
-                                                                  and eval_cfg.ks):
+    names = _sliced(dataset, eval_cfg)
+    if not names:
         return [], [], []
     train, parts = dataset.train, dataset.eval_parts(eval_cfg.mask)
     out: dict[str, list] = {"valid": [], "test": []}

@@ -94,10 +94,7 @@ class MemberCheckpoints:
         epoch = self.store.latest() if epoch is None else epoch
         if epoch is None:
             return None
-        has_best = self.store.meta(epoch)["has_best"]
-        template = {"state": template_state,
-                    "best": (template_state.params, template_state.rest) if has_best else None}
-        tree, meta = self.store.restore(template, epoch)
+        meta = self.store.meta(epoch)  # the config first: a refused checkpoint is not read
         differ = sorted(k for k in set(meta["config"]) | set(self.config)
                         if meta["config"].get(k) != self.config.get(k))
         if differ:
@@ -106,6 +103,9 @@ class MemberCheckpoints:
             raise CheckpointError(f"trainer.resume: the checkpoint in {self.store.dir} was "
                                   f"written by another config: {shown}; use "
                                   "trainer.resume=never or another paths.output_dir")
+        template = {"state": template_state, "best": (
+            (template_state.params, template_state.rest) if meta["has_best"] else None)}
+        tree, meta = self.store.restore(template, epoch)
         tracker = dict(meta["tracker"])
         if tracker.get("best_score") is None:
             tracker["best_score"] = -math.inf
