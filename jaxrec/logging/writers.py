@@ -118,6 +118,11 @@ class WandbWriter:
             settings=wandb.Settings(init_timeout=30, silent=True, console="off",
                                     x_disable_stats=True),
         )
+        # wandb exports its service's address (WANDB_SERVICE) so that child processes
+        # share it; a trial process killed with -9 would then leave its run open in this
+        # process's service, and the re-run of the trial would be refused ("run ID is in
+        # use"). Every jaxrec process starts its own service instead.
+        os.environ.pop("WANDB_SERVICE", None)
         self.run.define_metric("epoch")
         self.run.define_metric("*", step_metric="epoch")
 

@@ -100,6 +100,12 @@ class StateCheckpoints:
         options = ocp.CheckpointManagerOptions(max_to_keep=max(1, keep), create=True,
                                                cleanup_tmp_directories=True)
         self._manager = ocp.CheckpointManager(self.dir, options=options)
+        # orbax removes the temporary folders of an interrupted save in a thread that
+        # close() does not wait for; a second manager on this folder (a group resuming,
+        # a fresh start removing it) would race it. Wait for it here.
+        wait = getattr(self._manager, "_maybe_await_cleanup_tmp_directory", None)
+        if wait is not None:
+            wait()
 
     def latest(self) -> int | None:
         """The newest complete epoch saved, or None."""

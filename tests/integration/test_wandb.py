@@ -199,6 +199,9 @@ def test_run_that_raises_is_marked_failed(tmp_path, monkeypatch):
         if key.startswith("WANDB_"):
             monkeypatch.setenv(key, value)
     writer = WandbWriter(project="jaxrec-test", config={"a": 1}, run_dir=tmp_path / "run")
+    # child processes (trials, tests' subprocesses) must not join this process's W&B
+    # service: a killed child would leave its run open there and its re-run be refused
+    assert "WANDB_SERVICE" not in os.environ
     with pytest.raises(FloatingPointError):
         try:
             writer.write(1, {"train/loss": 1.0})

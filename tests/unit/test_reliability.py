@@ -347,3 +347,24 @@ def test_sweep_exits_1_when_a_trial_failed(tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: 1 of 2 trial(s) failed") and "model.dim" in last
     assert "Traceback" not in proc.stderr
+
+
+def test_an_interrupted_saves_temporary_folder_is_removed_before_the_store_is_used(tmp_path):
+    """orbax removes a killed save's temporary folder in a background thread that its
+    close() does not wait for; two stores opened one after the other on one folder (a
+    vectorised group resuming) raced it. The store waits for the clean-up."""
+    import shutil
+
+    from jaxrec.training.checkpoint import StateCheckpoints
+
+    store = StateCheckpoints(tmp_path / "state")
+    store.save(1, {"w": np.arange(3.0)}, {"config": {}})
+    store.close()
+    for i in range(8):  # what a save killed mid-write leaves behind, with many files
+        shutil.copytree(tmp_path / "state" / "1",
+                        tmp_path / "state" / f"{i + 2}.orbax-checkpoint-tmp")
+    for _ in range(2):
+        again = StateCheckpoints(tmp_path / "state")
+        assert sorted(p.name for p in (tmp_path / "state").iterdir()) == ["1"]
+        assert again.steps() == [1]
+        again.close()
