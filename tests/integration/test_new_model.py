@@ -1,8 +1,9 @@
 """Adding a model is one module and one yaml: no edit anywhere else.
 
-A model written into a temporary package, with its yaml in a temporary config
-folder (``hydra.searchpath``), trains from the CLI, runs in a vectorised sweep and
-is re-evaluated; and ``jaxrec evaluate`` reports exactly the keys of the run's
+The files of docs/tutorial-new-model.md (a model in a temporary package, its yaml in a
+temporary config folder found through ``hydra.searchpath``, a study spec and the model's
+own test) are written out: the model trains from the CLI, runs in a vectorised sweep, is
+re-evaluated, its test passes and its mistakes are one line; and ``jaxrec evaluate`` reports exactly the keys of the run's
 own ``results.json``, slices included.
 """
 
@@ -14,64 +15,24 @@ import math
 import os
 import subprocess
 import sys
-import textwrap
+import re
 from pathlib import Path
 
 import pytest
 
-MODEL = '''
-"""Plain dot-product MF: the smallest jaxrec model (a test plug-in)."""
-import jax
-import jax.numpy as jnp
-from flax import nnx
+TUTORIAL = Path(__file__).resolve().parents[2] / "docs" / "tutorial-new-model.md"
 
 
-class DotMF(nnx.Module):
-    def __init__(self, ctx, *, dim: int = 8, init_std: float = 0.1, rngs: nnx.Rngs):
-        init = jax.nn.initializers.normal(init_std)
-        self.user_emb_UxD = nnx.Param(init(rngs.params(), (ctx.num_users, dim)))
-        self.item_emb_NxD = nnx.Param(init(rngs.params(), (ctx.num_items, dim)))
-        self.mean = ctx.info.rating_mean
+def tutorial_files() -> dict[str, str]:
+    """The code blocks of docs/tutorial-new-model.md that start with ``# file: <path>``."""
+    blocks = re.findall(r"```(?:python|yaml)\n# file: (\S+)\n(.*?)```", TUTORIAL.read_text(),
+                        flags=re.S)
+    return dict(blocks)
 
-    def __call__(self, users, items):
-        p, q = self.user_emb_UxD[...][users], self.item_emb_NxD[...][items]
-        return self.mean + jnp.sum(p * q, axis=-1)
 
-    def score_all(self, users_U):
-        return self.mean + self.user_emb_UxD[...][users_U] @ self.item_emb_NxD[...].T
-
-    def l2_rows(self, users, items):
-        return [self.user_emb_UxD[...][users], self.item_emb_NxD[...][items]]
-'''
-
-YAML = """\
-# Plain dot-product MF from a plug-in package (tests/integration/test_new_model.py).
-_target_: myrec_plugin.dot_mf.DotMF
-_partial_: true
-dim: 8
-init_std: 0.1
-"""
-
-SPEC = """\
-# Two learning rates for the plug-in model (a test study).
-method: grid
-metric:
-  name: valid/rmse
-  goal: minimize
-parameters:
-  optim.lr:
-    values: [0.01, 0.02]
-command:
-  - ${env}
-  - ${interpreter}
-  - -m
-  - jaxrec.cli
-  - train
-  - model=dot_mf
-  - trainer.epochs=2
-  - eval.save_per_user=false
-  - ${args_no_hyphens}
-"""
+def test_the_tutorial_has_every_file_this_test_runs():
+    assert sorted(tutorial_files()) == ["conf/model/dot_mf.yaml", "dot_mf_sweep.yaml",
+                                        "myrec_plugin/dot_mf.py", "test_dot_mf.py"]
 
 
 def run_cli(*args, cwd, env):
@@ -83,11 +44,11 @@ def run_cli(*args, cwd, env):
 @pytest.fixture(scope="module")
 def plugin(tmp_path_factory, data_dir):
     root = tmp_path_factory.mktemp("plugin")
-    (root / "pkg" / "myrec_plugin").mkdir(parents=True)
+    for name, text in tutorial_files().items():
+        path = root / ("pkg/" if name.startswith("myrec_plugin/") else "") / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
     (root / "pkg" / "myrec_plugin" / "__init__.py").write_text("")
-    (root / "pkg" / "myrec_plugin" / "dot_mf.py").write_text(textwrap.dedent(MODEL))
-    (root / "conf" / "model").mkdir(parents=True)
-    (root / "conf" / "model" / "dot_mf.yaml").write_text(YAML)
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     env.update(JAXREC_DATA_DIR=data_dir, PYTHONPATH=str(root / "pkg"),
                JAXREC_TRUSTED_MODULES="myrec_plugin",  # evaluate builds the plug-in model
@@ -123,16 +84,35 @@ def test_a_plugin_model_trains_sweeps_and_evaluates(plugin):
     assert trained["test/rmse"] < 1.2  # two epochs of a real model, not noise
     _same(_evaluated(run_dir, env), trained)
 
-    (root / "dot_mf.yaml").write_text(SPEC)
     study = root / "study"
-    proc = run_cli("sweep", root / "dot_mf.yaml", searchpath, f"sweep.dir={study}", cwd=root,
-                   env=env)
+    proc = run_cli("sweep", root / "dot_mf_sweep.yaml", searchpath, f"sweep.dir={study}",
+                   cwd=root, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = list(csv.DictReader((study / "results.csv").open()))
     assert [r["status"] for r in rows] == ["ok", "ok"], rows
     assert {r["group_size"] for r in rows} == {"2"}  # one vectorised group
     member = Path(rows[0]["run_dir"])
     _same(_evaluated(member, env), _metrics(member))
+
+
+def test_the_tutorials_model_test_passes(plugin):
+    root, env, _ = plugin
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "-n", "0", "test_dot_mf.py"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("override", "said"), [
+    ("+model.dimm=8", "options: dim, init_std"), ("model.dim=abc", "model.dim"), ("loss=multinomial", "loss=mse")])
+def test_the_tutorials_mistakes_are_one_line(plugin, override, said):
+    root, env, searchpath = plugin
+    proc = run_cli("train", "model=dot_mf", searchpath, override, "trainer.epochs=1",
+                   f"paths.output_dir={root / 'mistake'}", cwd=root, env=env)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and said in errors[0], proc.stderr[-2000:]
 
 
 @pytest.mark.slow

@@ -61,6 +61,7 @@ def test_rows_ids_and_parts(tmp_path):
     assert rows == [tuple(float(v) if k == 2 else v for k, v in enumerate(r))
                     for r in TRAIN + TEST]
     np.testing.assert_array_equal(inter.parts, [0] * len(TRAIN) + [2] * len(TEST))
+    assert inter.universe.startswith("union of the train and test files")  # -> results.json
     # select / concat carry the parts along
     assert inter.select(inter.parts == 2).parts.tolist() == [2, 2, 2]
     both = inter.select(np.arange(2)).concat(inter.select(np.arange(9, 12)))

@@ -31,6 +31,7 @@ from jaxrec.data.datasets.convert import MAX_RATING
 from jaxrec.data.interactions import DataError, Interactions
 
 SOURCE = "github.com/hexiangnan/neural_collaborative_filtering (Data/)"
+UNIVERSE = "union of the train and test files (items only in .test.negative are not ranked)"
 _COLUMNS = ("user", "item", "rating", "timestamp")
 _EXPECTED = {"user": "a non-negative integer id", "item": "a non-negative integer id",
              "rating": f"a number in [0, {MAX_RATING:g}]", "timestamp": "an integer"}
@@ -80,7 +81,8 @@ def load_ncf(dataset: str = "ml-1m", data_dir: str | None = None, folder: str = 
         users=users.astype(np.int32), items=items.astype(np.int32),
         ratings=frame["rating"].to_numpy(np.float32),
         timestamps=frame["timestamp"].to_numpy(np.int64),
-        user_ids=user_ids, item_ids=item_ids, name=f"ncf-{dataset}", parts=parts)
+        user_ids=user_ids, item_ids=item_ids, name=f"ncf-{dataset}", parts=parts,
+        universe=UNIVERSE)
 
 
 def _read_rating_file(path: Path) -> pd.DataFrame:
