@@ -3,8 +3,8 @@
 The files of docs/tutorial-new-model.md (a model in a temporary package, its yaml in a
 temporary config folder found through ``hydra.searchpath``, a study spec and the model's
 own test) are written out: the model trains from the CLI, runs in a vectorised sweep, is
-re-evaluated, its test passes and its mistakes are one line; and ``jaxrec evaluate`` reports exactly the keys of the run's
-own ``results.json``, slices included.
+re-evaluated, its test passes and its mistakes are one line; and ``jaxrec evaluate``
+reports exactly the keys of the run's own ``results.json``, slices included.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import csv
 import json
 import math
 import os
+import re
 import subprocess
 import sys
-import re
 from pathlib import Path
 
 import pytest
@@ -105,7 +105,8 @@ def test_the_tutorials_model_test_passes(plugin):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("override", "said"), [
-    ("+model.dimm=8", "options: dim, init_std"), ("model.dim=abc", "model.dim"), ("loss=multinomial", "loss=mse")])
+    ("+model.dimm=8", "options: dim, init_std"), ("model.dim=abc", "model.dim"),
+    ("loss=multinomial", "loss=mse")])
 def test_the_tutorials_mistakes_are_one_line(plugin, override, said):
     root, env, searchpath = plugin
     proc = run_cli("train", "model=dot_mf", searchpath, override, "trainer.epochs=1",
