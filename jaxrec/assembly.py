@@ -259,14 +259,18 @@ class LoadedRun:
         return self.run.dataset
 
 
-def load_run(run_dir: str | Path, *, evaluate: bool = True) -> LoadedRun:
-    """Reassemble the run of ``run_dir`` and restore its best checkpoint onto the device."""
+def load_run(run_dir: str | Path, *, evaluate: bool = True,
+             eval_overrides: list[str] = ()) -> LoadedRun:
+    """Reassemble the run of ``run_dir`` and restore its best checkpoint onto the device;
+    ``eval_overrides`` (`eval_override`) change how it is evaluated, nothing else."""
     from flax import nnx
 
     from jaxrec.training.checkpoint import restore_params
 
     run_dir = Path(run_dir)
     cfg = load_config(run_dir)
+    for override in sorted(eval_overrides, key=lambda o: not o.startswith("eval=")):
+        eval_override(cfg, override)  # as in Hydra: the group first, then its keys
     checkpoint = run_dir / "checkpoints" / "best"
     if not checkpoint.is_dir():
         raise FileNotFoundError(f"run dir: {checkpoint} not found; was {run_dir} trained with "
@@ -279,6 +283,35 @@ def load_run(run_dir: str | Path, *, evaluate: bool = True) -> LoadedRun:
     graphdef, params, rest = nnx.split(run.model, nnx.Param, ...)
     params = restore_params(checkpoint, params)
     return LoadedRun(cfg, run, graphdef, (params, rest), run_dir)
+
+
+def eval_override(cfg: DictConfig, override: str) -> None:
+    """Apply one evaluation override to a saved run's config: ``eval=<name>`` (a file of
+    ``configs/eval``) or ``eval.<key>=<yaml value>``. The data, model, loss and trainer
+    are the run's own; anything else is refused with one line."""
+    import yaml
+
+    from jaxrec.paths import CONFIG_DIR
+
+    key, sep, value = override.partition("=")
+    if not sep or not (key == "eval" or key.startswith("eval.")):
+        raise ValueError(f"evaluate: {override!r} is not an evaluation override (eval=<name> "
+                         "or eval.<key>=<value>); the data, model and training are the run's")
+    if key == "eval":
+        names = sorted(p.stem for p in (CONFIG_DIR / "eval").glob("*.yaml"))
+        if value not in names:
+            raise ValueError(f"evaluate: eval={value} is not one of {', '.join(names)}")
+        group = OmegaConf.load(CONFIG_DIR / "eval" / f"{value}.yaml")
+        cfg.eval = OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "eval" / "default.yaml"), group)
+        return
+    try:
+        parsed = yaml.safe_load(value) if value else None
+    except yaml.YAMLError:
+        parsed = value
+    if key.count(".") == 1 and key.split(".")[1] not in cfg.eval:
+        raise ValueError(f"evaluate: {key} is not an eval option "
+                         f"(options: {', '.join(str(k) for k in cfg.eval)})")
+    OmegaConf.update(cfg, key, parsed, force_add=True)
 
 
 def _check_data(run_dir: Path, dataset) -> None:

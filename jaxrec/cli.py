@@ -1,7 +1,8 @@
 """The ``jaxrec`` command.
 
     jaxrec train [hydra overrides]                  train and evaluate (Hydra CLI)
-    jaxrec evaluate RUN_DIR [split=all|test|valid]  re-evaluate a saved best checkpoint
+    jaxrec evaluate RUN_DIR [split=all|test|valid] [eval overrides]
+                                                    re-evaluate a saved best checkpoint
     jaxrec recommend RUN_DIR --user ID [-k 10]      top-k unseen items for a user
     jaxrec data list                                the dataset registry's cards
     jaxrec data download|info DATASET|PATH          fetch or summarise a data config or a file
@@ -177,19 +178,23 @@ def _export(args) -> None:
 
 
 def cmd_evaluate(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="jaxrec evaluate")
+    parser = argparse.ArgumentParser(
+        prog="jaxrec evaluate", description="Re-score a run's best checkpoint, optionally "
+        "under other metrics, cut-offs or protocols (eval=beyond, eval.ks=[5,50]).")
     parser.add_argument("run_dir")
-    parser.add_argument("split", nargs="?", default="split=all",
+    parser.add_argument("overrides", nargs="*", metavar="split=... | eval...=...",
                         help="split=all (default: every key of the run's results.json), "
-                             "split=test or split=valid")
+                             "split=test or split=valid; eval=<name> or eval.<key>=<value>")
     args = parser.parse_args(argv)
-    split = args.split.removeprefix("split=")
+    splits = [o.removeprefix("split=") for o in args.overrides if o.startswith("split=")]
+    split = splits[-1] if splits else "all"
     if split not in ("all", "test", "valid"):
         raise SystemExit(f"error: split must be all, test or valid, got {split!r}")
     from jaxrec.assembly import load_run
     from jaxrec.metrics.scoring import evaluate
 
-    loaded = load_run(args.run_dir)
+    loaded = load_run(args.run_dir, eval_overrides=[
+        o for o in args.overrides if not o.startswith("split=")])
     run = loaded.run
     parts = {"valid": run.valid_evals, "test": run.test_evals}
     if split != "all" and not parts[split]:

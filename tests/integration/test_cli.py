@@ -84,6 +84,49 @@ def test_evaluate_valid_split_reproduces_the_best_valid_metrics(trained_run, cli
     assert_metrics_match(json.loads(proc.stdout), want)
 
 
+@pytest.mark.slow
+def test_evaluate_with_other_cut_offs_and_metrics(trained_run, cli_env):
+    proc = run_cli("evaluate", str(trained_run), "split=test", "eval.ks=[5,10,50]",
+                   "eval.metrics=[ndcg,hit]", cwd=trained_run.parent, env=cli_env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got, want = json.loads(proc.stdout), results_of(trained_run)
+    assert {"test/ndcg@5", "test/ndcg@50", "test/hit@50"} <= got.keys()
+    assert "test/recall@20" not in got and "test/ndcg@20" not in got
+    # the cut-off the run itself computed is unchanged; the rating errors are still there
+    for key in ("test/ndcg@10", "test/hit@10", "test/rmse"):
+        assert math.isclose(got[key], want[key], rel_tol=1e-5, abs_tol=1e-6), key
+    assert got["test/hit@5"] <= got["test/hit@10"] <= got["test/hit@50"]
+    proc = run_cli("evaluate", str(trained_run), "split=valid", "eval.ks=[10,30]",
+                   "eval=beyond", cwd=trained_run.parent, env=cli_env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    beyond = json.loads(proc.stdout)
+    assert {"valid/coverage@10", "valid/novelty@30", "valid/ild@10"} <= beyond.keys()
+    assert math.isclose(beyond["valid/ndcg@10"], want["valid/ndcg@10"], rel_tol=1e-5)
+
+
+def test_evaluation_overrides_touch_the_eval_section_only(tmp_path):
+    from jaxrec.assembly import eval_override
+    from jaxrec.paths import CONFIG_DIR
+
+    cfg = OmegaConf.create({"model": {"dim": 8}, "eval": OmegaConf.load(
+        CONFIG_DIR / "eval" / "default.yaml")})
+    eval_override(cfg, "eval.ks=[5,50]")
+    assert list(cfg.eval.ks) == [5, 50]
+    eval_override(cfg, "eval.mask=train")
+    assert cfg.eval.mask == "train"
+    eval_override(cfg, "eval=beyond")
+    assert "novelty" in cfg.eval.metrics and cfg.eval.mask == "train_valid"
+    for bad, said in [("model.dim=16", "not an evaluation override"),
+                      ("eval.kz=[5]", "eval.kz is not an eval option"),
+                      ("eval=nosuch", "eval=nosuch is not one of beyond, default"),
+                      ("ks=[5]", "not an evaluation override")]:
+        with pytest.raises(ValueError, match=said):
+            eval_override(cfg, bad)
+    OmegaConf.save(cfg, tmp_path / "config.yaml")
+    with pytest.raises(SystemExit, match="^error: evaluate: 'data.dataset.name=x' is not an"):
+        cli.main(["evaluate", str(tmp_path), "data.dataset.name=x"])
+
+
 def test_evaluate_bad_split_or_run_dir_is_one_line(tmp_path):
     with pytest.raises(SystemExit, match="split must be all, test or valid"):
         cli.main(["evaluate", str(tmp_path), "split=train"])
