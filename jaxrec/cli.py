@@ -190,20 +190,11 @@ def cmd_evaluate(argv: list[str]) -> None:
     split = splits[-1] if splits else "all"
     if split not in ("all", "test", "valid"):
         raise SystemExit(f"error: split must be all, test or valid, got {split!r}")
-    from jaxrec.assembly import load_run
-    from jaxrec.metrics.scoring import evaluate
+    from jaxrec.api import Recommender
 
-    loaded = load_run(args.run_dir, eval_overrides=[
-        o for o in args.overrides if not o.startswith("split=")])
-    run = loaded.run
-    parts = {"valid": run.valid_evals, "test": run.test_evals}
-    if split != "all" and not parts[split]:
-        raise SystemExit(f"error: run {args.run_dir} has no {split} split")
-    metrics: dict[str, float] = {}
-    for name, evaluators in parts.items():
-        if split in ("all", name):
-            metrics.update(evaluate(evaluators, loaded.graphdef, loaded.state))
-    print(json.dumps(metrics, indent=2, sort_keys=True))
+    rec = Recommender.load(args.run_dir,
+                           *(o for o in args.overrides if not o.startswith("split=")))
+    print(json.dumps(rec.evaluate(split), indent=2, sort_keys=True))
 
 
 def cmd_compare(argv: list[str]) -> None:

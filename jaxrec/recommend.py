@@ -21,24 +21,34 @@ def recommend(run, raw_user: str, k: int = 10) -> list[tuple[object, str, float]
     if k < 1:
         raise ValueError(f"-k: must be >= 1, got {k}")
     ds = run.dataset
-    index = ds.train.user_index
-    user = index.get(raw_user)
-    if user is None:
-        try:
-            user = index.get(type(next(iter(index)))(raw_user))
-        except (ValueError, StopIteration):
-            user = None
+    user = index_of(ds.train.user_index, raw_user)
     if user is None:
         raise SystemExit(f"error: --user {raw_user!r} is not a user of {ds.info.name} "
                          f"({ds.info.num_users} users)")
     model = nnx.merge(run.graphdef, *run.state)
     scores = np.array(model.score_all(jnp.asarray([user], jnp.int32))[0])
     scores[seen_items(run, user)] = -np.inf
-    order = np.argsort(-scores, kind="stable")[:k]
-    titles = ds.train.item_titles
-    return [(ds.train.item_ids[i].item() if hasattr(ds.train.item_ids[i], "item")
-             else ds.train.item_ids[i], "" if titles is None else str(titles[i]), float(scores[i]))
-            for i in order if np.isfinite(scores[i])]
+    return top_items(ds.train, scores, k)
+
+
+def index_of(index: dict, raw_id) -> int | None:
+    """The index of ``raw_id`` in a raw-id -> index map (``"1"`` and ``1`` both match)."""
+    found = index.get(raw_id)
+    if found is None:
+        try:
+            found = index.get(type(next(iter(index)))(raw_id))
+        except (ValueError, TypeError, StopIteration):
+            found = None
+    return found
+
+
+def top_items(inter, scores_N: np.ndarray, k: int) -> list[tuple[object, str, float]]:
+    """``(raw item id, title or "", score)`` of the ``k`` best finite scores, best first."""
+    order = np.argsort(-scores_N, kind="stable")[:k]
+    titles = inter.item_titles
+    return [(inter.item_ids[i].item() if hasattr(inter.item_ids[i], "item")
+             else inter.item_ids[i], "" if titles is None else str(titles[i]),
+             float(scores_N[i])) for i in order if np.isfinite(scores_N[i])]
 
 
 def seen_items(run, user: int) -> np.ndarray:
