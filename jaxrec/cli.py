@@ -9,8 +9,10 @@
     jaxrec data export RUN_DIR|DATASET --format csv|recbole|adjacency --out DIR
                                                     write the exact split a run trained on
     jaxrec compare RUN_OR_STUDY_DIR... [-m ndcg@10] paired significance tests between runs
-    jaxrec sweep SPEC.yaml [overrides]              run a sweep study (grid, random, bayes)
+    jaxrec sweep SPEC.yaml|NAME [overrides]         run a sweep study (grid, random, bayes)
+    jaxrec sweep list                               the sweep specs shipped with jaxrec
     jaxrec sweep report STUDY_DIR                   rank a study's trials, save plots
+    jaxrec reproduce PRESET...|--all [--local]      paper presets: published vs jaxrec
     jaxrec --version                                jaxrec, JAX and device versions
 """
 
@@ -246,6 +248,12 @@ def main(argv: list[str] | None = None) -> None:
 
         sweep_main(rest)
         return
+    if command == "reproduce":
+        from jaxrec.paths import CONFIG_DIR
+        from jaxrec.reproduce import main as reproduce_main
+
+        doc = CONFIG_DIR.parent / "docs" / "benchmarks.md"  # a checkout's; else --out only
+        raise SystemExit(reproduce_main(rest, doc=doc if doc.is_file() else None))
     commands = {"evaluate": cmd_evaluate, "recommend": cmd_recommend, "data": cmd_data,
                 "compare": cmd_compare}
     if command not in commands:

@@ -1,7 +1,8 @@
-"""Where the packaged Hydra configs live.
+"""Where the packaged Hydra configs and sweep specs live.
 
-In a wheel the top-level ``configs/`` folder is shipped inside the package as
-``jaxrec/configs``; in an editable install it is read from the repository.
+In a wheel the top-level ``configs/`` and ``sweeps/`` folders are shipped inside the
+package as ``jaxrec/configs`` and ``jaxrec/sweeps``; in an editable install they are read
+from the repository.
 """
 
 from pathlib import Path
@@ -9,3 +10,4 @@ from pathlib import Path
 _PACKAGE = Path(__file__).resolve().parent
 _PACKAGED = _PACKAGE / "configs"  # wheel: pyproject force-includes configs/ here
 CONFIG_DIR = _PACKAGED if _PACKAGED.is_dir() else _PACKAGE.parent / "configs"  # repository
+SWEEPS_DIR = _PACKAGE / "sweeps" if _PACKAGED.is_dir() else _PACKAGE.parent / "sweeps"

@@ -1,4 +1,5 @@
-"""Run paper presets and print a paper-vs-jaxrec table (logic: ``jaxrec/reproduce/``).
+"""Run paper presets and print a paper-vs-jaxrec table: an alias of ``jaxrec reproduce``
+(logic: ``jaxrec/reproduce/``).
 
     python scripts/reproduce.py paper_ncf_neumf_ml-1m paper_ncf_mf_ml-1m      # paper datasets
     python scripts/reproduce.py --all --local --write     # every preset on ml-latest-small
@@ -16,4 +17,5 @@ from pathlib import Path
 from jaxrec.reproduce import main
 
 if __name__ == "__main__":
-    sys.exit(main(doc=Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"))
+    sys.exit(main(doc=Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md",
+                  prog="python scripts/reproduce.py"))

@@ -1,6 +1,6 @@
 """Paper presets: run them and set jaxrec's numbers beside the published ones.
 
-    python scripts/reproduce.py PRESET... [--local] [--set key=value ...] [--out DIR] [--write]
+    jaxrec reproduce PRESET... [--local] [--set key=value ...] [--out DIR] [--write]
 
 A paper preset is ``configs/experiment/paper_*.yaml`` with a ``reproduce:`` block
 (:class:`~jaxrec.config.ReproduceConfig`): the paper, its protocol and dataset,

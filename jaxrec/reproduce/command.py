@@ -1,4 +1,5 @@
-"""``scripts/reproduce.py``'s command line: run the presets, print and write the table."""
+"""``jaxrec reproduce`` (alias ``scripts/reproduce.py``): run the presets, print and write
+the table."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from jaxrec.reproduce.runs import run_preset
 from jaxrec.reproduce.table import rows_of, text_table
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="scripts/reproduce.py",
+def parse_args(argv: Sequence[str] | None = None, *, prog: str = "jaxrec reproduce"
+               ) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog=prog,
                                  description="Run paper presets; print a paper-vs-jaxrec table.")
     ap.add_argument("presets", nargs="*", metavar="PRESET",
                     help="configs/experiment/paper_*.yaml names (default with --all: every one)")
@@ -42,13 +44,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None, *, doc: str | os.PathLike | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, doc: str | os.PathLike | None = None,
+         prog: str = "jaxrec reproduce") -> int:
     """Run the presets, print the table, write the outputs.
 
     ``doc`` is the ``docs/benchmarks.md`` that ``--write`` updates (``--doc`` wins).
     Returns the exit status: 0, 1 when a run failed, 2 for a bad preset or override.
     """
-    args = parse_args(argv)
+    args = parse_args(argv, prog=prog)
     if args.list:
         print("\n".join(paper_presets()))
         return 0
@@ -59,7 +62,7 @@ def main(argv: Sequence[str] | None = None, *, doc: str | os.PathLike | None = N
     presets = paper_presets() if args.all else list(args.presets)
     out = args.out or Path("outputs") / "reproduce" / time.strftime("%Y-%m-%d_%H-%M-%S")
     shown = list(sys.argv[1:] if argv is None else argv)
-    command = "python scripts/reproduce.py" + "".join(" " + shlex.quote(a) for a in shown)
+    command = prog + "".join(" " + shlex.quote(a) for a in shown)
     runs, rows = [], []
     try:
         for preset in presets:

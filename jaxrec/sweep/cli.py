@@ -1,8 +1,10 @@
 """``jaxrec sweep``: run a study from a sweep file, or report on a study directory.
 
-    jaxrec sweep SPEC.yaml [sweep.OPTION=VALUE ...] [hydra/launcher=joblib] [TRAIN OVERRIDES ...]
+    jaxrec sweep SPEC.yaml|NAME [sweep.OPTION=VALUE ...] [hydra/launcher=...] [TRAIN OVERRIDES]
+    jaxrec sweep list
     jaxrec sweep report STUDY_DIR [--top N] [--curves N] [--no-plots]
 
+NAME is a spec shipped with jaxrec (``jaxrec sweep list``), e.g. ``jaxrec sweep mf_lr_l2``.
 Sweep options (``sweep.<name>=value``): dir, seed, run_cap, vectorize, max_group,
 group_memory_mb, wandb, retry_failed, startup_trials. Running the same command
 again resumes the study in its directory, skipping completed trials.
@@ -38,6 +40,15 @@ def main(argv: list[str]) -> None:
                          plots=not args.no_plots))
         except ReportError as err:
             raise SystemExit(f"error: {err}") from None
+        return
+    if argv[0] == "list":
+        from jaxrec.paths import SWEEPS_DIR
+        from jaxrec.sweep.spec import packaged_specs
+
+        for name in packaged_specs():
+            lines = (SWEEPS_DIR / f"{name}.yaml").read_text().splitlines()
+            header = next((ln.lstrip("# ").strip() for ln in lines if ln.startswith("#")), "")
+            print(f"{name:<16}{header}")
         return
     from jaxrec.extras import MissingExtra
     from jaxrec.sweep.api import run_sweep

@@ -206,11 +206,31 @@ def _fixed_overrides(path: Path, command: Any) -> tuple[str, ...]:
     return tuple(w for w in words if "=" in w and not w.startswith(("$", "-")))
 
 
+def packaged_specs() -> list[str]:
+    """The names of the sweep specs shipped with jaxrec (``sweeps/*.yaml``)."""
+    from jaxrec.paths import SWEEPS_DIR
+
+    return sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml"))
+
+
+def resolve_spec(path: str | Path) -> Path:
+    """``path`` when it is a file, else the packaged spec of that name (``mf_lr_l2`` or
+    ``mf_lr_l2.yaml``); one line listing the packaged ones when neither exists."""
+    from jaxrec.paths import SWEEPS_DIR
+
+    path = Path(path)
+    if path.is_file():
+        return path
+    packaged = SWEEPS_DIR / (path.name if path.suffix == ".yaml" else f"{path.name}.yaml")
+    if path.parent == Path(".") and packaged.is_file():
+        return packaged
+    raise SpecError(f"{path}: no such sweep file (packaged specs: "
+                    f"{', '.join(packaged_specs()) or 'none'})")
+
+
 def load_spec(path: str | Path) -> SweepSpec:
     """Parse and check a sweep file; every error is one line naming file, field and value."""
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"{path}: no such sweep file")
+    path = resolve_spec(path)
     try:
         raw = yaml.load(path.read_text(), Loader=get_yaml_loader())  # 1e-3 is a float
     except yaml.YAMLError as err:

@@ -90,6 +90,8 @@ def test_wheel_contains_package_and_every_config(wheel):
     shipped = {n.removeprefix("jaxrec/configs/") for n in names
                if n.startswith("jaxrec/configs/")}
     assert shipped == repo_configs()
+    specs = {n.removeprefix("jaxrec/sweeps/") for n in names if n.startswith("jaxrec/sweeps/")}
+    assert specs == {p.name for p in (REPO / "sweeps").glob("*.yaml")}
     assert {"jaxrec/__init__.py", "jaxrec/cli.py", "jaxrec/train.py", "jaxrec/paths.py"} <= names
     assert not any(n.startswith(("configs/", "tests/", "outputs/")) or "__pycache__" in n
                    for n in names)
@@ -130,6 +132,23 @@ def test_wheel_trains_one_synthetic_epoch(wheel_venv, outside):
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((run_dir / "results.json").read_text())
     assert results["epochs_run"] == 1 and "test/rmse" in results["metrics"]
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_sweep_specs_and_the_reproduction_runner(wheel_venv, outside):
+    jaxrec = wheel_venv / "bin" / "jaxrec"
+    proc = run([jaxrec, "sweep", "list"], cwd=outside)
+    assert proc.returncode == 0, proc.stderr
+    assert [line.split()[0] for line in proc.stdout.splitlines()] == sorted(
+        p.stem for p in (REPO / "sweeps").glob("*.yaml"))
+    proc = run([jaxrec, "reproduce", "--list"], cwd=outside)
+    assert proc.returncode == 0, proc.stderr
+    assert "paper_ncf_neumf_ml-1m" in proc.stdout.split()
+    # a packaged spec is found by name; the study goes under the working directory
+    proc = run([jaxrec, "sweep", "mf_lr_l2", "sweep.run_cap=1", "data=synthetic",
+                "trainer.epochs=1", "model.dim=4", "trainer.progress=false"], cwd=outside)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert (outside / "outputs" / "sweeps" / "mf_lr_l2" / "results.csv").is_file()
 
 
 def _is_editable_install() -> bool:

@@ -31,6 +31,22 @@ def write(tmp_path, body: str, name: str = "study") -> Path:
     return path
 
 
+def test_a_packaged_spec_is_found_by_name(tmp_path, monkeypatch):
+    from jaxrec.paths import SWEEPS_DIR
+    from jaxrec.sweep.spec import packaged_specs, resolve_spec
+
+    monkeypatch.chdir(tmp_path)
+    assert "mf_lr_l2" in packaged_specs()
+    assert resolve_spec("mf_lr_l2") == resolve_spec("mf_lr_l2.yaml") == SWEEPS_DIR / "mf_lr_l2.yaml"
+    assert load_spec("mf_lr_l2").method == "grid"
+    (tmp_path / "mf_lr_l2.yaml").write_text("method: random\n")  # a local file wins
+    assert resolve_spec("mf_lr_l2.yaml") == Path("mf_lr_l2.yaml")
+    with pytest.raises(SpecError, match=r"^nope: no such sweep file \(packaged specs: .*mf_lr_l2"):
+        resolve_spec("nope")
+    with pytest.raises(SpecError, match="no such sweep file"):
+        resolve_spec("elsewhere/mf_lr_l2.yaml")
+
+
 def test_shipped_sweeps_parse_and_state_their_purpose():
     assert {"mf_lr_l2", "mf_bpr", "seed_concat", "mf_bayes"} <= {p.stem for p in SWEEPS}
     methods = set()
