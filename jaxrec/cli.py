@@ -142,6 +142,7 @@ def _data_command(argv: list[str]) -> None:
     name, extra = _data_source(args.dataset, getattr(args, "columns", None))
     cfg = _compose_data(name, [*extra, *args.overrides])
     if action == "download":
+        _download_into_cache(cfg)
         interactions = load_dataset(cfg.data)
         print(f"{args.dataset}: {len(interactions)} interactions ready "
               f"(cache: {cfg.paths.cache_dir})")
@@ -151,6 +152,26 @@ def _data_command(argv: list[str]) -> None:
     if len(raw) != len(interactions) or raw.num_users != interactions.num_users:
         print(f"{'raw':<14}{len(raw):,} interactions, {raw.num_users:,} users, "
               f"{raw.num_items:,} items before data.preprocess")
+
+
+def _download_into_cache(cfg) -> None:
+    """A MovieLens variant missing from ``paths.data_dir`` is downloaded into the cache,
+    where runs then find it (saying so first)."""
+    from pathlib import Path
+
+    dataset = cfg.data.dataset
+    if not str(dataset.get("_target_", "")).endswith("movielens.load_movielens"):
+        return
+    variant, data_dir = dataset.variant, dataset.get("data_dir")
+    if data_dir is None or (Path(data_dir).expanduser() / variant).exists():
+        return
+    from jaxrec.data.download import download_movielens
+
+    cache = Path(dataset.cache_dir).expanduser()
+    print(f"{variant} is not in data_dir {data_dir}: downloading it into the cache "
+          f"{cache / 'movielens' / variant}, where runs will read it", file=sys.stderr)
+    download_movielens(variant, cache, **{k: dataset[k] for k in ("base_url", "sha256")
+                                          if dataset.get(k)})
 
 
 def _export(args) -> None:

@@ -108,11 +108,13 @@ def fetch(url: str, dest: str | os.PathLike, sha256: str, *, timeout: float = 60
         digest = hashlib.sha256()
         with os.fdopen(fd, "wb") as out:
             try:
-                with urllib.request.urlopen(url, timeout=min(timeout, deadline)) as response:
+                with urllib.request.urlopen(url, timeout=min(timeout, deadline)) as response, \
+                        _progress(response, dest.name) as bar:
                     read = getattr(response, "read1", response.read)  # what has arrived
                     for block in iter(lambda: read(1 << 20), b""):
                         digest.update(block)
                         out.write(block)
+                        bar.update(len(block))
                         if time.monotonic() - start > deadline:
                             raise TimeoutError("deadline")
             except (urllib.error.URLError, OSError) as e:  # TimeoutError is an OSError
@@ -130,6 +132,15 @@ def fetch(url: str, dest: str | os.PathLike, sha256: str, *, timeout: float = 60
         if os.path.exists(tmp):
             os.unlink(tmp)
     return dest
+
+
+def _progress(response, name: str):
+    """A byte progress bar on stderr (shown on a terminal only: ``disable=None``)."""
+    from tqdm import tqdm
+
+    length = response.headers.get("Content-Length") if hasattr(response, "headers") else None
+    return tqdm(total=int(length) if length and length.isdigit() else None, unit="B",
+                unit_scale=True, unit_divisor=1024, desc=name, leave=False, disable=None)
 
 
 def extract_zip(archive: str | os.PathLike, dest: str | os.PathLike) -> Path:
@@ -187,7 +198,14 @@ def download_movielens(variant: str, cache_dir: str | os.PathLike = "~/.cache/ja
         return target
     base = (base_url or os.environ.get(URL_ENV) or MOVIELENS_BASE_URL).rstrip("/")
     expected = sha256 or MOVIELENS_ARCHIVES[variant][1]
-    archive = fetch(f"{base}/{variant}.zip", root / f"{variant}.zip", expected)
+    try:
+        archive = fetch(f"{base}/{variant}.zip", root / f"{variant}.zip", expected)
+    except ChecksumError:
+        raise
+    except DataError as err:  # say how to get the data another way
+        raise DataError(f"{err}; set {URL_ENV} to a mirror holding {variant}.zip, or extract "
+                        f"the archive by hand into {target} (or <JAXREC_DATA_DIR>/{variant})"
+                        ) from None
     try:
         return extract_zip(archive, target)
     except DataError:  # a rejected archive is not kept: the next attempt downloads afresh

@@ -124,6 +124,42 @@ def test_unreachable_server_and_download_disabled(tmp_path):
         load_movielens("ml-1m", cache_dir=str(cache), download=False)
 
 
+def test_a_failed_download_says_how_to_get_the_data_another_way(tmp_path):
+    with pytest.raises(DataError) as err:
+        download_movielens("ml-1m", tmp_path / "cache", base_url="http://127.0.0.1:9")
+    message = str(err.value)
+    assert "\n" not in message and "JAXREC_MOVIELENS_URL" in message
+    assert f"by hand into {tmp_path / 'cache' / 'movielens' / 'ml-1m'}" in message
+
+
+def test_data_dir_without_the_variant_reads_a_downloaded_copy(tmp_path, server, monkeypatch):
+    base_url, www = server
+    sha = make_zip(tiny_source(tmp_path), www / "ml-latest-small.zip", "ml-latest-small")
+    data_dir, cache = tmp_path / "data", tmp_path / "cache"
+    data_dir.mkdir()
+    with pytest.raises(DataError, match="`jaxrec data download ml-latest-small` fetches it"):
+        load_movielens("ml-latest-small", data_dir=str(data_dir), cache_dir=str(cache),
+                       base_url=base_url, sha256=sha)
+    assert files_under(cache) == []  # a set data_dir never downloads by itself
+
+    import subprocess
+    import sys
+
+    env = {**__import__("os").environ, "JAXREC_DATA_DIR": str(data_dir),
+           "JAXREC_CACHE_DIR": str(cache), "JAXREC_MOVIELENS_URL": base_url}
+    proc = subprocess.run([sys.executable, "-m", "jaxrec.cli", "data", "download",
+                           "ml-latest-small", f"+data.dataset.sha256={sha}"], env=env,
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"not in data_dir {data_dir}: downloading it into the cache" in proc.stderr
+    assert "3 interactions ready" in proc.stdout
+    inter = load_movielens("ml-latest-small", data_dir=str(data_dir), cache_dir=str(cache))
+    assert list(inter.item_titles) == ["Toy, Story (1995)", "Heat (1995)"]
+    (data_dir / "ml-latest-small").mkdir()  # a folder in data_dir always wins, and is checked
+    with pytest.raises(DataError, match="missing file .*ratings.csv"):
+        load_movielens("ml-latest-small", data_dir=str(data_dir), cache_dir=str(cache))
+
+
 def test_fetch_keeps_a_verified_file_and_replaces_a_bad_one(tmp_path, server):
     base_url, www = server
     (www / "a.bin").write_bytes(b"hello")

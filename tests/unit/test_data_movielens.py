@@ -239,7 +239,7 @@ def test_missing_file_names_the_path(tmp_path):
 def test_missing_data_dir_variant_folder(tmp_path):
     with pytest.raises(DataError) as err:
         load_movielens("ml-1m", data_dir=str(tmp_path), cache_dir=str(tmp_path / "c"))
-    assert_one_line(err, tmp_path / "ml-1m" / "ratings.dat")
+    assert_one_line(err, f"no folder {tmp_path / 'ml-1m'}", "jaxrec data download ml-1m")
 
 
 def test_missing_column_names_file_and_column(tmp_path):

@@ -94,8 +94,16 @@ def load_movielens(variant: str = "ml-latest-small", data_dir: str | None = None
 
 def _resolve_folder(variant, data_dir, cache_root, download, base_url, sha256) -> Path:
     required = _REQUIRED.get(variant, _CSV_REQUIRED)
+    cached = cache_root / "movielens" / variant
+    if data_dir is not None and not (Path(data_dir).expanduser() / variant).exists() \
+            and cached.is_dir():
+        return cached  # fetched by `jaxrec data download` while data_dir lacks it
     if data_dir is not None:
         folder = Path(data_dir).expanduser() / variant
+        if not folder.exists():
+            raise DataError(f"MovieLens {variant}: no folder {folder} (data_dir={data_dir}: "
+                            f"nothing is downloaded); `jaxrec data download {variant}` fetches "
+                            f"it into the cache ({cached}), or put its files in {folder}")
         for name in required:
             if (folder / name).is_dir():
                 raise DataError(f"{folder / name}: is a folder, expected the file {name}")
@@ -103,11 +111,10 @@ def _resolve_folder(variant, data_dir, cache_root, download, base_url, sha256) -
                 raise DataError(f"missing file {folder / name} (MovieLens {variant} is read "
                                 f"from data_dir={data_dir}, so nothing is downloaded)")
         return folder
-    folder = cache_root / "movielens" / variant
-    if folder.is_dir():
-        return folder
+    if cached.is_dir():
+        return cached
     if not download:
-        raise DataError(f"MovieLens {variant} not found at {folder} and download=False")
+        raise DataError(f"MovieLens {variant} not found at {cached} and download=False")
     return download_movielens(variant, cache_root, base_url=base_url, sha256=sha256)
 
 
