@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from jaxrec.logging.progress import Progress
 from jaxrec.reproduce.outputs import SECTION, machine_line, render_section, write_outputs
 from jaxrec.reproduce.presets import ReproduceError, paper_presets
 from jaxrec.reproduce.runs import run_preset
@@ -64,12 +65,14 @@ def main(argv: Sequence[str] | None = None, *, doc: str | os.PathLike | None = N
     shown = list(sys.argv[1:] if argv is None else argv)
     command = prog + "".join(" " + shlex.quote(a) for a in shown)
     runs, rows = [], []
+    progress = Progress(len(presets))
     try:
         for preset in presets:
             run = run_preset(preset, out_dir=out, local=args.local, extra=args.overrides,
                              in_process=args.in_process, resume=args.resume, log=log)
             runs.append(run)
             rows += rows_of(run)
+            log(f"{preset}: done {progress.step()}")
     except ReproduceError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -85,6 +85,7 @@ def run_bayes(study, *, run_cap: int, seed: int, startup_trials: int) -> list[di
         tpe.add_trial(_frozen(record, params, dists, spec.metric))
         done += 1
     records = []
+    study.expect(max(run_cap, done), done)
     while done < run_cap:
         trial = tpe.ask(dists)
         params = {**fixed, **{k: _decode(swept[k], v) for k, v in trial.params.items()}}

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from jaxrec.io import atomic_write_json, atomic_write_text
+from jaxrec.logging.progress import Progress
 from jaxrec.sweep.expand import format_value, trial_overrides
 from jaxrec.sweep.identity import fixed_overrides, study_dir
 from jaxrec.sweep.spec import SweepOptions, SweepSpec
@@ -79,6 +80,7 @@ class Study:
         self.spec, self.opts = spec, opts
         self.execute = execute
         self.checked = False  # `preflight` ran on the first trial of this session
+        self.progress: Progress | None = None  # set by `expect` (or the first `run`)
         self.train_overrides = list(train_overrides)
         self.launcher_overrides = list(launcher_overrides or [])
         self.fixed = fixed_overrides(spec, self.train_overrides)  # what identifies the study
@@ -220,7 +222,14 @@ class Study:
                           if k in self.meta["swept"])
         extra = f" ({record['error']})" if record.get("error") else ""
         group = f" [vectorised x{record['group_size']}]" if record.get("group_size", 1) > 1 else ""
-        print(f"{record['trial']}  {shown}  {params}{group}{extra}", file=sys.stderr, flush=True)
+        note = f"  {self.progress.step()}" if self.progress is not None else ""
+        print(f"{record['trial']}  {shown}  {params}{group}{extra}{note}", file=sys.stderr,
+              flush=True)
+
+    def expect(self, total: int, done: int = 0) -> None:
+        """This invocation ends with ``total`` trials, ``done`` of them recorded before: each
+        finished trial prints ``[k/total, elapsed, ~left]``."""
+        self.progress = Progress(total, done)
 
     def failed(self) -> list[dict[str, Any]]:
         """The records whose status is ``failed`` (diverged trials are results, not failures)."""
@@ -256,6 +265,8 @@ class Study:
     def run(self, param_sets: list[dict[str, Any]]) -> list[dict]:
         """Run the trials of ``param_sets`` not yet done; returns their records, in order."""
         todo, done = self.plan(param_sets)
+        if self.progress is None:
+            self.expect(len(todo) + len(done), len(done))
         if done:
             print(f"study {self.group}: {len(done)} trial(s) already done, {len(todo)} to run",
                   file=sys.stderr)

@@ -124,6 +124,7 @@ def test_rerun_skips_completed_trials_and_resumes_interrupted_ones(grid_study):
     proc = sweep(tmp, str(spec), f"sweep.dir={study}", "sweep.wandb=false", env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "3 trial(s) already done, 1 to run" in proc.stderr
+    assert "[4/4, " in proc.stderr and "elapsed]" in proc.stderr  # progress of the study
     after = rows(study)
     assert {t: r["run_dir"] for t, r in after.items()} == before
     for t in ("t000", "t002", "t003"):

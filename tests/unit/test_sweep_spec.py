@@ -228,3 +228,18 @@ def test_missing_goal_is_the_metric_direction(tmp_path, name, goal):
     spec = load_spec(write(tmp_path, f"method: grid\nmetric: {{name: {name}}}\n"
                            "parameters: {optim.lr: {values: [0.1]}}\n" + COMMAND))
     assert spec.goal == goal and spec.mode == goal[:3]
+
+
+def test_progress_counts_and_estimates_from_this_sessions_jobs():
+    from jaxrec.logging.progress import Progress, clock_text
+
+    now = [100.0]
+    progress = Progress(5, done=1, clock=lambda: now[0])
+    assert progress.note() == "[1/5, 0:00 elapsed]"
+    now[0] += 30.0
+    assert progress.step() == "[2/5, 0:30 elapsed, ~1:30 left]"  # 30 s a job, 3 left
+    now[0] += 90.0
+    assert progress.step(2) == "[4/5, 2:00 elapsed, ~0:40 left]"
+    now[0] += 40.0
+    assert progress.step() == "[5/5, 2:40 elapsed]"
+    assert clock_text(3725) == "1:02:05" and clock_text(59.6) == "1:00"
