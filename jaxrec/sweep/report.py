@@ -1,5 +1,7 @@
 """``jaxrec sweep report``: the trials ranked by the study's metric, mean/std over seeds, plots.
 
+A study is a ``jaxrec sweep`` folder or a Hydra multirun folder (``jaxrec train -m ...``).
+
 Plots (PNG, in ``<study>/report/``): the metric against each swept parameter,
 and the learning curves (monitored metric and training loss per epoch, from
 each trial's ``metrics.jsonl``) of the best trials. Plotting needs matplotlib
@@ -23,9 +25,14 @@ class ReportError(ValueError):
 
 
 def load_study(study_dir: str | Path) -> tuple[dict, pd.DataFrame]:
-    """``(study.json, results.csv as a frame)`` of a study directory."""
+    """``(study.json, results.csv as a frame)`` of a study directory, or the same read from
+    a Hydra multirun folder (`jaxrec.sweep.multirun`)."""
+    from jaxrec.sweep.multirun import is_multirun, load_multirun
+
     study_dir = Path(study_dir)
     meta_path, csv_path = study_dir / "study.json", study_dir / "results.csv"
+    if not meta_path.exists() and study_dir.is_dir() and is_multirun(study_dir):
+        return load_multirun(study_dir)
     if not meta_path.exists() or not csv_path.exists():
         raise ReportError(f"study dir: {study_dir} has no study.json / results.csv; "
                           "is it a jaxrec sweep?")
@@ -128,10 +135,15 @@ def save_plots(study_dir: Path, meta: dict, frame: pd.DataFrame, *, curves: int 
                 ax.scatter(x, ok[metric], s=22, alpha=0.8)
                 positive = x[x > 0]
                 if len(positive) == len(x) and len(x) and x.max() / x.min() >= 8:
-                    ax.set_xscale("log")
-                # mean per value: the trend through the other parameters' spread
-                means = ok.groupby(param)[metric].mean()
-                ax.plot(means.index, means.values, color="C1", lw=1.2, label="mean")
+                    _log_axis(ax, sorted(x.unique()))
+                # mean per value: the trend through the other parameters' (and seeds') spread
+                stats = ok.groupby(param)[metric].agg(["mean", "std"])
+                ax.plot(stats.index, stats["mean"], color="C1", lw=1.2, label="mean")
+                if "seed" in swept and param != "seed":  # +- std over seeds and the rest
+                    ax.fill_between(stats.index, stats["mean"] - stats["std"].fillna(0),
+                                    stats["mean"] + stats["std"].fillna(0), color="C1",
+                                    alpha=0.2, lw=0, label="mean +- std")
+                    ax.legend(fontsize=7)
             else:
                 labels = x.astype(str)
                 order = sorted(labels.unique())
@@ -146,6 +158,10 @@ def save_plots(study_dir: Path, meta: dict, frame: pd.DataFrame, *, curves: int 
         fig.savefig(path, dpi=110)
         plt.close(fig)
         paths.append(path)
+
+    grid = [p for p in swept if p != "seed" and _numeric(ok[p])]
+    if len(grid) == 2 and metric in ok and len(ok):
+        paths.append(_heatmap(plt, out_dir, meta, ok, *grid))
 
     best = ranked(meta, frame)
     best = best[best["status"] == "ok"].head(curves)
@@ -171,6 +187,47 @@ def save_plots(study_dir: Path, meta: dict, frame: pd.DataFrame, *, curves: int 
         plt.close(fig)
         paths.append(path)
     return paths
+
+
+def _log_axis(ax, values: list) -> None:
+    """A log x axis labelled at the swept values (up to 8; else decades), no minor labels."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    if len(values) <= 8:
+        ax.set_xticks(values, [_label(v) for v in values], rotation=30 if len(values) > 4 else 0)
+
+
+def _heatmap(plt, out_dir: Path, meta: dict, ok: pd.DataFrame, rows: str, cols: str) -> Path:
+    """Mean metric over a 2-D grid of parameters (the other parameters and seeds averaged);
+    the best cell outlined."""
+    metric = meta["metric"]
+    grid = ok.pivot_table(index=rows, columns=cols, values=metric, aggfunc="mean")
+    fig, ax = plt.subplots(figsize=(1.2 * len(grid.columns) + 3, 0.6 * len(grid.index) + 2.4))
+    cmap = "viridis" if meta["goal"] == "maximize" else "viridis_r"  # bright = good
+    image = ax.imshow(grid.values, cmap=cmap, aspect="auto")
+    ax.set_xticks(range(len(grid.columns)), [_label(v) for v in grid.columns])
+    ax.set_yticks(range(len(grid.index)), [_label(v) for v in grid.index])
+    ax.set(xlabel=cols, ylabel=rows, title=f"{meta['name']}: mean {metric}")
+    values = grid.values
+    best = (values == (pd.DataFrame(values).max().max() if meta["goal"] == "maximize"
+                       else pd.DataFrame(values).min().min()))
+    for (i, j), v in pd.DataFrame(values).stack().items():
+        bright = (image.norm(v) > 0.5) == (meta["goal"] == "maximize")
+        ax.text(j, i, f"{v:.4g}", ha="center", va="center", fontsize=8,
+                fontweight="bold" if best[i, j] else "normal",
+                color="black" if bright else "white")
+    fig.colorbar(image, ax=ax, label=metric)
+    fig.tight_layout()
+    path = out_dir / "metric_heatmap.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _label(value) -> str:
+    return format_value(value.item() if hasattr(value, "item") else value)
 
 
 def _history(path: Path) -> list[dict]:
