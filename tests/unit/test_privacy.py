@@ -268,3 +268,17 @@ def test_dp_sgd_trains_models_through_the_epoch_program(name):
         losses.append(float(value))
     assert np.isfinite(losses).all()
     assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:3]), losses
+
+
+def test_dp_sgd_yaml_states_the_schema_defaults():
+    """One home per default: configs/privacy/dp_sgd.yaml lists the schema's values (it only
+    switches the method on), so the two cannot drift apart."""
+    import dataclasses
+
+    from omegaconf import OmegaConf
+
+    from jaxrec.paths import CONFIG_DIR
+
+    node = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "privacy" / "dp_sgd.yaml"))
+    defaults = {f.name: f.default for f in dataclasses.fields(PrivacyConfig)}
+    assert node == {**defaults, "method": "dp_sgd"}
