@@ -121,7 +121,7 @@ class LoggerConfig:
 class PrivacyConfig:
     """Differentially private training (``privacy=dp_sgd``; docs/privacy.md)."""
 
-    method: str = "none"  # none | dp_sgd
+    method: str = "none"  # none | dp_sgd | als (private iALS: model=ials loss=none)
     unit: str = "user"  # what the guarantee protects: user (all of a user's interactions) | example
     epsilon: float = 10.0  # target over the configured epochs; inf: no noise, no guarantee
     delta: float | None = None  # null: 1 / number of units (users for unit=user)

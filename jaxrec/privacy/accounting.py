@@ -42,6 +42,8 @@ def _quiet():
 def dp_event(noise_multiplier: float, sampling_rate: float, steps: int):
     """The ``dp_accounting`` event of ``steps`` Poisson-subsampled Gaussian steps."""
     dp = _dp()
+    if sampling_rate >= 1.0:  # every unit in every step (private ALS's epochs)
+        return dp.SelfComposedDpEvent(dp.GaussianDpEvent(noise_multiplier), steps)
     return dp.SelfComposedDpEvent(
         dp.PoissonSampledDpEvent(sampling_rate, dp.GaussianDpEvent(noise_multiplier)), steps)
 
@@ -106,3 +108,12 @@ def capacity(num_units: int, sampling_rate: float, steps: int, budget: float) ->
         slots += max(1, int(math.sqrt(mean) / 4))
     slots = min(slots, n)
     return slots, float(steps * binom.sf(slots, n, sampling_rate))
+
+
+def sensitivity(*, clip_norm: float, max_interactions: int, max_weight: float,
+                unobserved_weight: float) -> float:
+    """Private iALS's ``Delta`` (`jaxrec.training.dp_als`): one user's L2 contribution to
+    every statistic an epoch releases, with factors clipped to ``clip_norm``, at most
+    ``max_interactions`` interactions and observed weights at most ``max_weight``."""
+    g2, k, c = clip_norm ** 2, max_interactions, max_weight
+    return math.sqrt((unobserved_weight * g2) ** 2 + k * c * c * g2 * g2 + k * c * c * g2 + k)

@@ -17,7 +17,7 @@ import numpy as np
 
 from jaxrec.config import PrivacyConfig
 
-METHODS = ("none", "dp_sgd")
+METHODS = ("none", "dp_sgd", "als")
 UNITS = ("user", "example")
 
 
@@ -58,6 +58,9 @@ class PrivacyPlan:
     unit_rows: np.ndarray = dataclasses.field(repr=False)  # training rows grouped by unit
     unit_indptr: np.ndarray = dataclasses.field(repr=False)  # [num_units + 1]
     truncated_steps: int = 0
+    method: str = "dp_sgd"  # or als: private iALS (jaxrec.training.dp_als)
+    sensitivity: float = 1.0  # als: one user's L2 contribution to an epoch's statistics
+    shift: float = 0.0  # als: ridge added to the noisy item systems
 
     @property
     def steps(self) -> int:
@@ -74,6 +77,8 @@ class PrivacyPlan:
         Each unit joins each step independently with probability ``sampling_rate``; a
         sampled unit brings ``min(n_u, per_unit)`` of its rows, drawn without replacement.
         """
+        if self.method == "als":  # every user, every epoch: the solve reads all the data
+            return np.zeros((1, 1), np.int32), np.ones((1, 1), np.float32)
         S, U, L = self.steps_per_epoch, self.slots, self.per_unit
         rows = np.zeros((S, U, L), np.int32)
         mask = np.zeros((S, U, L), np.float32)
@@ -98,11 +103,13 @@ class PrivacyPlan:
         """``results.json["privacy"]``: the guarantee and the settings that give it."""
         from jaxrec.privacy.accounting import epsilon_for
 
-        out = {"method": "dp_sgd", "epsilon": self.epsilon, "delta": self.delta,
+        out = {"method": self.method, "epsilon": self.epsilon, "delta": self.delta,
                "unit": self.unit, "noise_multiplier": self.noise_multiplier,
                "clip_norm": self.clip_norm, "sampling_rate": self.sampling_rate,
                "steps": self.steps, "epsilon_target": self.epsilon_target,
-               "accountant": self.accountant, "sampling": "poisson", "units": self.num_units,
+               "accountant": self.accountant,
+               "sampling": "poisson" if self.method == "dp_sgd" else "all users, every epoch",
+               "units": self.num_units,
                "units_per_step": self.slots, "max_interactions": self.per_unit,
                "steps_per_epoch": self.steps_per_epoch,
                "release_user_embeddings": not self.private_names,
@@ -146,6 +153,8 @@ def build_plan(cfg: PrivacyConfig, train, *, epochs: int, loss, model) -> Privac
     if cfg.method == "none":
         return None
     _check(cfg, loss)
+    if cfg.method == "als":
+        return _als_plan(cfg, train, epochs=epochs, model=model)
     from jaxrec.privacy import accounting
 
     units = train.users if cfg.unit == "user" else np.arange(len(train), dtype=np.int64)
@@ -215,6 +224,8 @@ def _check(cfg: PrivacyConfig, loss) -> None:
     if not cfg.release_user_embeddings and cfg.unit != "user":
         raise ValueError("privacy.release_user_embeddings=false: needs privacy.unit=user "
                          f"(got {cfg.unit})")
+    if cfg.method == "als":
+        return
     if loss.rows != "interactions":
         raise ValueError(f"privacy.method={cfg.method}: loss={loss.name} trains on "
                          f"{loss.rows} rows; DP-SGD needs a loss over interactions "
@@ -223,3 +234,44 @@ def _check(cfg: PrivacyConfig, loss) -> None:
         raise ValueError(f"privacy.method={cfg.method}: loss.in_batch=true mixes units' "
                          "interactions in one objective; set loss.in_batch=false and "
                          "loss.num_negatives > 0")
+
+
+def _als_plan(cfg: PrivacyConfig, train, *, epochs: int, model) -> PrivacyPlan:
+    """Private iALS: one Gaussian mechanism per epoch on the item-side statistics of
+    clipped user factors (`jaxrec.training.dp_als`)."""
+    from jaxrec.models.ials import IALS
+    from jaxrec.privacy import accounting
+
+    if not isinstance(model, IALS) or cfg.unit != "user":
+        raise ValueError(f"privacy.method=als: needs model=ials loss=none privacy.unit=user "
+                         f"(got {type(model).__name__}, unit {cfg.unit}); or privacy=dp_sgd")
+    delta = 1.0 / train.num_users if cfg.delta is None else cfg.delta
+    if not 0.0 < delta < 1.0:
+        raise ValueError(f"privacy.delta={delta}: must be in (0, 1); null = 1 / units")
+    weight = 1.0 + model.alpha * float(np.max(train.ratings)) if model.alpha else 1.0
+    delta_sens = accounting.sensitivity(
+        clip_norm=cfg.clip_norm, max_interactions=cfg.max_interactions, max_weight=weight,
+        unobserved_weight=model.unobserved_weight)
+    if cfg.noise_multiplier is not None:
+        sigma = float(cfg.noise_multiplier)
+        epsilon = accounting.epsilon_for(sigma, 1.0, epochs, delta, accountant=cfg.accountant)
+        if math.isfinite(cfg.epsilon) and epsilon > cfg.epsilon:
+            raise ValueError(
+                f"privacy.noise_multiplier={sigma:g}: spends epsilon {epsilon:.3g} over {epochs} "
+                f"epochs, above privacy.epsilon={cfg.epsilon:g}; raise privacy.noise_multiplier,"
+                " set it to null (calibrate), or lower trainer.epochs")
+    elif math.isfinite(cfg.epsilon):
+        sigma = accounting.calibrate_noise(cfg.epsilon, delta, 1.0, epochs,
+                                           accountant=cfg.accountant)
+        epsilon = accounting.epsilon_for(sigma, 1.0, epochs, delta, accountant=cfg.accountant)
+    else:
+        sigma, epsilon = 0.0, math.inf
+    dim = model.user_emb_UxD.shape[1]
+    empty = np.zeros(1, np.int64)
+    return PrivacyPlan(unit="user", epsilon_target=cfg.epsilon, epsilon=epsilon, delta=delta,
+                       clip_norm=cfg.clip_norm, noise_multiplier=sigma, sampling_rate=1.0,
+                       accountant=cfg.accountant, steps_per_epoch=1, epochs=epochs,
+                       num_units=train.num_users, slots=train.num_users,
+                       per_unit=cfg.max_interactions, chunk=1, private_names=("user_emb_UxD",),
+                       truncation_bound=0.0, unit_rows=empty, unit_indptr=empty, method="als",
+                       sensitivity=delta_sens, shift=4.0 * sigma * delta_sens * math.sqrt(dim))

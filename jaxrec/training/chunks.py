@@ -84,6 +84,11 @@ def epoch_programs(program, *, shared_order: bool) -> tuple[Any, Any]:
     order shared by all members when ``shared_order``.
     """
     if program.loss.rows == "none":  # closed form: one solve per epoch, never stacked
+        plan = getattr(program, "privacy", None)
+        if plan is not None:  # private iALS (privacy.method=als)
+            from jaxrec.training.dp_als import make_private_als_epoch_fn
+
+            return make_private_als_epoch_fn(program.graphdef, plan), None
         return make_solver_epoch_fn(program.graphdef, with_first=True), None
     epoch = epoch_program(train_step(program), with_first=True)
 
