@@ -38,7 +38,7 @@ def test_privacy_off_builds_no_plan(tmp_path):
 @pytest.mark.slow
 def test_user_level_mf_at_epsilon_10(data_dir, tmp_path):
     # measured: test/rmse 0.950 (all parameters noised: 1.04, the global mean's level;
-    # non-private MF with these settings: about 0.87)
+    # non-private MF at dim 16: 0.853; docs/benchmarks.md, scripts/bench_privacy.py)
     res = run_train(["privacy=dp_sgd", "privacy.unit=user", "privacy.epsilon=10",
                      "privacy.release_user_embeddings=false", "model.dim=16", "optim.lr=0.02",
                      "trainer.epochs=20", "trainer.save_checkpoint=false",
