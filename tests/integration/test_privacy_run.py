@@ -50,3 +50,33 @@ def test_user_level_mf_at_epsilon_10(data_dir, tmp_path):
     assert p["unreleased_parameters"] == ["user_bias_U", "user_emb_UxD"]
     assert math.isfinite(res["metrics"]["test/rmse"])
     assert res["metrics"]["test/rmse"] <= 0.98, res["metrics"]["test/rmse"]
+
+
+def test_private_run_records_its_guarantee(tmp_path):
+    res = run_train(["data=synthetic", "model.dim=8", "trainer.epochs=2", "privacy=dp_sgd",
+                     "privacy.epsilon=5", "privacy.sampling_rate=0.25",
+                     "trainer.save_checkpoint=false", "eval.save_per_user=false"], tmp_path)
+    p = res["privacy"]
+    assert {"epsilon", "delta", "unit", "noise_multiplier", "clip_norm", "sampling_rate",
+            "steps"} <= set(p)
+    assert p["steps"] == 8 and p["steps_run"] == 8 and p["epsilon"] <= 5
+    assert p["delta"] == pytest.approx(1 / res["data"]["users"])
+    assert p["truncated_steps"] == 0 and p["noise_multiplier"] > 0
+
+
+@pytest.mark.slow
+def test_private_run_reaches_the_wandb_summary(tmp_path):
+    import json
+
+    from tests.integration.test_wandb import TINY_RUN, offline_run_dir, read_run, train, wandb_env
+
+    run_dir = tmp_path / "run"
+    proc = train(tmp_path, *TINY_RUN, "privacy=dp_sgd", "privacy.epsilon=5",
+                 f"paths.output_dir={run_dir}", env=wandb_env(tmp_path, WANDB_MODE="offline"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((run_dir / "results.json").read_text())
+    logged = read_run(offline_run_dir(tmp_path / "wandb"))
+    for key in ("epsilon", "delta", "noise_multiplier", "clip_norm", "sampling_rate", "steps",
+                "unit"):
+        assert logged["summary"][f"privacy/{key}"] == results["privacy"][key], key
+    assert logged["config"]["privacy"]["method"] == "dp_sgd"  # the config as composed
