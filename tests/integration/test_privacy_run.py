@@ -12,12 +12,12 @@ pytest.importorskip("dp_accounting")
 
 def test_unreachable_target_fails_before_compiling(tmp_path, monkeypatch):
     from jaxrec.assembly import assemble
-    from jaxrec.training import chunks
+    from jaxrec.training import loop
 
     def never(*args, **kwargs):
         raise AssertionError("compiled")
 
-    monkeypatch.setattr(chunks, "compile_programs", never)
+    monkeypatch.setattr(loop, "compile_programs", never)  # the loop's own binding
     cfg = compose_train(["data=synthetic", "privacy=dp_sgd", "privacy.epsilon=1",
                          "privacy.noise_multiplier=0.2", "trainer.epochs=5"], tmp_path)
     with pytest.raises(ValueError, match=r"^privacy.noise_multiplier=0.2: spends epsilon "
