@@ -282,3 +282,27 @@ def test_dp_sgd_yaml_states_the_schema_defaults():
     node = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "privacy" / "dp_sgd.yaml"))
     defaults = {f.name: f.default for f in dataclasses.fields(PrivacyConfig)}
     assert node == {**defaults, "method": "dp_sgd"}
+
+
+def test_stacked_members_train_privately():
+    """A vectorised sweep's stacked chunk (jax.vmap over members) runs the DP step."""
+    from types import SimpleNamespace
+
+    from jaxrec.training.chunks import compile_programs, make_chunks
+    from jaxrec.training.loop import Member, Tracker
+
+    users, data = _data()
+    loss, tx = MSE(l2=0.01), optax.adam(0.05)
+    plan = build_plan(PrivacyConfig(method="dp_sgd", sampling_rate=0.5, chunk_units=2),
+                      _train(), epochs=3, loss=loss, model=_mf())
+    graphdef, s0 = init_state(_mf(0), tx)
+    members = [Member(s0, seed=0, hparams={"l2": 0.01}),
+               Member(init_state(_mf(1), tx)[1], seed=1, hparams={"l2": 0.02})]
+    trackers = [Tracker(m.seed, higher_is_better=False, patience=0) for m in members]
+    for t in trackers:
+        t.perm, t.mask = plan.order(t.rng)
+    program = SimpleNamespace(graphdef=graphdef, loss=loss, tx=tx, privacy=plan, data=data)
+    [chunk] = make_chunks(members, lanes=2)
+    compile_programs(program, [chunk], trackers, shared_order=False)
+    losses = np.asarray(chunk.step(program, trackers, 1, False))
+    assert losses.shape == (2, 2) and np.isfinite(losses).all()
