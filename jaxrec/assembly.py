@@ -57,6 +57,7 @@ class Run:
     valid_evals: list
     test_evals: list
     notes: list[str]
+    privacy: Any = None  # jaxrec.privacy.PrivacyPlan of a private run (privacy=dp_sgd)
 
     @property
     def seed(self) -> int:
@@ -169,17 +170,28 @@ def assemble(cfg: DictConfig, *, dataset=None, evaluators: tuple[list, list] | N
     higher = _direction(monitor, trainer.mode)
 
     rows = dataset.train.num_users if loss.rows == "users" else len(dataset.train)
+    privacy = _privacy(cfg, dataset, trainer, loss, model) if training else None
+    steps_per_epoch = privacy.steps_per_epoch if privacy else -(-rows // trainer.batch_size)
     if loss.rows == "none":
         import optax
 
         tx = optax.identity()  # no optimiser state next to closed-form parameters
     else:
-        tx = make_optimizer(optim, steps_per_epoch=-(-rows // trainer.batch_size),
-                            total_epochs=trainer.epochs)
+        tx = make_optimizer(optim, steps_per_epoch=steps_per_epoch, total_epochs=trainer.epochs)
     return Run(cfg=cfg, resolved=OmegaConf.to_container(cfg, resolve=True), trainer=trainer,
                eval_cfg=eval_cfg, log_cfg=log_cfg, optim=optim, dataset=dataset, model=model,
                loss=loss, tx=tx, monitor=monitor, higher_is_better=higher, negatives=negatives,
-               valid_evals=valid_evals, test_evals=test_evals, notes=notes)
+               valid_evals=valid_evals, test_evals=test_evals, notes=notes, privacy=privacy)
+
+
+def _privacy(cfg, dataset, trainer, loss, model):
+    """The checked `jaxrec.privacy.PrivacyPlan` (noise calibrated), or None when off."""
+    from jaxrec.config import PrivacyConfig
+    from jaxrec.privacy import build_plan
+
+    # configs saved before the privacy group existed have no section: not private
+    privacy = typed(cfg, "privacy", PrivacyConfig) if "privacy" in cfg else PrivacyConfig()
+    return build_plan(privacy, dataset.train, epochs=trainer.epochs, loss=loss, model=model)
 
 
 def _evaluators(cfg, dataset, eval_cfg, model, monitor, reuse, *, save: bool):

@@ -118,6 +118,24 @@ class LoggerConfig:
 
 
 @dataclasses.dataclass
+class PrivacyConfig:
+    """Differentially private training (``privacy=dp_sgd``; docs/privacy.md)."""
+
+    method: str = "none"  # none | dp_sgd | als (private iALS: model=ials loss=none)
+    unit: str = "user"  # what the guarantee protects: user (all of a user's interactions) | example
+    epsilon: float = 10.0  # target over the configured epochs; inf: no noise, no guarantee
+    delta: float | None = None  # null: 1 / number of units (users for unit=user)
+    clip_norm: float = 1.0  # each unit's gradient is clipped to this L2 norm
+    noise_multiplier: float | None = None  # noise std / clip_norm; null: calibrated to epsilon
+    sampling_rate: float = 0.1  # Poisson rate of units per step; an epoch is ceil(1 / rate) steps
+    max_interactions: int = 64  # unit=user: a sampled user's interactions used per step (random)
+    chunk_units: int = 16  # per-unit gradients computed this many units at a time (memory)
+    release_user_embeddings: bool = True  # false: per-user rows are trained without noise and
+    #   never released (joint DP, unit=user); only shared / item-side parameters carry noise
+    accountant: str = "rdp"  # rdp | pld (dp-accounting)
+
+
+@dataclasses.dataclass
 class PathsConfig:
     data_dir: str | None = None  # folder holding extracted datasets; nothing is downloaded
     cache_dir: str = "~/.cache/jaxrec"  # downloads and parsed binary caches
@@ -152,6 +170,7 @@ class TrainConfig:
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
     logger: LoggerConfig = dataclasses.field(default_factory=LoggerConfig)
     paths: PathsConfig = dataclasses.field(default_factory=PathsConfig)
+    privacy: PrivacyConfig = dataclasses.field(default_factory=PrivacyConfig)
     reproduce: ReproduceConfig = dataclasses.field(default_factory=ReproduceConfig)
     #   filled by paper presets only (scripts/reproduce.py)
 

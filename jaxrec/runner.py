@@ -128,7 +128,8 @@ def program(run: Run, graphdef) -> Program:
     """The shared part of a fit of ``run`` (and of the members assembled like it)."""
     return Program(graphdef=graphdef, loss=run.loss, tx=run.tx, data=run.train_data(),
                    valid_evals=run.valid_evals, test_evals=run.test_evals, trainer=run.trainer,
-                   monitor=run.monitor, higher_is_better=run.higher_is_better)
+                   monitor=run.monitor, higher_is_better=run.higher_is_better,
+                   privacy=run.privacy)
 
 
 def results_dict(run: Run, result: FitResult, *, total_seconds: float) -> dict[str, Any]:
@@ -153,6 +154,8 @@ def results_dict(run: Run, result: FitResult, *, total_seconds: float) -> dict[s
     }
     if run.notes:
         out["notes"] = run.notes
+    if run.privacy is not None:  # the guarantee and the settings that give it
+        out["privacy"] = run.privacy.record(result.epochs_run)
     out["environment"] = environment()
     return out
 
@@ -171,7 +174,9 @@ def finish(run: Run, result: FitResult, writer, *, total_seconds: float,
             run.run_dir, {"valid": run.valid_evals, "test": run.test_evals}, result.graphdef,
             result.state, run.dataset.full.user_ids)
     results.update(extra or {})
-    writer.summary({**result.metrics, "best_epoch": result.best_epoch})
+    privacy = {f"privacy/{k}": v for k, v in results.get("privacy", {}).items()
+               if isinstance(v, int | float | str)}
+    writer.summary({**result.metrics, "best_epoch": result.best_epoch, **privacy})
     atomic_write_json(run.run_dir / "results.json", results)
     return results
 

@@ -84,9 +84,13 @@ def epoch_programs(program, *, shared_order: bool) -> tuple[Any, Any]:
     order shared by all members when ``shared_order``.
     """
     if program.loss.rows == "none":  # closed form: one solve per epoch, never stacked
+        plan = getattr(program, "privacy", None)
+        if plan is not None:  # private iALS (privacy.method=als)
+            from jaxrec.training.dp_als import make_private_als_epoch_fn
+
+            return make_private_als_epoch_fn(program.graphdef, plan), None
         return make_solver_epoch_fn(program.graphdef, with_first=True), None
-    epoch = epoch_program(make_train_step(program.graphdef, program.loss, program.tx),
-                          with_first=True)
+    epoch = epoch_program(train_step(program), with_first=True)
 
     def member(state, data, hparams, active, perm, mask, key):
         new_state, loss = epoch(state, data, hparams, perm, mask, key)
@@ -96,6 +100,19 @@ def epoch_programs(program, *, shared_order: bool) -> tuple[Any, Any]:
     stacked = jax.jit(jax.vmap(member, in_axes=(0, None, 0, 0, order_axis, order_axis, 0)),
                       donate_argnums=0)
     return jax.jit(epoch, donate_argnums=0), stacked
+
+
+def train_step(program):
+    """The program's train step: the ordinary one, or DP-SGD's when it has a privacy plan."""
+    plan = getattr(program, "privacy", None)
+    if plan is None:
+        return make_train_step(program.graphdef, program.loss, program.tx)
+    from jaxrec.training.dp import make_dp_train_step
+
+    return make_dp_train_step(program.graphdef, program.loss, program.tx,
+                              clip_norm=plan.clip_norm, noise_multiplier=plan.noise_multiplier,
+                              denominator=plan.denominator, chunk=plan.chunk,
+                              private_names=plan.private_names)
 
 
 def compile_programs(program, chunks: list[Chunk], trackers, *, shared_order: bool) -> None:

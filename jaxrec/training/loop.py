@@ -81,6 +81,7 @@ class Program:
     trainer: Any  # jaxrec.config.TrainerConfig
     monitor: str
     higher_is_better: bool
+    privacy: Any = None  # jaxrec.privacy.PrivacyPlan: DP-SGD batches and step (None: off)
 
 
 class Tracker:
@@ -168,14 +169,19 @@ def fit(program: Program, members: list[Member], *, lanes: int | None = None,
     has_valid = bool(program.valid_evals)
     num_rows = data.num_rows
 
+    def order(rng):
+        if program.privacy is not None:  # Poisson-sampled units, [steps, units, rows]
+            return program.privacy.order(rng)
+        return epoch_order(rng, num_rows, trainer.batch_size)
+
     def draw_orders():
         if shared_order:
-            perm, mask = epoch_order(trackers[0].rng, num_rows, trainer.batch_size)
+            perm, mask = order(trackers[0].rng)
             for t in trackers:
                 t.perm, t.mask = perm, mask
         else:
             for t in trackers:
-                t.perm, t.mask = epoch_order(t.rng, num_rows, trainer.batch_size)
+                t.perm, t.mask = order(t.rng)
 
     draw_orders()
     t0 = time.perf_counter()

@@ -43,6 +43,23 @@ def make_train_step(graphdef, loss, tx: optax.GradientTransformation):
     ``l2``  the L2 weight, replacing the static ``loss.l2`` when present.
     """
 
+    grad_fn = jax.grad(make_objective(graphdef, loss), has_aux=True)
+
+    def train_step(state: TrainState, batch, data, hparams, key):
+        grads, (value, rest) = grad_fn(state.params, state.rest, batch, data, hparams, key,
+                                       state.step)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return TrainState(params, rest, opt_state, state.step + 1), value
+
+    return train_step
+
+
+def make_objective(graphdef, loss):
+    """``objective(params, rest, batch, data, hparams, key, step) -> (total, (value, rest))``:
+    the loss's batch objective plus the L2 penalty on the rows it touched (see
+    :func:`make_train_step`; the DP step, `jaxrec.training.dp`, differentiates it per unit)."""
+
     def objective(params, rest, batch, data, hparams, key, step):
         model = nnx.merge(graphdef, params, rest)
         value, touched = loss.objective(model, batch, data, key, step)
@@ -54,16 +71,7 @@ def make_train_step(graphdef, loss, tx: optax.GradientTransformation):
         _, _, new_rest = nnx.split(model, nnx.Param, ...)
         return total, (value, new_rest)
 
-    grad_fn = jax.grad(objective, has_aux=True)
-
-    def train_step(state: TrainState, batch, data, hparams, key):
-        grads, (value, rest) = grad_fn(state.params, state.rest, batch, data, hparams, key,
-                                       state.step)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        return TrainState(params, rest, opt_state, state.step + 1), value
-
-    return train_step
+    return objective
 
 
 def make_solver_epoch_fn(graphdef, *, with_first: bool = False):

@@ -18,6 +18,7 @@ LAYERS = [
     {"jaxrec.models"},
     {"jaxrec.losses"},
     {"jaxrec.metrics", "jaxrec.logging", "jaxrec.stats"},
+    {"jaxrec.privacy"},
     {"jaxrec.training"},
     {"jaxrec.assembly"},
     {"jaxrec.runner", "jaxrec.recommend", "jaxrec.api"},

@@ -27,6 +27,7 @@ from jaxrec.config import (
     LoggerConfig,
     OptimConfig,
     PathsConfig,
+    PrivacyConfig,
     TrainerConfig,
     register_configs,
 )
@@ -36,7 +37,7 @@ from jaxrec.training.optimizer import validate_optim
 from jaxrec.types import DataInfo
 
 GROUPS = ("data", "model", "loss", "optim", "trainer", "eval", "logger", "paths", "experiment",
-          "debug")
+          "debug", "privacy")
 NOT_COMPOSED = ("hydra", "hparams_search")  # Hydra's own settings and sweeper plugins
 OPTIONS = [(group, p.stem) for group in GROUPS
            for p in sorted((CONFIG_DIR / group).glob("*.yaml"))]
@@ -81,7 +82,8 @@ def test_option_composes_and_instantiates(group, option, tmp_path):
 
     # Typed sections: the schema's dataclasses, with values the code accepts.
     for node, schema in (("trainer", TrainerConfig), ("eval", EvalConfig),
-                         ("logger", LoggerConfig), ("paths", PathsConfig)):
+                         ("logger", LoggerConfig), ("paths", PathsConfig),
+                         ("privacy", PrivacyConfig)):
         assert isinstance(typed(cfg, node, schema), schema)
     validate_optim(typed(cfg, "optim", OptimConfig))
 
@@ -206,7 +208,7 @@ def test_cli_bad_override_fails_before_running(tmp_path):
 @pytest.mark.parametrize(("group", "option", "schema"), [
     ("trainer", "default", "TrainerConfig"), ("eval", "default", "EvalConfig"),
     ("logger", "default", "LoggerConfig"), ("optim", "adam", "OptimConfig"),
-    ("paths", "default", "PathsConfig")])
+    ("paths", "default", "PathsConfig"), ("privacy", "none", "PrivacyConfig")])
 def test_schema_defaults_equal_the_default_yaml(group, option, schema):
     """One home for defaults: a typed section's dataclass default is the value its default
     yaml (the option configs/train.yaml picks) sets; interpolations are skipped."""
