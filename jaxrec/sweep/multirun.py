@@ -17,6 +17,7 @@ import pandas as pd
 import yaml
 
 from jaxrec.metrics import higher_is_better
+from jaxrec.sweep.spec import ReportError
 
 
 def is_multirun(path: Path) -> bool:
@@ -39,8 +40,6 @@ def _value(text: str):
 
 def load_multirun(path: str | Path, metric: str | None = None) -> tuple[dict, pd.DataFrame]:
     """``(study meta, trials frame)`` like `jaxrec.sweep.report.load_study` returns."""
-    from jaxrec.sweep.report import ReportError
-
     path = Path(path)
     jobs = _jobs(path)
     if not jobs:

@@ -18,10 +18,9 @@ import pandas as pd
 
 from jaxrec.extras import MissingExtra, require
 from jaxrec.sweep.expand import format_value
+from jaxrec.sweep.spec import ReportError
 
-
-class ReportError(ValueError):
-    pass
+__all__ = ["ReportError", "load_study", "ranked", "report", "save_plots", "seed_summary", "table"]
 
 
 def load_study(study_dir: str | Path) -> tuple[dict, pd.DataFrame]:

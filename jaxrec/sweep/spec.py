@@ -46,6 +46,10 @@ class SpecError(ValueError):
     """A sweep spec is malformed; the message names the file, field and value."""
 
 
+class ReportError(ValueError):
+    """A folder to report on is not a study (or a Hydra multirun): one line."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Parameter:
     """One swept (or fixed) parameter: a Hydra key and how its values are chosen."""
