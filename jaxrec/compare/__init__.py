@@ -6,9 +6,9 @@
 Every directory given is searched for run dirs (those holding ``results.json``;
 a sweep study holds one per trial). Runs are grouped into *systems*: runs whose
 configs differ only in the seed (and output paths, names, logging) are seeds
-of one system. A system is named after its directory when each directory
-holds one system (or with ``--by-arg``), else by the config keys that tell the
-systems apart (``model=MF loss=BPR``).
+of one system. Systems are named by the config keys that tell them apart
+(``model=MF loss=BPR``), or after their directories with ``--by-arg`` (and when the
+directories given hold one configuration between them).
 
 For each metric, a system's row shows the mean and std over its seeds of the
 run-level metric, and a 95% percentile bootstrap interval: over seeds when

@@ -107,17 +107,16 @@ def _config_labels(configs: list[dict[str, Any]], max_parts: int = 4) -> list[st
 def group_systems(runs: list[Run], *, by_arg: bool = False) -> list[System]:
     """Runs -> systems (seeds of one configuration), in first-seen order.
 
-    Runs are grouped by config (seed aside). When every directory given holds
-    exactly one such group, or with ``by_arg``, each directory is one system
-    named after it; otherwise systems are named by the config keys that differ.
+    Runs are grouped by config (seed aside) and named by the config keys that tell the
+    groups apart (``model=MF loss=BPR``), not by their folders (run folders are named
+    by time). With ``by_arg``, or when the directories given hold one configuration
+    between them, each directory is one system named after it.
     """
     args = list(dict.fromkeys(r.arg for r in runs))
     groups: dict[Any, list[Run]] = {}
     for run in runs:
         groups.setdefault(_signature(run), []).append(run)
-    one_per_arg = len(groups) == len(args) and all(
-        len({r.arg for r in rs}) == 1 for rs in groups.values())
-    if by_arg or (one_per_arg and len(args) > 1) or (len(groups) == 1 and len(args) > 1):
+    if by_arg or (len(groups) == 1 and len(args) > 1):
         names = [Path(a).name or a for a in args]
         if len(set(names)) < len(names):
             names = list(args)

@@ -244,11 +244,13 @@ class RatingEvaluator:
             "ratings": pad(target.ratings, np.float32),
             "mask": pad(np.ones(self.num_pairs, bool), bool),
         })
-        self._compiled: tuple[PredictFn, Callable] | None = None
+        self._users = np.asarray(target.users)
+        self._compiled: dict[str, tuple[PredictFn, Callable]] = {}
 
-    def _compile(self, predict_fn: PredictFn) -> Callable:
-        if self._compiled is not None and self._compiled[0] is predict_fn:
-            return self._compiled[1]
+    def _compile(self, predict_fn: PredictFn, kind: str = "sum") -> Callable:
+        """``kind`` "sum": the error sums of each batch; "pairs": every pair's errors."""
+        if kind in self._compiled and self._compiled[kind][0] is predict_fn:
+            return self._compiled[kind][1]
 
         def body(params, b):
             preds_B = predict_fn(params, b["users"], b["items"])
@@ -257,10 +259,11 @@ class RatingEvaluator:
                                  f"expected {b['users'].shape}")
             se_B = jnp.where(b["mask"], squared_error(preds_B, b["ratings"]), 0.0)
             ae_B = jnp.where(b["mask"], absolute_error(preds_B, b["ratings"]), 0.0)
-            return jnp.stack([se_B.sum(), ae_B.sum()])
+            errors_2xB = jnp.stack([se_B, ae_B])
+            return errors_2xB.sum(axis=1) if kind == "sum" else errors_2xB
 
         fn = jax.jit(lambda params, batches: jax.lax.map(lambda b: body(params, b), batches))
-        self._compiled = (predict_fn, fn)
+        self._compiled[kind] = (predict_fn, fn)
         return fn
 
     def run(self, predict_fn: PredictFn, params: Any) -> dict[str, float]:
@@ -268,6 +271,20 @@ class RatingEvaluator:
         sums = np.asarray(self._compile(predict_fn)(params, self._batches), np.float64).sum(0)
         return {f"{self.split}/rmse": float(np.sqrt(sums[0] / self.num_pairs)),
                 f"{self.split}/mae": float(sums[1] / self.num_pairs)}
+
+    def per_user(self, predict_fn: PredictFn, params: Any
+                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Each user's RMSE and MAE over their own target pairs (for paired tests between
+        rating models). Unlike the ranking metrics', these vectors' means are not the pooled
+        values `run` reports: users with more pairs weigh more there."""
+        errors = np.asarray(self._compile(predict_fn, "pairs")(params, self._batches),
+                            np.float64)  # [batches, 2, size]
+        se, ae = (errors[:, i, :].reshape(-1)[:self.num_pairs] for i in range(2))
+        users, index = np.unique(self._users, return_inverse=True)
+        count = np.bincount(index).astype(np.float64)
+        return users.astype(np.int32), {
+            f"{self.split}/rmse": np.sqrt(np.bincount(index, se) / count).astype(np.float32),
+            f"{self.split}/mae": (np.bincount(index, ae) / count).astype(np.float32)}
 
 
 Evaluator = ListEvaluator | RatingEvaluator

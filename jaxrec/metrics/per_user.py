@@ -2,8 +2,10 @@
 
 ``per_user_<split>.parquet`` has one row per evaluated user: ``user_id`` (the
 raw id), ``user`` (the index) and one float column per per-user metric key
-(``test/ndcg@10``, ``test/novelty@10``, ...). The mean of a column is the value
-in ``results.json`` (coverage and Gini are not per user and have no column).
+(``test/ndcg@10``, ``test/novelty@10``, ..., and each user's own ``test/rmse`` /
+``test/mae`` on explicit data). The mean of a ranking column is the value in
+``results.json`` (coverage and Gini are not per user and have no column); the rating
+columns' means are not the pooled RMSE / MAE, which weigh users by their pairs.
 `jaxrec.compare` pairs runs user by user through these files.
 """
 
@@ -24,7 +26,7 @@ def per_user_frame(evaluators: Iterable[Any], graphdef: Any, state: Any,
     """Per-user values of every evaluator that has them, one row per user; None if none has.
 
     Args:
-      evaluators: the evaluators of one split (rating evaluators are skipped).
+      evaluators: the evaluators of one split.
       graphdef, state: the model, as `jaxrec.metrics.scoring.evaluate` takes it.
       user_ids: raw id of each user index.
     """

@@ -81,8 +81,27 @@ def test_compare_two_seed_sweeps_prints_p_values(tmp_path):
     pair = report["metrics"]["test/ndcg@10"]["pairs"][0]
     assert pair["seeds"] == [0, 1] and 0.0 <= pair["t_p_holm"] <= 1.0
     labels = [row["system"] for row in report["metrics"]["test/ndcg@10"]["systems"]]
-    assert labels == ["study_mf", "study_pop"]
+    assert "model=MF" in labels[0] and "model=Popularity" in labels[1]  # not folder names
     # all runs under one directory: systems are named by the config keys that differ
     out = subprocess.run([*JAXREC, "compare", str(tmp_path), "-m", "ndcg@10"],
                          capture_output=True, text=True, check=True).stdout
     assert "model=MF" in out and "model=Popularity" in out
+
+
+def test_rating_models_get_paired_tests(tmp_path):
+    explicit = [t for t in TINY if t != "data.preprocess.implicit=true"]
+    runs = {}
+    for dim in (2, 16):
+        runs[dim] = run_train([*explicit, f"model.dim={dim}", "trainer.epochs=3"],
+                              tmp_path / f"dim{dim}")
+        frame = pd.read_parquet(tmp_path / f"dim{dim}" / "per_user_test.parquet")
+        # each user's own RMSE; pooled over users' pairs it is the run's test/rmse
+        assert (frame["test/rmse"] >= 0).all() and frame["test/mae"].notna().all()
+        assert frame["test/rmse"].mean() == pytest.approx(runs[dim]["metrics"]["test/rmse"],
+                                                          rel=0.25)
+    out = subprocess.run([*JAXREC, "compare", str(tmp_path / "dim2"), str(tmp_path / "dim16"),
+                          "-m", "rmse", "--json", str(tmp_path / "cmp.json")],
+                         capture_output=True, text=True, check=True).stdout
+    assert "## test/rmse (lower is better)" in out and "model.dim=2 vs model.dim=16" in out
+    pair = json.loads((tmp_path / "cmp.json").read_text())["metrics"]["test/rmse"]["pairs"][0]
+    assert pair["users"] == 120 and 0.0 <= pair["t_p_holm"] <= 1.0

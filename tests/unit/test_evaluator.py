@@ -196,6 +196,12 @@ def test_rating_matches_numpy(batch):
     got = ev.run(predict_fn, jnp.asarray(preds))
     assert got == pytest.approx({"valid/rmse": np.sqrt(np.mean(err ** 2)),
                                  "valid/mae": np.mean(np.abs(err))}, rel=1e-6)
+    users_v, per_user = ev.per_user(predict_fn, jnp.asarray(preds))
+    for i, u in enumerate(users_v):  # each user's own errors, by brute force
+        mine = err[users == u]
+        assert per_user["valid/rmse"][i] == pytest.approx(np.sqrt(np.mean(mine ** 2)), rel=1e-5)
+        assert per_user["valid/mae"][i] == pytest.approx(np.mean(np.abs(mine)), rel=1e-5)
+    assert sorted(users_v.tolist()) == sorted(set(users.tolist()))
 
 
 def test_make_evaluators(data):
