@@ -65,11 +65,12 @@ def main(argv: Sequence[str] | None = None, *, doc: str | os.PathLike | None = N
     shown = list(sys.argv[1:] if argv is None else argv)
     command = prog + "".join(" " + shlex.quote(a) for a in shown)
     runs, rows = [], []
-    progress = Progress(len(presets))
+    progress, trained = Progress(len(presets)), {}
     try:
         for preset in presets:
             run = run_preset(preset, out_dir=out, local=args.local, extra=args.overrides,
-                             in_process=args.in_process, resume=args.resume, log=log)
+                             in_process=args.in_process, resume=args.resume, log=log,
+                             trained=trained)
             runs.append(run)
             rows += rows_of(run)
             log(f"{preset}: done {progress.step()}")

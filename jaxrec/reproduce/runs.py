@@ -34,14 +34,18 @@ class PresetRun:
 
 def run_preset(preset: str, *, out_dir: str | os.PathLike, local: bool = False,
                extra: Sequence[str] = (), in_process: bool = False, resume: bool = False,
-               log=None) -> PresetRun:
+               log=None, trained: dict[str, tuple[str, dict]] | None = None) -> PresetRun:
     """Train ``preset`` (each fold) and collect the runs' ``results.json``.
 
     A failing run is recorded in ``PresetRun.error`` (the table shows it) rather than
     raised; ``resume`` reuses a run directory's ``results.json`` (written atomically, last,
     so its presence means the run finished) with the same overrides instead of training;
-    a preset that is not a paper preset, or a bad override, raises ReproduceError.
+    ``trained`` maps `run_key` to ``(run dir, results)`` of every run finished so far in
+    this invocation, so a fold identical to an earlier preset's (two Surprise presets on the
+    same local folds) is read, not trained again. A preset that is not a paper preset, or
+    a bad override, raises ReproduceError.
     """
+    trained = {} if trained is None else trained
     block = reproduce_block(compose(preset, extra)[0], preset)
     folds = block.folds
     first = run_overrides(block, preset, local=local, extra=extra,
@@ -55,11 +59,20 @@ def run_preset(preset: str, *, out_dir: str | os.PathLike, local: bool = False,
         overrides = run_overrides(block, preset, local=local, extra=extra,
                                   fold=fold if folds > 1 else None)
         run_dir = root / (f"fold{fold}" if folds > 1 else "run")
+        key = run_key(compose(preset, overrides)[0])
+        if key in trained:
+            same_dir, same_results = trained[key]
+            if log:
+                log(f"{preset}: fold {fold + 1}/{folds} is the run {same_dir}: reusing it")
+            run.results.append(same_results)
+            run.run_dirs.append(same_dir)
+            continue
         if resume and _finished(run_dir, overrides):
             if log:
                 log(f"{preset}: reusing {run_dir}")
             run.results.append(json.loads((run_dir / "results.json").read_text()))
             run.run_dirs.append(str(run_dir))
+            trained[key] = (str(run_dir), run.results[-1])
             continue
         if log:
             log(f"{preset}: training{f' fold {fold + 1}/{folds}' if folds > 1 else ''} "
@@ -77,7 +90,21 @@ def run_preset(preset: str, *, out_dir: str | os.PathLike, local: bool = False,
             break
         run.results.append(results)
         run.run_dirs.append(str(run_dir))
+        trained[key] = (str(run_dir), results)
     return run
+
+
+def run_key(cfg) -> str:
+    """What a run trains and evaluates: its composed config without the preset's
+    ``reproduce`` block (published numbers) and output paths."""
+    import hashlib
+
+    from omegaconf import OmegaConf
+
+    plain = OmegaConf.to_container(cfg, resolve=False)
+    for section in ("reproduce", "paths"):
+        plain.pop(section, None)
+    return hashlib.sha256(json.dumps(plain, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _finished(run_dir: Path, overrides: list[str]) -> bool:

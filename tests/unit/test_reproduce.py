@@ -238,3 +238,30 @@ def test_resume_reuses_only_finished_runs_of_the_same_overrides(tmp_path, monkey
     reproduce.run_preset(preset, out_dir=tmp_path, local=True, resume=True,
                          extra=["model.l2=300"])
     assert trained == ["run", "run", "run"]
+
+
+def test_identical_local_runs_of_two_presets_train_once(tmp_path, monkeypatch, capsys):
+    """The Surprise ml-100k and ml-1m presets run the same folds on ml-latest-small."""
+    calls = []
+
+    def fake(preset, overrides, run_dir):
+        calls.append((preset, run_dir.name))
+        return {"metrics": {"test/rmse": 0.9, "test/mae": 0.7}, "protocol": "full_ranking"}
+
+    monkeypatch.setattr(reproduce.runs, "_run_in_process", fake)
+    status = reproduce.main(["paper_surprise_svd_ml-100k", "paper_surprise_svd_ml-1m",
+                             "--in-process", "--local", "--set", "reproduce.folds=2",
+                             "--out", str(tmp_path)])
+    assert status == 0
+    assert calls == [("paper_surprise_svd_ml-100k", "fold0"),
+                     ("paper_surprise_svd_ml-100k", "fold1")]
+    err = capsys.readouterr().err
+    assert "paper_surprise_svd_ml-1m: fold 2/2 is the run" in err and "[2/2, " in err
+    rows = json.loads((tmp_path / "reproduce.json").read_text())["rows"]
+    assert {r["preset"] for r in rows} == {"paper_surprise_svd_ml-100k",
+                                           "paper_surprise_svd_ml-1m"}
+    # on the papers' own data (no --local) the two presets differ: both train
+    calls.clear()
+    reproduce.main(["paper_surprise_svd_ml-100k", "paper_surprise_svd_ml-1m", "--in-process",
+                    "--set", "reproduce.folds=1", "--out", str(tmp_path / "paper")])
+    assert [c[0] for c in calls] == ["paper_surprise_svd_ml-100k", "paper_surprise_svd_ml-1m"]
