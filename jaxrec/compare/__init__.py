@@ -1,7 +1,7 @@
 """``jaxrec compare``: are the differences between runs real? Tables with significance tests.
 
     jaxrec compare RUN_OR_STUDY_DIR... [-m ndcg@10 ...] [--split test] [--ci auto|seeds|users]
-                   [--by-arg] [--json OUT.json]
+                   [--by-arg] [--json OUT.json] [--plot OUT.png]
 
 Every directory given is searched for run dirs (those holding ``results.json``;
 a sweep study holds one per trial). Runs are grouped into *systems*: runs whose

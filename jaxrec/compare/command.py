@@ -22,6 +22,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--by-arg", action="store_true", help="one system per directory given")
     parser.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples")
     parser.add_argument("--json", help="also write the comparison as JSON here")
+    parser.add_argument("--plot", help="also plot each system's interval per metric (PNG)")
     args = parser.parse_args(argv)
 
     runs = [load_run(d, arg) for arg in args.dirs for d in find_runs(arg)]
@@ -35,3 +36,7 @@ def main(argv: list[str]) -> None:
         from jaxrec.io import atomic_write_json
 
         atomic_write_json(args.json, report)
+    if args.plot:
+        from jaxrec.compare.report import save_plot
+
+        print(f"plot: {save_plot(report, args.plot)}")

@@ -55,3 +55,37 @@ def format_report(report: dict[str, Any]) -> str:
     parts.append("\n* p < 0.05, ** p < 0.01, *** p < 0.001 (two-sided, Holm-adjusted over the "
                  "pairs of each metric and test); '-': no per-user values")
     return "\n".join(parts)
+
+
+def save_plot(report: dict[str, Any], path: str) -> str:
+    """One panel per metric: each system's mean with its 95% bootstrap interval (over seeds
+    or users, as the report says), the best system's marker filled; written to ``path``."""
+    from jaxrec.extras import require
+
+    matplotlib = require("matplotlib", extra="sweep", purpose="jaxrec compare --plot")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = list(report["metrics"].items())
+    n_systems = max(len(block["systems"]) for _, block in metrics)
+    fig, axes = plt.subplots(1, len(metrics), squeeze=False,
+                             figsize=(4.6 * len(metrics), 0.5 * n_systems + 1.6))
+    for ax, (key, block) in zip(axes[0], metrics, strict=True):
+        rows = block["systems"]
+        y = list(range(len(rows)))[::-1]
+        for yi, row in zip(y, rows, strict=True):
+            low, high = row["ci_low"], row["ci_high"]
+            best = row["system"] == block["best"]
+            ax.errorbar(row["mean"], yi, xerr=[[row["mean"] - low], [high - row["mean"]]],
+                        fmt="o", color="C0", mfc="C0" if best else "white", capsize=4)
+        ax.set_yticks(y, [row["system"] for row in rows], fontsize=8)
+        ax.set_ylim(-0.6, len(rows) - 0.4)
+        direction = "higher" if block["higher_is_better"] else "lower"
+        ax.set_xlabel(f"{key} ({direction} is better)")
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"95% intervals over {report['ci']} ({report['protocol']}); filled: best",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

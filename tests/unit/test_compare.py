@@ -165,6 +165,11 @@ def test_compare_cli_by_arg_and_errors(study, tmp_path, capsys):
     printed = capsys.readouterr().out  # named by the config keys that differ
     assert "## test/ndcg@10" in printed and "model=A vs model=B" in printed
     assert json.loads(out.read_text())["metrics"]["test/ndcg@10"]["pairs"][0]["t_p_holm"] < 1e-3
+    pytest.importorskip("matplotlib")
+    cli_main(["compare", str(root / "study_A"), str(root / "study_B"), "-m", "ndcg@10",
+              "--resamples", "200", "--plot", str(tmp_path / "cmp.png")])
+    assert f"plot: {tmp_path / 'cmp.png'}" in capsys.readouterr().out
+    assert (tmp_path / "cmp.png").stat().st_size > 1000
     cli_main(["compare", str(root / "study_A" / "trials" / "t0"),
               str(root / "study_A" / "trials" / "t1"), "--by-arg", "--resamples", "200"])
     assert "t0 vs t1" in capsys.readouterr().out  # one system per directory, CI over users
