@@ -22,8 +22,8 @@ the paper's, so the tolerance column says ``n/a (other dataset)``, and a fixed
 negatives file (``eval.negatives_file``, which names the paper dataset's items)
 is replaced by negatives drawn once from the seed.
 
-Outputs (written atomically): ``reproduce.md``, ``reproduce.csv`` and
-``reproduce.json`` in ``--out``; ``--write`` also replaces this script's section
+Outputs (written atomically): ``reproduce.md``, ``reproduce.csv``, ``reproduce.json``
+and (with matplotlib) ``reproduce.png`` in ``--out``; ``--write`` also replaces this script's section
 of ``docs/benchmarks.md`` (`jaxrec.benchmarks`).
 """
 

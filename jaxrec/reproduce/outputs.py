@@ -10,7 +10,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from jaxrec.io import atomic_write_json
+from jaxrec.extras import MissingExtra
+from jaxrec.io import atomic_write_json, atomic_write_with
 from jaxrec.reproduce.runs import PresetRun
 from jaxrec.reproduce.table import Row, markdown_table, notes, record
 
@@ -42,7 +43,43 @@ def write_outputs(out_dir: str | os.PathLike, rows: Sequence[Row], runs: Sequenc
                   "protocol": [res.get("protocol") for res in r.results],
                   "protocol_details": [res.get("protocol_details") for res in r.results],
                   "metrics": [res.get("metrics") for res in r.results]} for r in runs]})
+    try:
+        paths["png"] = save_plot(rows, out / "reproduce.png")
+    except MissingExtra:  # the tables are the result; the plot needs matplotlib
+        pass
     return paths
+
+
+def save_plot(rows: Sequence[Row], path: Path) -> Path:
+    """Published (cross) and jaxrec (dot, +- std over folds) per (preset, metric), one row
+    each, the published value's tolerance shaded; rows on another dataset (``--local``)
+    are hollow, since they are not comparable with the paper."""
+    from jaxrec.extras import require
+
+    matplotlib = require("matplotlib", extra="sweep", purpose="the reproduction plot")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(rows) + 1.4))
+    y = list(range(len(rows)))[::-1]
+    for yi, row in zip(y, rows, strict=True):
+        if row.tolerance is not None and not row.local:
+            ax.fill_betweenx([yi - 0.3, yi + 0.3], row.published - row.tolerance,
+                             row.published + row.tolerance, color="0.85", lw=0)
+        ax.plot(row.published, yi, "x", color="C3", ms=8)
+        if row.mean is not None:
+            ax.errorbar(row.mean, yi, xerr=row.std or 0.0, fmt="o", color="C0", capsize=3,
+                        mfc="white" if row.local else "C0")
+    ax.set_yticks(y, [f"{r.preset.removeprefix('paper_')} {r.metric}" for r in rows],
+                  fontsize=7)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_xlabel("metric value (x: published; o: jaxrec, +- std over folds; "
+                  "hollow: other dataset)", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return path
 
 
 def render_section(rows: Sequence[Row], runs: Sequence[PresetRun], *, command: str,

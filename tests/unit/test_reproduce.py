@@ -101,6 +101,8 @@ def test_write_outputs_md_csv_json(tmp_path):
     assert data["rows"][0]["protocol"] == "sampled, split=predefined"
     assert data["runs"][0]["protocol"] == ["sampled"] * 3
     assert data["runs"][0]["reproduce"]["published"]["test/ndcg@10"] == 0.447
+    if paths.get("png"):  # with matplotlib (the sweep extra): published vs jaxrec
+        assert paths["png"].name == "reproduce.png" and paths["png"].stat().st_size > 1000
 
 
 def test_section_replaces_only_its_markers(tmp_path):
