@@ -23,8 +23,8 @@ negatives file (``eval.negatives_file``, which names the paper dataset's items)
 is replaced by negatives drawn once from the seed.
 
 Outputs (written atomically): ``reproduce.md``, ``reproduce.csv``, ``reproduce.json``
-and (with matplotlib) ``reproduce.png`` in ``--out``; ``--write`` also replaces this script's section
-of ``docs/benchmarks.md`` (`jaxrec.benchmarks`).
+and (with matplotlib) ``reproduce.png`` in ``--out``; ``--write`` also replaces this
+script's section of ``docs/benchmarks.md`` (`jaxrec.benchmarks`).
 """
 
 from jaxrec.reproduce.command import main, parse_args
