@@ -6,7 +6,7 @@
   systems were evaluated on.
 * `holm`: Holm (1979) step-down adjustment of a family of p-values (controls
   the family-wise error rate without assuming independence).
-* `bootstrap_ci`: percentile bootstrap interval of a mean.
+* `bootstrap_ci`: percentile bootstrap interval of a mean (``scipy.stats.bootstrap``).
 * `significance_marker`: ``*``, ``**``, ``***`` for p below 0.05, 0.01, 0.001.
 """
 
@@ -90,24 +90,23 @@ def holm(pvalues: np.ndarray | list[float]) -> np.ndarray:
 
 def bootstrap_ci(x: np.ndarray, *, level: float = 0.95, n_resamples: int = 10_000,
                  seed: int = 0, chunk: int = 500) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``mean(x)``: resample ``x`` with replacement.
+    """Percentile bootstrap interval of ``mean(x)`` (``scipy.stats.bootstrap``).
 
-    Returns ``(low, high)``; ``(x[0], x[0])`` for a single value, NaNs for none.
-    Resampling runs in chunks of ``chunk`` resamples to bound memory.
+    Returns ``(low, high)``; ``(x[0], x[0])`` when every value is the same (one value
+    included), NaNs for none. Resampling runs in batches of ``chunk`` resamples to bound
+    memory.
     """
+    from scipy import stats
+
     x = np.asarray(x, np.float64)
     if len(x) == 0:
         return float("nan"), float("nan")
-    if len(x) == 1:
+    if np.all(x == x[0]):
         return float(x[0]), float(x[0])
-    rng = np.random.default_rng(seed)
-    means = np.empty(n_resamples)
-    for start in range(0, n_resamples, chunk):
-        stop = min(start + chunk, n_resamples)
-        means[start:stop] = x[rng.integers(0, len(x), (stop - start, len(x)))].mean(1)
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(low), float(high)
+    ci = stats.bootstrap((x,), np.mean, n_resamples=n_resamples, confidence_level=level,
+                         method="percentile", batch=chunk, vectorized=True,
+                         rng=np.random.default_rng(seed)).confidence_interval
+    return float(ci.low), float(ci.high)
 
 
 def significance_marker(p: float) -> str:

@@ -50,9 +50,13 @@ def evaluated_users(target: Interactions, exclude: Sequence[Interactions]
 
 
 def _seen_csr(full: Interactions) -> tuple[np.ndarray, np.ndarray]:
-    keys = np.unique(full.users.astype(np.int64) * full.num_items + full.items)
-    indptr = np.searchsorted(keys // full.num_items, np.arange(full.num_users + 1))
-    return indptr, (keys % full.num_items).astype(np.int64)
+    """``(indptr, items)``: each user's distinct interacted items, sorted (scipy's CSR)."""
+    from scipy import sparse
+
+    seen = sparse.csr_array((np.ones(len(full.users), np.int8), (full.users, full.items)),
+                            shape=(full.num_users, full.num_items))
+    seen.sum_duplicates()  # also sorts each row's items
+    return seen.indptr.astype(np.int64), seen.indices.astype(np.int64)
 
 
 def draw_negatives(full: Interactions, users_V: np.ndarray, num_negatives: int, *, seed: int,
