@@ -144,6 +144,10 @@ def assemble(cfg: DictConfig, *, dataset=None, evaluators: tuple[list, list] | N
     optim: OptimConfig = typed(cfg, "optim", OptimConfig)
     validate_trainer(trainer)
     validate_optim(optim)
+    if training and trainer.compile_cache and cfg.get("paths", {}).get("cache_dir"):
+        from jaxrec.training import compile_cache
+
+        compile_cache.enable(cfg.paths.cache_dir)  # a rerun reads its programs from disk
     if training and log_cfg.wandb:
         from jaxrec.logging.writers import resolve_wandb_mode
 

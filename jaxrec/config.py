@@ -80,6 +80,7 @@ class TrainerConfig:
     checkpoint_every: int = 1  # save the whole training state every N epochs (0: on signals only)
     checkpoint_seconds: float = 60.0  # ... but not sooner than this after the last save
     keep_checkpoints: int = 2  # complete state checkpoints kept
+    compile_cache: bool = True  # JAX's persistent compilation cache in <paths.cache_dir>/xla
     negatives: str = "auto"  # pool sampled negatives come from: train_items (items with
     #   training interactions: held-out cold items are never negatives) | all_items | auto
     #   (train_items on a cold_item split, else all_items)

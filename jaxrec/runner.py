@@ -161,9 +161,12 @@ def results_dict(run: Run, result: FitResult, *, total_seconds: float) -> dict[s
 
 
 def finish(run: Run, result: FitResult, writer, *, total_seconds: float,
-           extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write a trained member's checkpoint, per-user vectors and ``results.json``."""
+           extra: dict[str, Any] | None = None, compiled: dict | None = None
+           ) -> dict[str, Any]:
+    """Write a trained member's checkpoint, per-user vectors and ``results.json``;
+    ``compiled`` (a `compile_cache.snapshot` from the run's start) adds what it compiled."""
     from jaxrec.metrics.per_user import write_per_user
+    from jaxrec.training import compile_cache
     from jaxrec.training.checkpoint import save_params
 
     if run.trainer.save_checkpoint:  # the best state, once, at the end
@@ -174,6 +177,8 @@ def finish(run: Run, result: FitResult, writer, *, total_seconds: float,
             run.run_dir, {"valid": run.valid_evals, "test": run.test_evals}, result.graphdef,
             result.state, run.dataset.full.user_ids)
     results.update(extra or {})
+    if compiled is not None:  # programs XLA compiled, their seconds, persistent-cache hits
+        results["compile"] = compile_cache.since(compiled)
     privacy = {f"privacy/{k}": v for k, v in results.get("privacy", {}).items()
                if isinstance(v, int | float | str)}
     writer.summary({**result.metrics, "best_epoch": result.best_epoch, **privacy})
@@ -191,7 +196,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     from jaxrec.training.resume import Preempted
     from jaxrec.training.signals import stop_on_signals
 
+    from jaxrec.training import compile_cache
+
     t_start = time.perf_counter()
+    compiled = compile_cache.snapshot()
     write_config(cfg)
     run_dir = Path(cfg.paths.output_dir)
     write_status(run_dir, "running")
@@ -214,7 +222,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             if message and run.log_cfg.console:
                 say(message)
             return finish(run, result, mem.writer,
-                          total_seconds=time.perf_counter() - t_start)
+                          total_seconds=time.perf_counter() - t_start, compiled=compiled)
         finally:
             mem.checkpoints.close()
             mem.writer.close()
