@@ -193,10 +193,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     (``trainer.resume=auto``). SIGTERM / SIGINT stop it after the current epoch with a
     checkpoint (:class:`~jaxrec.training.resume.Preempted`).
     """
+    from jaxrec.training import compile_cache
     from jaxrec.training.resume import Preempted
     from jaxrec.training.signals import stop_on_signals
-
-    from jaxrec.training import compile_cache
 
     t_start = time.perf_counter()
     compiled = compile_cache.snapshot()
