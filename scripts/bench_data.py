@@ -7,12 +7,14 @@ cache) and the cached reload, each with its peak RSS; prints a markdown table.
 
     python scripts/bench_data.py --rows 20000000           # ~1 GB of CSV in --dir
     python scripts/bench_data.py --rows 2000000 --dir /tmp/bench-data
+    python scripts/bench_data.py --rows 2000000 20000000 --write   # -> docs/benchmarks.md
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -66,6 +68,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[20_000_000])
     parser.add_argument("--dir", type=Path, default=None, help="where the CSVs go")
+    parser.add_argument("--write", action="store_true",
+                        help="replace this script's section of docs/benchmarks.md")
+    parser.add_argument("--doc", type=Path, default=Path(__file__).resolve().parent.parent
+                        / "docs" / "benchmarks.md", help=argparse.SUPPRESS)
     args = parser.parse_args()
     root = args.dir or Path(tempfile.mkdtemp(prefix="jaxrec-bench-data-"))
     root.mkdir(parents=True, exist_ok=True)
@@ -85,6 +91,20 @@ def main() -> None:
                      f"{again['peak_mb']:,.0f} | {first['array_mb']:,.0f} | "
                      f"{first['peak_mb'] / first['array_mb']:.1f} |")
     print("\n".join(table))
+    if args.write:
+        from jaxrec import benchmarks
+
+        start, end = benchmarks.markers("bench_data")
+        command = "python scripts/bench_data.py --rows " + " ".join(map(str, args.rows))
+        section = "\n".join([
+            start, "## Loading a large interactions file (data=table)", "",
+            f"`{command} --write` on {benchmarks.cpu_model()} ({os.cpu_count()} cores): an "
+            "ml-20m-shaped CSV (userId,movieId,rating,timestamp) parsed with pyarrow in a fresh "
+            "process, then reloaded from the npz parse cache in another; peak RSS is the "
+            "process's maximum resident set, against the final int32/float32/int64 arrays.",
+            "", *table, "", end])
+        benchmarks.write_section(args.doc, section, "bench_data")
+        print(f"wrote {args.doc}", file=sys.stderr)
 
 
 if __name__ == "__main__":
