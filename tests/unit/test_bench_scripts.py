@@ -149,7 +149,8 @@ def test_bench_sequential_table_section_and_reuse(tmp_path):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     rows = [{"row": r, "overrides": " ".join(bench.ROWS[r]), "ndcg10": v, "hit10": 2 * v,
-             "valid_ndcg10": None, "epochs_run": 3, "best_epoch": 2, "train_seconds": 1.0,
+             "valid_ndcg10": None, "ndcg10_train_input": None, "epochs_run": 3,
+             "best_epoch": 2, "train_seconds": 1.0,
              "test_input": "train+valid"} for r, v in (("popularity", 0.01), ("sasrec_gbce", 0.03))]
     table = bench.format_table(rows)
     assert table.index("sasrec_gbce") < table.index("popularity")  # best first
