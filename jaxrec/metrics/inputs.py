@@ -20,7 +20,11 @@ unaffected beyond the mask.
     ``train``: valid and test are exchangeable draws there, and published
     random-split protocols (RecBole, LightGCN) score test from the training history.
 ``train`` / ``train_valid``
-    forced.
+    forced (e.g. ``train_valid`` for a ``predefined`` split whose validation rows are
+    each user's latest training row, which ``auto`` cannot know is time-ordered).
+
+Not rebuilt: LightGCN's propagation graph and the content models' feature profiles
+(built from train; they are parameters of the graph / features, not a history input).
 
 The strong protocol scores held-out users from their fold-in history and ignores
 this key (``fold_in``). ``results.json`` states the resolved value as
