@@ -13,8 +13,8 @@ probability is raised to::
 ``t = 0`` is plain BCE (``beta = 1``, SASRec's loss with k negatives); ``t = 1``
 gives ``beta = alpha`` (the paper proves the predicted probabilities are then
 calibrated). The paper's best on MovieLens-1M: k = 256, t = 0.75. The k negatives are
-drawn per user from the items the user has not interacted with in training, shared
-by the user's positions.
+drawn per position (as the paper's code does) from the items the user has not
+interacted with in training; memory is one ``[B, L, k, D]`` gather per step.
 """
 
 from __future__ import annotations
@@ -72,8 +72,10 @@ class GBCE(NextItemLoss):
             raise ValueError(f"loss.t: must be in [0, 1], got {self.t}")
 
     def position_loss(self, model, h_BxLxD, targets_BxL, valid_BxL, users_B, data, key):
-        neg_BxK = sample_batch_negatives(key, users_B, self.num_negatives, data)
+        batch, length = targets_BxL.shape
+        neg = sample_batch_negatives(key, users_B, length * self.num_negatives, data)
+        neg_BxLxK = neg.reshape(batch, length, self.num_negatives)
         pos_BxL = jnp.sum(h_BxLxD * model.item_vectors(targets_BxL), axis=-1)
-        neg_BxLxK = jnp.einsum("bld,bkd->blk", h_BxLxD, model.item_vectors(neg_BxK))
+        neg_BxLxK = jnp.einsum("bld,blkd->blk", h_BxLxD, model.item_vectors(neg_BxLxK))
         beta = gbce_beta(self.num_negatives, data.num_items, self.t)
         return gbce_loss(pos_BxL, neg_BxLxK, valid_BxL=valid_BxL, beta=beta)

@@ -137,16 +137,17 @@ def test_gbce_objective_matches_numpy():
     k_loss, _ = jax.random.split(key)
     from jaxrec.data.sampling import sample_batch_negatives
 
-    neg = np.asarray(sample_batch_negatives(k_loss, batch["users"], 3, data))
+    neg = np.asarray(sample_batch_negatives(k_loss, batch["users"], L * 3, data))
+    neg = neg.reshape(B, L, 3)  # per position
     beta = 3 / (N - 1) * (0.5 * (1 - (N - 1) / 3) + (N - 1) / 3)
     per = np.zeros((B, L))
     for b in range(B):
         seen = set(np.asarray(data["indices"])[int(data["indptr"][b]):int(data["indptr"][b + 1])])
-        assert not seen & set(neg[b].tolist())  # unseen negatives
+        assert not seen & set(neg[b].ravel().tolist())  # unseen negatives
         for t in range(L):
             y = np.where(valid[b, t] > 0, targets[b, t], 0)
             per[b, t] = (-beta * _np_log_sigmoid(h[b, t] @ emb[y])
-                         - sum(_np_log_sigmoid(-(h[b, t] @ emb[c])) for c in neg[b]))
+                         - sum(_np_log_sigmoid(-(h[b, t] @ emb[c])) for c in neg[b, t]))
     want = (per * valid).sum() / valid.sum()
     got, _ = GBCE(num_negatives=3, t=0.5).objective(model, batch, data, key, 0)
     np.testing.assert_allclose(got, want, rtol=1e-4)
