@@ -199,6 +199,7 @@ def _privacy(cfg, dataset, trainer, loss, model):
 
 
 def _evaluators(cfg, dataset, eval_cfg, model, monitor, reuse, *, save: bool):
+    from jaxrec.metrics.inputs import attach_test_inputs
     from jaxrec.metrics.protocols import build_evaluators
     from jaxrec.metrics.slices import add_slices, slice_notes
 
@@ -208,6 +209,7 @@ def _evaluators(cfg, dataset, eval_cfg, model, monitor, reuse, *, save: bool):
     evaluators = build_evaluators(dataset, eval_cfg, seed=int(cfg.seed), run_dir=run_dir)
     (valid, test), notes = add_slices(evaluators, dataset, eval_cfg, model=model,
                                       monitor=monitor)
+    attach_test_inputs(test, model, dataset, eval_cfg)  # train + valid histories, if asked
     return valid, test, notes
 
 

@@ -97,6 +97,8 @@ class EvalConfig:
     protocol: str = "full_ranking"  # full_ranking | sampled (fixed negatives) | strong (fold-in)
     mask: str = "train_valid"  # items masked out of the test ranking: train_valid (the user's
     #   train and valid items) | train (train only, as LightGCN-style papers' code does)
+    test_input: str = "auto"  # what history models read to score test: train_valid | train |
+    #   auto (train_valid on a time-ordered split, leave_last / temporal; jaxrec.metrics.inputs)
     num_negatives: int = 99  # sampled: fixed negatives per evaluated user (NCF: 99)
     negatives_file: str | None = None  # sampled: test negatives from an NCF test.negative file
     #   or a run's negatives_test.parquet; null = drawn once from the seed and saved with the run

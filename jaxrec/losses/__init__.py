@@ -18,3 +18,10 @@ from jaxrec.losses.multinomial import Multinomial, multinomial_loss  # noqa: E40
 from jaxrec.losses.sequence import SequenceBCE, sequence_bce_loss  # noqa: E402
 
 __all__ += ["Multinomial", "SequenceBCE", "multinomial_loss", "sequence_bce_loss"]
+
+from jaxrec.losses.gbce import GBCE, gbce_beta, gbce_loss  # noqa: E402  (next-item losses)
+from jaxrec.losses.sequence_sampled_softmax import SequenceSampledSoftmax  # noqa: E402
+from jaxrec.losses.softmax_ce import SoftmaxCE, softmax_ce_loss  # noqa: E402
+
+__all__ += ["GBCE", "SequenceSampledSoftmax", "SoftmaxCE", "gbce_beta", "gbce_loss",
+            "softmax_ce_loss"]

@@ -11,6 +11,10 @@ M sampled negatives down ("Self-Attentive Sequential Recommendation", ICDM
 
 Negatives are drawn uniformly from the items the user has no training
 interaction with (as the reference implementation does), one set per position.
+
+The other next-item losses (``softmax_ce``, ``sequence_sampled_softmax``, ``gbce``;
+one file each) share :class:`NextItemLoss`: batch kind ``users``, the model's
+per-position hidden states (`jaxrec.models.base.NextItemStates`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import jax.numpy as jnp
 
 from jaxrec.data.sampling import sample_batch_negatives
 from jaxrec.losses.base import check_gradient_model
-from jaxrec.models.base import NextItemLogits
+from jaxrec.models.base import NextItemLogits, NextItemStates
 
 
 def sequence_bce_loss(pos_BxL: jax.Array, neg_BxLxM: jax.Array, *, valid_BxL: jax.Array
@@ -63,9 +67,7 @@ class SequenceBCE:
     l2: ClassVar[float] = 0.0  # weight decay: optim.weight_decay
 
     def __post_init__(self):
-        if not (isinstance(self.num_negatives, int) and self.num_negatives >= 1):
-            raise ValueError(f"loss.num_negatives: must be an integer >= 1, got "
-                             f"{self.num_negatives}")
+        check_positive_int("num_negatives", self.num_negatives)
 
     def __call__(self, pos_BxL, neg_BxLxM, *, valid_BxL):
         return sequence_bce_loss(pos_BxL, neg_BxLxM, valid_BxL=valid_BxL)
@@ -85,3 +87,38 @@ class SequenceBCE:
                                                                train=True)
         value = self(pos_BxL, neg_BxLxM, valid_BxL=valid_BxL * batch["mask"][:, None])
         return value, batch["items"]
+
+
+@dataclasses.dataclass(frozen=True)
+class NextItemLoss:
+    """What the next-item losses over hidden states share (``rows = "users"``).
+
+    A subclass sets ``name`` and implements ``position_loss(model, h_BxLxD, targets_BxL,
+    valid_BxL, users_B, data, key)``; the objective averages it over the real positions
+    of the batch's users.
+    """
+
+    rows: ClassVar[str] = "users"
+    samples_unseen: ClassVar[bool] = False
+    default_monitor: ClassVar[str] = "valid/ndcg@10"
+    l2: ClassVar[float] = 0.0  # weight decay: optim.weight_decay
+
+    def check_model(self, model) -> None:
+        check_gradient_model(self, model, needs=(NextItemStates,))
+
+    def objective(self, model, batch, data, key, step):
+        """The model's per-position states, then the subclass's loss over them."""
+        del step
+        users_B = batch["users"]
+        k_loss, k_model = jax.random.split(key)
+        h_BxLxD, targets_BxL, valid_BxL = model.next_item_states(users_B, k_model, train=True)
+        valid_BxL = valid_BxL * batch["mask"][:, None]
+        targets_BxL = jnp.where(valid_BxL > 0, targets_BxL, 0)  # padding: any real item
+        value = self.position_loss(model, h_BxLxD, targets_BxL, valid_BxL, users_B, data, k_loss)
+        return value, batch["items"]
+
+
+def check_positive_int(name: str, value) -> None:
+    """One-line ``ValueError`` unless ``value`` is an int >= 1 (``loss.<name>``)."""
+    if isinstance(value, bool) or not (isinstance(value, int) and value >= 1):
+        raise ValueError(f"loss.{name}: must be an integer >= 1, got {value}")

@@ -222,6 +222,7 @@ class RatingEvaluator:
     """
 
     inputs = "pairs"
+    input_tables: dict[str, jax.Array] | None = None  # as ListEvaluator's
 
     def __init__(self, split: str, target: Interactions, *, batch: int = 65536):
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:

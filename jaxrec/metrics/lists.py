@@ -25,10 +25,13 @@ class ListEvaluator:
 
     ``inputs`` names what the scoring function takes: ``users`` (user indices
     -> ``[U, N]`` scores), ``pairs`` (users, items -> ``[B]``) or ``history``
-    (a ``[U, N]`` fold-in matrix -> ``[U, N]`` scores).
+    (a ``[U, N]`` fold-in matrix -> ``[U, N]`` scores). ``input_tables``: None, or
+    the model's per-user input tables this part is scored from (`jaxrec.metrics.inputs`;
+    `jaxrec.metrics.scoring.scoring_state` swaps them into the state).
     """
 
     inputs = "users"
+    input_tables: dict[str, jax.Array] | None = None
     split: str
     users: np.ndarray
     metric_set: MetricSet

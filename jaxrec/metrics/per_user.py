@@ -30,13 +30,13 @@ def per_user_frame(evaluators: Iterable[Any], graphdef: Any, state: Any,
       graphdef, state: the model, as `jaxrec.metrics.scoring.evaluate` takes it.
       user_ids: raw id of each user index.
     """
-    from jaxrec.metrics.scoring import scoring_fn
+    from jaxrec.metrics.scoring import scoring_fn, scoring_state
 
     frame = None
     for ev in evaluators:
         if not hasattr(ev, "per_user"):
             continue
-        users, values = ev.per_user(scoring_fn(ev, graphdef), state)
+        users, values = ev.per_user(scoring_fn(ev, graphdef), scoring_state(ev, graphdef, state))
         part = pd.DataFrame({"user_id": np.asarray(user_ids)[users], "user": users,
                              **{k: np.asarray(v, np.float32) for k, v in values.items()}})
         frame = part if frame is None else frame.merge(part, on=list(ID_COLUMNS), how="outer")

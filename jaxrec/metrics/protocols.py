@@ -32,6 +32,7 @@ from jaxrec.metrics.evaluator import (
     list_metric_inputs,
     make_evaluators,
 )
+from jaxrec.metrics.inputs import resolve_test_input
 
 PROTOCOLS = ("full_ranking", "sampled", "strong")
 
@@ -47,6 +48,7 @@ def check_protocol(eval_cfg: EvalConfig, split_cfg: SplitConfig | None = None,
         raise ValueError(f"eval.num_negatives={eval_cfg.num_negatives} must be >= 1")
     if eval_cfg.mask not in EVAL_MASKS:
         raise ValueError(f"eval.mask={eval_cfg.mask!r} is not one of {', '.join(EVAL_MASKS)}")
+    resolve_test_input(eval_cfg, split_cfg)  # a bad eval.test_input: one line
     if split_cfg is not None:
         strong_split = split_cfg.method == "strong"
         if strong_split != (eval_cfg.protocol == "strong"):
@@ -143,6 +145,8 @@ def describe(eval_cfg: EvalConfig, split_cfg: SplitConfig | None = None) -> dict
         if split_cfg is not None:
             out["fold_in"] = split_cfg.fold_in
             out["held_out_users"] = {"test": split_cfg.test, "valid": split_cfg.valid}
+    out["test_input"] = {"train_valid": "train+valid", "train": "train",
+                         "fold_in": "fold_in"}[resolve_test_input(eval_cfg, split_cfg)]
     if "recall_min" in eval_cfg.metrics:
         out["recall_min"] = "hits@k / min(k, held-out items)"
     return out

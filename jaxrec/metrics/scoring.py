@@ -4,6 +4,9 @@ An evaluator declares its ``inputs``: ``users`` (full ranking: ``score_all``),
 ``pairs`` (rating metrics, sampled candidates: ``__call__``) or ``history``
 (fold-in: ``score_history``). The functions are pure over ``(params, rest)``
 and cached per graph definition, so each evaluator compiles once per model.
+An evaluator's ``input_tables`` (the test part of a time-ordered split:
+`jaxrec.metrics.inputs`) replace the model's per-user input tables in the state it
+scores (`scoring_state`).
 """
 
 from __future__ import annotations
@@ -45,9 +48,25 @@ def scoring_fn(evaluator: Any, graphdef):
     return score_fn if evaluator.inputs == "users" else predict_fn
 
 
+def scoring_state(evaluator: Any, graphdef, state):
+    """``state`` with the model variables named in ``evaluator.input_tables`` set to those
+    tables (same variable type; `jaxrec.models.base.HistoryInput`), or ``state`` itself.
+
+    The variables are replaced, not written into, so ``state`` is left as it was.
+    """
+    tables = getattr(evaluator, "input_tables", None)
+    if not tables:
+        return state
+    model = nnx.merge(graphdef, *state)
+    for name, value in tables.items():
+        setattr(model, name, type(getattr(model, name))(value))
+    _, params, rest = nnx.split(model, nnx.Param, ...)
+    return params, rest
+
+
 def evaluate(evaluators, graphdef, state) -> dict[str, float]:
     """Every evaluator's metrics for the model ``(graphdef, state)``, state = ``(params, rest)``."""
     out: dict[str, float] = {}
     for ev in evaluators:
-        out.update(ev.run(scoring_fn(ev, graphdef), state))
+        out.update(ev.run(scoring_fn(ev, graphdef), scoring_state(ev, graphdef, state)))
     return out

@@ -24,7 +24,10 @@ What a model can do is stated by runtime-checkable protocols, checked with
   place from the device-resident training arrays; trained with ``loss=none``, one
   "epoch" is one solve (or one alternating sweep);
 * :class:`UserLogits` / :class:`NextItemLogits`: whole-user training (Mult-VAE/DAE with
-  ``loss=multinomial``, SASRec with ``loss=sequence_bce``).
+  ``loss=multinomial``, SASRec with ``loss=sequence_bce``);
+* :class:`HistoryInput`: ``history_tables(interactions)`` rebuilds the per-user input a
+  model scores from (the test part is scored from train + valid on a time-ordered
+  split: `jaxrec.metrics.inputs`).
 
 Which cold-start slices a model scores is data on the instance (:func:`scores_cold`).
 The config group ``configs/model/`` names each model by its ``_target_``: the module
@@ -35,8 +38,10 @@ from jaxrec.models.base import (
     CandidateScorer,
     ClosedForm,
     FoldIn,
+    HistoryInput,
     ModelContext,
     NextItemLogits,
+    NextItemStates,
     RowRegularized,
     Scorer,
     UserLogits,
@@ -53,7 +58,8 @@ from jaxrec.models.popularity import Popularity
 from jaxrec.models.random_baseline import RandomBaseline
 from jaxrec.models.seed_concat import SeedConcat
 
-__all__ = ["CandidateScorer", "ClosedForm", "FoldIn", "ModelContext", "NextItemLogits",
+__all__ = ["CandidateScorer", "ClosedForm", "FoldIn", "HistoryInput", "ModelContext",
+           "NextItemLogits", "NextItemStates",
            "RowRegularized", "Scorer", "UserLogits", "scores_cold"]
 __all__ += ["MF", "Popularity", "SeedConcat"]
 __all__ += ["EASE", "IALS", "RandomBaseline"]

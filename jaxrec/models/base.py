@@ -17,6 +17,8 @@ the losses and evaluators that need them) with ``isinstance``:
 :class:`ClosedForm`    ``solve_epoch(data, key)``: fitted without gradients (``loss=none``)
 :class:`UserLogits`    ``user_logits(users_B, key, *, train)``: whole-user training
 :class:`NextItemLogits` ``next_item_logits(users_B, neg_BxLxM, key, *, train)``: sequences
+:class:`NextItemStates` ``next_item_states(users_B, key, *, train)``, ``item_vectors``
+:class:`HistoryInput`  ``history_tables(interactions)``: the per-user input it scores from
 =====================  ==============================================================
 
 Which cold-start slices a model can score is data on the instance
@@ -117,6 +119,34 @@ class NextItemLogits(Protocol):
     def next_item_logits(self, users_B: jax.Array, negatives_BxLxM: jax.Array,
                          key: jax.Array, *, train: bool = True
                          ) -> tuple[jax.Array, jax.Array, jax.Array]: ...
+
+
+@runtime_checkable
+class NextItemStates(Protocol):
+    """Sequence training from hidden states: the losses that score many candidates per
+    position (full softmax, sampled softmax, gBCE) take ``h . item_vectors(j)``."""
+
+    max_len: int
+
+    def next_item_states(self, users_B: jax.Array, key: jax.Array, *, train: bool = True
+                         ) -> tuple[jax.Array, jax.Array, jax.Array]: ...
+
+    def item_vectors(self, items: jax.Array | None = None) -> jax.Array: ...
+
+
+@runtime_checkable
+class HistoryInput(Protocol):
+    """Reads each user's history at scoring time (SASRec's sequence, EASE's and
+    Mult-VAE's 0/1 rows, SVD++'s ``N(u)``), from constant tables built from ``ctx.train``.
+
+    ``history_tables(interactions)`` returns those tables built from other
+    interactions: ``{attribute name: array}``, each the value of the model variable of
+    that name (same type, same dtype; the shape may differ only in a length that the
+    scoring code does not fix). The evaluators score the test part from the tables of
+    train + valid when the protocol says so (`jaxrec.metrics.inputs`).
+    """
+
+    def history_tables(self, interactions: Any) -> dict[str, Any]: ...
 
 
 def scores_cold(model: Any, side: str) -> bool:

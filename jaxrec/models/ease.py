@@ -18,14 +18,16 @@ filtering: 20.7k items, 1.7 GB each) and, with more users than items, blocks of
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
+import numpy as np
 from flax import nnx
 
 from jaxrec.models.base import ModelContext
+from jaxrec.models.layers.history import history_matrix
 
 
 def ease_weights(x_UxN: jax.Array, l2: float, user_block: int = 4096) -> jax.Array:
@@ -126,6 +128,12 @@ class EASE(nnx.Module):
         self.user_block = user_block
         self.weights_NxN = nnx.Param(jnp.zeros((info.num_items, info.num_items), jnp.float32))
         self.history_UxN = nnx.Param(jnp.zeros((info.num_users, info.num_items), jnp.bool_))
+        self.num_users, self.num_items = info.num_users, info.num_items
+
+    def history_tables(self, interactions: Any) -> dict[str, np.ndarray]:
+        """``{"history_UxN": bool [U, N]}`` of ``interactions`` (`HistoryInput`): the rows
+        ``X_u`` scored (the solve stores the training ones; ``B`` is never refitted)."""
+        return {"history_UxN": history_matrix(interactions, self.num_users, self.num_items)}
 
     def solve_epoch(self, data: dict[str, jax.Array], key: jax.Array) -> jax.Array:
         """Store the training history and solve for ``B``.

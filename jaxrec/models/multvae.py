@@ -22,10 +22,11 @@ ml-latest-small, 22 MB for ml-1m, 3.7 GB for ml-20m).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from jaxrec.models.base import ModelContext
@@ -75,8 +76,12 @@ class MultVAE(nnx.Module):
                                  for a, b in zip(enc_dims[:-1], enc_dims[1:], strict=True)])
         self.decoder = nnx.List([nnx.Linear(a, b, **kw)
                                  for a, b in zip(dec_dims[:-1], dec_dims[1:], strict=True)])
-        self.history_UxN = UserHistory(jnp.asarray(
-            history_matrix(train, info.num_users, info.num_items)))
+        self.num_users = info.num_users
+        self.history_UxN = UserHistory(jnp.asarray(self.history_tables(train)["history_UxN"]))
+
+    def history_tables(self, interactions: Any) -> dict[str, np.ndarray]:
+        """``{"history_UxN": bool [U, N]}`` of ``interactions`` (`HistoryInput`)."""
+        return {"history_UxN": history_matrix(interactions, self.num_users, self.num_items)}
 
     def _forward(self, x_BxN: jax.Array, key: jax.Array | None) -> tuple[jax.Array, jax.Array]:
         """``(logits_BxN, kl_B)``; ``key`` None: deterministic (no dropout, ``z = mu``)."""

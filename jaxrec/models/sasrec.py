@@ -14,7 +14,8 @@ Training (``loss=sequence_bce``, batch kind ``users``) uses inputs
 ``s[:-1]`` and targets ``s[1:]`` of the stored table: every position is a
 next-item example. Scoring uses the last ``max_len`` items ``s[1:]`` and the
 state at the last position, so the prediction is for the item after the whole
-training history (``data.split.method=leave_last``). Attention is causal (query
+history: the training one for validation, train + valid for test on a leave-last
+split (``seq[:-1]`` predicts ``seq[-1]``; `jaxrec.metrics.inputs`). Attention is causal (query
 t sees keys <= t) and ignores padded keys, so a prediction never depends on
 later items.
 """
@@ -71,11 +72,14 @@ class SASRec(nnx.Module):
         ``jaxrec train`` passes the training split. None: empty histories.
       rngs: Flax random streams (``params`` is used).
 
-    Train with ``loss=sequence_bce`` (batch kind ``users``).
+    Train with ``loss=sequence_bce`` (batch kind ``users``; the paper's), ``softmax_ce``
+    (full softmax), ``sequence_sampled_softmax`` (logQ-corrected) or ``gbce``
+    (gSASRec).
     """
 
     default_loss: ClassVar[str] = "sequence_bce"  # the loss= it is meant for
-    compatible_losses: ClassVar[tuple[str, ...]] = ("sequence_bce",)
+    compatible_losses: ClassVar[tuple[str, ...]] = (
+        "sequence_bce", "softmax_ce", "sequence_sampled_softmax", "gbce")
 
     def __init__(self, ctx: ModelContext, *, dim: int = 50, num_blocks: int = 2, num_heads: int = 1,
                  max_len: int = 200, dropout: float = 0.2, rngs: nnx.Rngs):
@@ -104,8 +108,14 @@ class SASRec(nnx.Module):
         self.ffn_in = nnx.List([nnx.Linear(dim, dim, **lin) for _ in range(num_blocks)])
         self.ffn_out = nnx.List([nnx.Linear(dim, dim, **lin) for _ in range(num_blocks)])
         self.final_norm = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
-        self.seq_UxL1 = UserHistory(jnp.asarray(
-            sequence_table(train, info.num_users, info.num_items, max_len + 1)))
+        self.num_users = info.num_users
+        self.seq_UxL1 = UserHistory(jnp.asarray(self.history_tables(train)["seq_UxL1"]))
+
+    def history_tables(self, interactions: Any) -> dict[str, np.ndarray]:
+        """``{"seq_UxL1": [U, max_len + 1]}``: the sequences of ``interactions``
+        (`jaxrec.models.base.HistoryInput`; scoring reads the last ``max_len``)."""
+        return {"seq_UxL1": sequence_table(interactions, self.num_users, self.num_items,
+                                           self.max_len + 1)}
 
     def encode(self, seq_BxL: jax.Array, key: jax.Array | None = None) -> jax.Array:
         """Hidden states ``[B, L, D]`` of left-padded item sequences (padding = N).
@@ -146,6 +156,25 @@ class SASRec(nnx.Module):
             x = (x + self.ffn_out[b](hidden)) * mask_BxL1
         return self.final_norm(x)
 
+    def next_item_states(self, users_B: jax.Array, key: jax.Array, *, train: bool = True
+                         ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Per-position hidden states of training users' stored sequences.
+
+        Returns ``(h_BxLxD, targets_BxL, valid_BxL)``: the state at each input position,
+        the true next item there and 1 where the position is a real example; the logit
+        of item j at a position is ``h . item_vectors(j)``.
+        """
+        table = self.seq_UxL1[...][users_B]
+        inputs_BxL, targets_BxL = table[:, :-1], table[:, 1:]
+        h_BxLxD = self.encode(inputs_BxL, key if train else None)
+        valid_BxL = (inputs_BxL != self.num_items).astype(jnp.float32)
+        return h_BxLxD, targets_BxL, valid_BxL
+
+    def item_vectors(self, items: jax.Array | None = None) -> jax.Array:
+        """Output item embeddings ``[..., D]`` of ``items`` (None: all N, ``[N, D]``)."""
+        emb = self.item_emb[...]
+        return emb[:self.num_items] if items is None else emb[items]
+
     def next_item_logits(self, users_B: jax.Array, negatives_BxLxM: jax.Array,
                          key: jax.Array, *, train: bool = True
                          ) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -154,13 +183,9 @@ class SASRec(nnx.Module):
         Returns ``(pos_BxL, neg_BxLxM, valid_BxL)``: the logit of the true next
         item, of the given negatives, and 1 where the position is a real example.
         """
-        table = self.seq_UxL1[...][users_B]
-        inputs_BxL, targets_BxL = table[:, :-1], table[:, 1:]
-        h_BxLxD = self.encode(inputs_BxL, key if train else None)
-        emb = self.item_emb[...]
-        pos_BxL = jnp.sum(h_BxLxD * emb[targets_BxL], axis=-1)
-        neg_BxLxM = jnp.einsum("bld,blmd->blm", h_BxLxD, emb[negatives_BxLxM])
-        valid_BxL = (inputs_BxL != self.num_items).astype(jnp.float32)
+        h_BxLxD, targets_BxL, valid_BxL = self.next_item_states(users_B, key, train=train)
+        pos_BxL = jnp.sum(h_BxLxD * self.item_vectors(targets_BxL), axis=-1)
+        neg_BxLxM = jnp.einsum("bld,blmd->blm", h_BxLxD, self.item_vectors(negatives_BxLxM))
         return pos_BxL, neg_BxLxM, valid_BxL
 
     def user_state(self, users: jax.Array) -> jax.Array:

@@ -101,10 +101,17 @@ class SVDpp(MF):
         self.implicit_emb_NxD = nnx.Param(init(rngs.params(), (info.num_items, dim)))
         if use_bias and not learn_mean:
             self.global_bias = FeatureTable(jnp.asarray(info.rating_mean, jnp.float32))
-        users_E, items_E, norm_U = history_edges(train, info.num_users, info.num_items)
-        self.history_users_E = FeatureTable(jnp.asarray(users_E))
-        self.history_items_E = FeatureTable(jnp.asarray(items_E))
-        self.history_norm_U = FeatureTable(jnp.asarray(norm_U))
+        self.num_users, self.num_items = info.num_users, info.num_items
+        tables = self.history_tables(train)
+        self.history_users_E = FeatureTable(jnp.asarray(tables["history_users_E"]))
+        self.history_items_E = FeatureTable(jnp.asarray(tables["history_items_E"]))
+        self.history_norm_U = FeatureTable(jnp.asarray(tables["history_norm_U"]))
+
+    def history_tables(self, interactions: Any) -> dict[str, np.ndarray]:
+        """``N(u)`` of ``interactions`` as the edge tables (`HistoryInput`)."""
+        users_E, items_E, norm_U = history_edges(interactions, self.num_users, self.num_items)
+        return {"history_users_E": users_E, "history_items_E": items_E,
+                "history_norm_U": norm_U}
 
     def _segment_sum(self, values_ExD: jax.Array) -> jax.Array:
         """``[U, ...]``: per-user sums of edge values (edges sorted by user)."""

@@ -141,3 +141,21 @@ def test_bench_content_tables_per_split():
         in text
     assert "Note: MF cannot score cold items" in text
     assert text.startswith(content.MARK_START) and text.endswith(content.MARK_END)
+
+
+def test_bench_sequential_table_section_and_reuse(tmp_path):
+    spec = importlib.util.spec_from_file_location("bench_sequential", SCRIPT.parent /
+                                                  "bench_sequential.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = [{"row": r, "overrides": " ".join(bench.ROWS[r]), "ndcg10": v, "hit10": 2 * v,
+             "valid_ndcg10": None, "ndcg10_train_input": None, "epochs_run": 3,
+             "best_epoch": 2, "train_seconds": 1.0,
+             "test_input": "train+valid"} for r, v in (("popularity", 0.01), ("sasrec_gbce", 0.03))]
+    table = bench.format_table(rows)
+    assert table.index("sasrec_gbce") < table.index("popularity")  # best first
+    section = bench.render_section(command="python scripts/bench_sequential.py", machine="m",
+                                   table=table)
+    assert section.startswith("<!-- bench_sequential:start -->")
+    assert section.endswith("<!-- bench_sequential:end -->")
+    assert not bench.same_config(tmp_path / "missing", bench.ROWS["popularity"])

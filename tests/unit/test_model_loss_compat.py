@@ -78,7 +78,8 @@ def test_the_examples_of_the_issue(models):
     for name in ("ease", "ials", "popularity", "random", "tfidf"):
         assert models[name].compatible_losses == ("none",), name
     assert models["multvae"].compatible_losses == ("multinomial",)
-    assert models["sasrec"].compatible_losses == ("sequence_bce",)
+    assert models["sasrec"].compatible_losses == ("sequence_bce", "softmax_ce",
+                                                  "sequence_sampled_softmax", "gbce")
 
 
 def test_assembly_rejects_gmf_with_the_default_mse_before_compiling(tmp_path):
