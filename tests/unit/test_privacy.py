@@ -228,7 +228,8 @@ def test_example_unit_plan_uses_one_row_per_slot():
         assert len(set(rows[s][mask[s] > 0].tolist())) == int(mask[s].sum())
 
 
-@pytest.mark.parametrize("name", ["mf", "gmf", "two_tower"])
+@pytest.mark.parametrize("name", ["mf", pytest.param("gmf", marks=pytest.mark.slow),
+                                  pytest.param("two_tower", marks=pytest.mark.slow)])
 def test_dp_sgd_trains_models_through_the_epoch_program(name):
     """The loop's epoch program runs the DP step on the plan's [steps, units, rows] batches;
     with a loose budget the loss goes down."""
