@@ -96,8 +96,9 @@ def epoch_programs(program, *, shared_order: bool, state=None) -> tuple[Any, Any
     order_axis = None if shared_order else 0
     stacked = jax.jit(jax.vmap(member, in_axes=(0, None, 0, 0, order_axis, order_axis, 0)),
                       donate_argnums=0)
-    if program.mesh is not None:
-        return program.mesh.jit_epoch(epoch, state), stacked
+    mesh = getattr(program, "mesh", None)  # jaxrec.training.mesh.MeshPlan
+    if mesh is not None:
+        return mesh.jit_epoch(epoch, state), stacked
     return jax.jit(epoch, donate_argnums=0), stacked
 
 
