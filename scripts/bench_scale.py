@@ -47,6 +47,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="fractions of ml-20m's users (items grow as the square root)")
     ap.add_argument("--devices", type=int, nargs="*", default=[1, 8],
                     help="forced host device counts (XLA_FLAGS)")
+    ap.add_argument("--model", type=int, default=1,
+                    help="trainer.mesh.model on multi-device runs (tables row-sharded)")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--dim", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=4096)
@@ -68,8 +70,9 @@ def shape(scale: float) -> tuple[int, int, int]:
     return max(8, round(ML20M_USERS * scale)), items, PER_USER
 
 
-def overrides(scale: float, args) -> list[str]:
+def overrides(scale: float, args, devices: int = 1) -> list[str]:
     users, items, per_user = shape(scale)
+    model = args.model if devices > 1 else 1
     return ["data=synthetic", f"data.dataset.num_users={users}",
             f"data.dataset.num_items={items}", f"data.dataset.interactions_per_user={per_user}",
             "data.dataset.popularity=1.0", "data.dataset.sparse=true",
@@ -77,6 +80,7 @@ def overrides(scale: float, args) -> list[str]:
             f"model.dim={args.dim}", f"trainer.batch_size={args.batch_size}",
             f"trainer.epochs={args.epochs}", "trainer.patience=0", "trainer.checkpoint_every=0",
             "trainer.save_checkpoint=false", "trainer.progress=false", "trainer.mesh.data=-1",
+            f"trainer.mesh.model={model}",
             "eval.save_per_user=false", "eval.metrics=[ndcg,recall]", "eval.ks=[10]",
             "logger.console=false"]
 
@@ -130,7 +134,8 @@ def measure(cfg_overrides: list[str], output_dir: str) -> dict:
 
 def run_worker(scale: float, devices: int, args) -> dict:
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", *overrides(scale, args)]
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker",
+           *overrides(scale, args, devices)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, env=env)
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_PREFIX):

@@ -171,6 +171,19 @@ def make_plan(mesh: MeshConfig, *, batch_size: int, table_rows: tuple[int, ...] 
                     table_rows=table_rows, rules=mesh.rules)
 
 
+def group_note(mesh: MeshConfig) -> str | None:
+    """The one-line note of a vectorised group whose ``trainer.mesh`` asks for more than
+    one device (groups train on one; the mesh applies to single runs), else None."""
+    try:
+        data, model = mesh_shape(mesh, jax.local_device_count())
+    except ValueError as err:
+        return f"{err}; a vectorised group trains on one device"
+    if data * model == 1:
+        return None
+    return (f"trainer.mesh asks for {data} x {model} devices; a vectorised group trains on "
+            "one device (the mesh applies to single runs)")
+
+
 def describe(plan: MeshPlan | None) -> dict[str, Any]:
     """The ``devices`` and ``mesh`` fields of ``results.json``."""
     if plan is None:
