@@ -173,14 +173,15 @@ def table(rows: list[dict]) -> str:
 
 def findings(rows: list[dict]) -> list[str]:
     out = []
-    for devices in sorted({r["devices"] for r in rows}):
-        sub = [r for r in rows if r["devices"] == devices]
+    for mesh in sorted({tuple(r["mesh"].items()) for r in rows}):
+        sub = [r for r in rows if tuple(r["mesh"].items()) == mesh]
+        where = " x ".join(f"{k} {v}" for k, v in mesh)
         for key, what in (("seconds_per_epoch", "epoch time"),
                           ("eval_seconds", "full-ranking time")):
             slope = growth_exponent(sub, key)
             if slope is not None:
-                out.append(f"{what} on {devices} device(s) grows as interactions^{slope:.2f} "
-                           f"({len(sub)} sizes)")
+                out.append(f"{what} on {sub[0]['devices']} device(s) ({where}) grows as "
+                           f"interactions^{slope:.2f} ({len(sub)} sizes)")
     return out
 
 

@@ -46,7 +46,8 @@ def test_growth_exponent_and_section(bench):
                                    args=bench.parse_args([]))
     assert section.startswith("<!-- bench_scale:start -->")
     assert section.endswith("<!-- bench_scale:end -->")
-    assert "epoch time on 1 device(s) grows as interactions^1.00 (3 sizes)" in section
+    assert ("epoch time on 1 device(s) (data 1 x model 1) grows as interactions^1.00 "
+            "(3 sizes)") in section
     assert "| 8 (data 8 x model 1) |" in section
 
 

@@ -63,11 +63,15 @@ def _shards(case: str, mesh: str, out: Path) -> dict:
     run = assemble(compose_train([*TINY, *CASES[case], *MESHES[mesh]], out))
     plan = mesh_plan(run)
     graphdef, state = init_state(run.model, run.tx)
-    mem = member(run, state)
+    placed = plan.place(state)  # as fit places it: parameters and optimiser moments
+    opt = [(path_name(p), [list(s.data.shape) for s in x.addressable_shards])
+           for p, x in jax.tree_util.tree_flatten_with_path(placed.opt_state)[0] if x.ndim == 2]
+    mem = member(run, placed)
     [result] = fit(program(run, graphdef, mesh=plan), [mem])
     mem.checkpoints.close()
     flat = jax.tree_util.tree_flatten_with_path(result.state[0])[0]
     return {"sharded": plan.sharded(result.state[0]),
+            "opt_shards": dict(opt),
             "users": run.dataset.info.num_users, "items": run.dataset.info.num_items,
             "shards": {path_name(p): [list(s.data.shape) for s in x.addressable_shards]
                        for p, x in flat}}
@@ -141,6 +145,9 @@ def test_data_parallel_and_row_sharded_runs_match_one_device(tmp_path):
     assert shards["shards"]["item_emb_NxD"] == ([[items // 2, 8]] * 8 if items % 2 == 0
                                                 else [[items, 8]] * 8)
     assert shards["shards"]["user_bias_U"] == [[users]] * 8  # 1-D: replicated
+    # the optimiser's moments are sharded like their parameters
+    moments = {k: v for k, v in shards["opt_shards"].items() if "user_emb_UxD" in k}
+    assert len(moments) == 2 and all(v == [[users // 2, 8]] * 8 for v in moments.values())
 
 
 @pytest.mark.slow
