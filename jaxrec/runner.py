@@ -147,7 +147,7 @@ def mesh_plan(run: Run):
 
 def results_dict(run: Run, result: FitResult, *, total_seconds: float) -> dict[str, Any]:
     """The contents of ``results.json``."""
-    ds = run.dataset
+    ds, mesh = run.dataset, getattr(result, "mesh", None)
     out = {
         "metrics": result.metrics,
         "best_epoch": result.best_epoch,
@@ -159,8 +159,8 @@ def results_dict(run: Run, result: FitResult, *, total_seconds: float) -> dict[s
         "eval_seconds": result.eval_seconds,
         "loop_seconds": result.loop_seconds,
         "total_seconds": total_seconds,
-        "devices": math.prod(result.mesh.values()) if result.mesh else 1,
-        "mesh": result.mesh or {"data": 1, "model": 1},
+        "devices": math.prod(mesh.values()) if mesh else 1,  # trainer.mesh
+        "mesh": mesh or {"data": 1, "model": 1},
         "data": {"name": ds.info.name, "users": ds.info.num_users, "items": ds.info.num_items,
                  "train": len(ds.train), "valid": 0 if ds.valid is None else len(ds.valid),
                  "test": len(ds.test),
