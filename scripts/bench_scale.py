@@ -57,6 +57,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--json", type=Path, help="also write the raw measurements here")
     ap.add_argument("--load", type=Path, nargs="+", default=[],
                     help="earlier --json files whose rows join the table (runs resumed in parts)")
+    ap.add_argument("--note", default="", help="a paragraph added to the doc section")
     ap.add_argument("--worker", nargs="*", metavar="OVERRIDE", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.epochs < 1 or min(args.devices, default=1) < 1 or min(args.scales, default=1) <= 0:
@@ -195,7 +196,7 @@ def render_section(rows: list[dict], *, command: str, args) -> str:
             "(popularity 1, 144 interactions per user, 80/20 random split). Forced host "
             "devices share the same cores: 8 devices measure the sharded program's overhead "
             "on CPU, not a speed-up.\n\n"
-            f"{table(rows)}\n\n{notes}\n{end}")
+            f"{table(rows)}\n\n{notes}\n" + (f"\n{args.note}\n" if args.note else "") + end)
 
 
 def main(argv=None) -> None:
@@ -211,6 +212,7 @@ def main(argv=None) -> None:
             rows.append(run_worker(scale, devices, args))
             print(f"scale {scale:g}, {devices} device(s): {json.dumps(rows[-1])} "
                   f"({time.perf_counter() - t:.0f} s)", flush=True)
+    rows.sort(key=lambda r: (r["devices"], r["mesh"].get("model", 1), r["scale"]))
     print(table(rows))
     for line in findings(rows):
         print(line)
@@ -218,7 +220,9 @@ def main(argv=None) -> None:
         args.json.write_text(json.dumps(rows, indent=2))
     if args.write:
         command = "python scripts/bench_scale.py " + " ".join(
-            a for a in sys.argv[1:] if a not in ("--write",))
+            a for a in (argv if argv is not None else sys.argv[1:]) if a != "--write")
+        if args.note:
+            command = command.split(" --note")[0]
         benchmarks.write_section(args.doc, render_section(rows, command=command.strip(),
                                                           args=args), NAME)
 
