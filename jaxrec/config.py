@@ -66,6 +66,16 @@ class OptimConfig:
 
 
 @dataclasses.dataclass
+class MeshConfig:
+    """The device mesh a single run trains on (`jaxrec.training.mesh`)."""
+
+    data: int = -1  # devices the global batch is split over; -1: all local devices / model
+    model: int = 1  # devices embedding tables' rows are split over
+    rules: dict[str, str] = dataclasses.field(default_factory=dict)  # {regex over a parameter
+    #   path: rows | replicated}, overriding the rule (2-D tables of users / items: rows)
+
+
+@dataclasses.dataclass
 class TrainerConfig:
     epochs: int = 50
     batch_size: int = 4096
@@ -84,6 +94,7 @@ class TrainerConfig:
     negatives: str = "auto"  # pool sampled negatives come from: train_items (items with
     #   training interactions: held-out cold items are never negatives) | all_items | auto
     #   (train_items on a cold_item split, else all_items)
+    mesh: MeshConfig = dataclasses.field(default_factory=MeshConfig)
 
 
 @dataclasses.dataclass
@@ -218,3 +229,23 @@ def validate_trainer(trainer: TrainerConfig) -> None:
             raise ValueError(f"trainer.{name}: must be >= {low}, got {getattr(trainer, name)}")
     if trainer.mode not in ("auto", "min", "max"):
         raise ValueError(f"trainer.mode: expected min, max or auto, got {trainer.mode!r}")
+    validate_mesh(trainer.mesh)
+
+
+def validate_mesh(mesh: MeshConfig) -> None:
+    """One-line ``ValueError`` for ``trainer.mesh`` values no machine can use."""
+    import re
+
+    if isinstance(mesh.data, bool) or not (mesh.data == -1 or mesh.data >= 1):
+        raise ValueError(f"trainer.mesh.data: must be >= 1 or -1 (all local devices), "
+                         f"got {mesh.data}")
+    if isinstance(mesh.model, bool) or mesh.model < 1:
+        raise ValueError(f"trainer.mesh.model: must be >= 1, got {mesh.model}")
+    for pattern, placement in dict(mesh.rules or {}).items():
+        if placement not in ("rows", "replicated"):
+            raise ValueError(f"trainer.mesh.rules.{pattern}: expected rows or replicated, "
+                             f"got {placement!r}")
+        try:
+            re.compile(pattern)
+        except re.error as err:
+            raise ValueError(f"trainer.mesh.rules: {pattern!r} is not a regex ({err})") from None

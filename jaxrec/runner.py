@@ -13,6 +13,7 @@ run folder is the same as a single run's:
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -124,17 +125,31 @@ def status_of(error: BaseException | None) -> str:
     return {Preempted: "preempted", TrainingDiverged: "diverged"}.get(type(error), "failed")
 
 
-def program(run: Run, graphdef) -> Program:
-    """The shared part of a fit of ``run`` (and of the members assembled like it)."""
+def program(run: Run, graphdef, *, mesh=None) -> Program:
+    """The shared part of a fit of ``run`` (and of the members assembled like it);
+    ``mesh``: a `jaxrec.training.mesh.MeshPlan` (single runs only), None: one device."""
     return Program(graphdef=graphdef, loss=run.loss, tx=run.tx, data=run.train_data(),
                    valid_evals=run.valid_evals, test_evals=run.test_evals, trainer=run.trainer,
                    monitor=run.monitor, higher_is_better=run.higher_is_better,
-                   privacy=run.privacy)
+                   privacy=run.privacy, mesh=mesh)
+
+
+def mesh_plan(run: Run):
+    """The device mesh of a single run (``trainer.mesh``), or None for one device.
+    Closed-form models (``loss=none``) and private runs (``privacy=dp_sgd``, whose batches
+    are sampled units) train on one device."""
+    from jaxrec.training.mesh import make_plan
+
+    if run.loss.rows == "none" or run.privacy is not None:
+        return None
+    info = run.dataset.info
+    return make_plan(run.trainer.mesh, batch_size=run.trainer.batch_size,
+                     table_rows=(info.num_users, info.num_items))
 
 
 def results_dict(run: Run, result: FitResult, *, total_seconds: float) -> dict[str, Any]:
     """The contents of ``results.json``."""
-    ds = run.dataset
+    ds, mesh = run.dataset, getattr(result, "mesh", None)
     out = {
         "metrics": result.metrics,
         "best_epoch": result.best_epoch,
@@ -146,6 +161,8 @@ def results_dict(run: Run, result: FitResult, *, total_seconds: float) -> dict[s
         "eval_seconds": result.eval_seconds,
         "loop_seconds": result.loop_seconds,
         "total_seconds": total_seconds,
+        "devices": math.prod(mesh.values()) if mesh else 1,  # trainer.mesh
+        "mesh": mesh or {"data": 1, "model": 1},
         "data": {"name": ds.info.name, "users": ds.info.num_users, "items": ds.info.num_items,
                  "train": len(ds.train), "valid": 0 if ds.valid is None else len(ds.valid),
                  "test": len(ds.test),
@@ -205,13 +222,15 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     error = None
     try:
         run = assemble(cfg)
+        plan = mesh_plan(run)  # device-count errors before anything compiles
         graphdef, state = init_state(run.model, run.tx)
         mem = member(run, state)
         start_outputs(run, resumed=mem.resume is not None)
         try:
             with stop_on_signals() as stop:
                 try:
-                    [result] = fit(program(run, graphdef), [mem], stop_requested=stop)
+                    [result] = fit(program(run, graphdef, mesh=plan), [mem],
+                                     stop_requested=stop)
                 except Preempted as err:
                     err.signum = stop.signum
                     raise

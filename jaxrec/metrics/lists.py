@@ -52,6 +52,12 @@ class ListEvaluator:
         """Number of evaluated users (those with at least one relevant item)."""
         return len(self.users)
 
+    def place(self, sharding_of: Callable[[str, jax.Array], Any]) -> None:
+        """Re-place the block arrays, ``sharding_of(name, array) -> jax.sharding.Sharding``
+        (a device mesh splits each block's users over its devices)."""
+        self._blocks = {k: jax.device_put(v, sharding_of(k, v)) for k, v in self._blocks.items()}
+        self._compiled.clear()
+
     def _compile(self, mode: str, score_fn: Callable) -> Callable:
         cached = self._compiled.get(mode)
         if cached is not None and cached[0] is score_fn:

@@ -151,6 +151,7 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
         write_config,
     )
     from jaxrec.training.loop import fit
+    from jaxrec.training.mesh import group_note
     from jaxrec.training.resume import Preempted
     from jaxrec.training.signals import stop_on_signals
     from jaxrec.training.step import init_state
@@ -186,6 +187,7 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
     writers = [m.writer for m in members]
     del states
     n_lanes = K if lanes is None else max(1, min(lanes, K))
+    mesh_note = group_note(first.trainer.mesh)  # groups train on one device
     outputs: list[dict | Exception | None] = [None] * K
 
     def done(k: int, result) -> None:
@@ -194,6 +196,8 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
             group_seconds = time.perf_counter() - t_start
             extra = {"vectorized": {"group_size": K, "lanes": n_lanes, "member": k,
                                     "group_seconds": group_seconds}}
+            if mesh_note:
+                extra["vectorized"]["mesh"] = mesh_note
             try:
                 outcome = finish(runs[k], result, writers[k], total_seconds=group_seconds / K,
                                  extra=extra)

@@ -75,13 +75,14 @@ def make_chunks(members: list, *, lanes: int) -> list[Chunk]:
                   [m.hparams for m in members[i:i + size]]) for i in range(0, K, size)]
 
 
-def epoch_programs(program, *, shared_order: bool) -> tuple[Any, Any]:
+def epoch_programs(program, *, shared_order: bool, state=None) -> tuple[Any, Any]:
     """``(single, stacked)`` jitted epoch programs of a fit (the state is donated).
 
     ``single(state, data, hparams, perm, mask, key) -> (state, [mean loss, first step's])``;
     ``stacked`` is its vmap over
     a leading member axis, with an ``active`` mask after ``hparams`` and the batch
-    order shared by all members when ``shared_order``.
+    order shared by all members when ``shared_order``. With a device mesh
+    (``program.mesh``) ``single`` is jitted with the shardings of ``state``.
     """
     if program.loss.rows == "none":  # closed form: one solve per epoch, never stacked
         plan = getattr(program, "privacy", None)
@@ -99,6 +100,9 @@ def epoch_programs(program, *, shared_order: bool) -> tuple[Any, Any]:
     order_axis = None if shared_order else 0
     stacked = jax.jit(jax.vmap(member, in_axes=(0, None, 0, 0, order_axis, order_axis, 0)),
                       donate_argnums=0)
+    mesh = getattr(program, "mesh", None)  # jaxrec.training.mesh.MeshPlan
+    if mesh is not None:
+        return mesh.jit_epoch(epoch, state), stacked
     return jax.jit(epoch, donate_argnums=0), stacked
 
 
@@ -117,7 +121,7 @@ def train_step(program):
 
 def compile_programs(program, chunks: list[Chunk], trackers, *, shared_order: bool) -> None:
     """Compile (ahead of time) one executable per chunk width and give each chunk its own."""
-    single, stacked = epoch_programs(program, shared_order=shared_order)
+    single, stacked = epoch_programs(program, shared_order=shared_order, state=chunks[0].state)
     if stacked is None and any(c.stacked for c in chunks):
         raise ValueError("closed-form models (loss=none) train one member at a time")
     compiled: dict[int, Any] = {}

@@ -54,6 +54,7 @@ class FitResult:
     loop_seconds: float  # the whole epoch loop: training, validation, checkpoint writes
     state: Any  # best (params, rest)
     graphdef: Any
+    mesh: dict[str, int] | None = None  # the device mesh's axes; None: one device
 
 
 @dataclasses.dataclass
@@ -82,6 +83,7 @@ class Program:
     monitor: str
     higher_is_better: bool
     privacy: Any = None  # jaxrec.privacy.PrivacyPlan: DP-SGD batches and step (None: off)
+    mesh: Any = None  # jaxrec.training.mesh.MeshPlan; None: one device, the default program
 
 
 class Tracker:
@@ -164,6 +166,8 @@ def fit(program: Program, members: list[Member], *, lanes: int | None = None,
     trackers = [Tracker(m.seed, higher_is_better=program.higher_is_better,
                         patience=trainer.patience) for m in members]
     start = _restore(members, trackers)
+    if program.mesh is not None:  # states, data and evaluators onto the device mesh
+        program = program.mesh.prepare(program, members, trackers)
     shared_order = len({m.seed for m in members}) == 1
     chunks = make_chunks(members, lanes=K if lanes is None else lanes)
     has_valid = bool(program.valid_evals)
@@ -306,7 +310,8 @@ def _finish(program: Program, chunks, k: int, tracker: Tracker, compile_seconds:
                      stop_reason=tracker.stop_reason, monitor=program.monitor,
                      compile_seconds=compile_seconds, seconds_per_epoch=seconds_per_epoch,
                      eval_seconds=float(np.median(times)) if times else test_seconds,
-                     loop_seconds=loop_seconds, state=best, graphdef=program.graphdef)
+                     loop_seconds=loop_seconds, state=best, graphdef=program.graphdef,
+                     mesh=None if program.mesh is None else program.mesh.axes)
 
 
 def _restore(members: list[Member], trackers: list[Tracker]) -> int:

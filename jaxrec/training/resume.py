@@ -23,7 +23,8 @@ from jaxrec.training.checkpoint import CheckpointError, StateCheckpoints
 # Keys that do not change what a run computes: a resumed run may differ in them.
 BOOKKEEPING = ("name", "logger", "paths", "trainer.progress", "trainer.resume",
                "trainer.checkpoint_every", "trainer.checkpoint_seconds",
-               "trainer.keep_checkpoints", "trainer.save_checkpoint", "eval.save_per_user")
+               "trainer.keep_checkpoints", "trainer.save_checkpoint", "eval.save_per_user",
+               "trainer.mesh")  # a mesh changes float rounding only: resume on another
 
 
 class Preempted(RuntimeError):

@@ -219,6 +219,8 @@ def test_schema_defaults_equal_the_default_yaml(group, option, schema):
     cls = getattr(config, schema)
     defaults = {f.name: (f.default if f.default is not dataclasses.MISSING
                          else f.default_factory()) for f in dataclasses.fields(cls)}
+    defaults = {k: dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v
+                for k, v in defaults.items()}  # nested sections (trainer.mesh)
     node = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / group / f"{option}.yaml"),
                                   resolve=False)
     literal = {k: v for k, v in node.items() if not (isinstance(v, str) and "${" in v)}

@@ -1,0 +1,58 @@
+"""scripts/bench_scale.py: sizes, the growth exponent, the doc section, one tiny real run."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_scale.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_scale", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_scale"] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("bench_scale", None)
+
+
+def _row(scale, train, seconds, devices=1):
+    return {"scale": scale, "users": 10, "items": 20, "train": train, "test": 5,
+            "devices": devices, "mesh": {"data": devices, "model": 1}, "data_seconds": 1.0,
+            "seconds_per_epoch": seconds, "eval_seconds": seconds / 2, "eval_users": 10,
+            "peak_rss_gb": 0.5, "ndcg": 0.25}
+
+
+def test_scale_one_is_ml20m_shape(bench):
+    users, items, per_user = bench.shape(1.0)
+    assert (users, items) == (138_493, 26_744)
+    assert 19e6 < users * per_user < 21e6
+    args = bench.parse_args([])
+    assert args.scales == [0.01, 0.1, 1.0] and args.devices == [1, 8]
+    assert "trainer.mesh.data=-1" in bench.overrides(0.01, args)
+
+
+def test_growth_exponent_and_section(bench):
+    rows = [_row(0.01, 1000, 1.0), _row(0.1, 10_000, 10.0), _row(1.0, 100_000, 100.0),
+            _row(0.01, 1000, 2.0, devices=8)]
+    assert bench.growth_exponent(rows[:3]) == pytest.approx(1.0)
+    assert bench.growth_exponent(rows[3:]) is None
+    section = bench.render_section(rows, command="python scripts/bench_scale.py",
+                                   args=bench.parse_args([]))
+    assert section.startswith("<!-- bench_scale:start -->")
+    assert section.endswith("<!-- bench_scale:end -->")
+    assert ("epoch time on 1 device(s) (data 1 x model 1) grows as interactions^1.00 "
+            "(3 sizes)") in section
+    assert "| 8 (data 8 x model 1) |" in section
+
+
+def test_measure_a_tiny_size(bench, tmp_path):
+    args = bench.parse_args(["--epochs", "1", "--dim", "8", "--batch-size", "512"])
+    row = bench.measure(bench.overrides(0.0005, args), str(tmp_path))
+    assert row["devices"] == 1 and row["mesh"] == {"data": 1, "model": 1}
+    assert row["train"] > 0 and row["eval_users"] > 0 and 0 <= row["ndcg"] <= 1
