@@ -40,9 +40,14 @@ def _listen() -> None:
 
 def enable(cache_dir: str | Path | None) -> Path | None:
     """Use ``<cache_dir>/xla`` as JAX's persistent compilation cache (every program, however
-    quick to compile); None leaves JAX's setting alone. Returns the folder."""
+    quick to compile); None leaves JAX's setting alone, and so do several CPU devices.
+    Returns the folder, or None when the cache is not used."""
     _listen()
     if cache_dir is None:
+        return None
+    if jax.default_backend() == "cpu" and jax.device_count() > 1:
+        # several (forced) CPU devices: executables read back from the cache deadlock in
+        # their cross-device collectives (XLA CPU rendezvous timeout); compile instead
         return None
     folder = Path(cache_dir).expanduser() / "xla"
     jax.config.update("jax_compilation_cache_dir", str(folder))
