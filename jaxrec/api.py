@@ -91,14 +91,15 @@ class Recommender:
         import pandas as pd
 
         from jaxrec.models.base import FoldIn
-        from jaxrec.recommend import index_of, seen_items, top_items
+        from jaxrec.recommend import recommend, top_items
 
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         if (user is None) == (history is None):
             raise ValueError("recommend: give a user or a history, not both")
-        train = self.dataset.train
-        if history is not None:
+        if user is not None:
+            rows = recommend(self.loaded, user, k, model=self.model, exclude_seen=exclude_seen)
+        else:
             if not isinstance(self.model, FoldIn):
                 raise ValueError(f"recommend(history=...): {type(self.model).__name__} scores "
                                  "known users only; use a fold-in model (ease, ials, multvae)")
@@ -106,17 +107,10 @@ class Recommender:
             row = np.zeros((1, self.dataset.info.num_items), np.float32)
             row[0, items] = 1.0
             scores = np.array(self.model.score_history(jnp.asarray(row))[0])
-            seen = items
-        else:
-            index = index_of(train.user_index, user)
-            if index is None:
-                raise ValueError(f"recommend: user {user!r} is not a user of "
-                                 f"{self.dataset.info.name}")
-            scores = np.array(self.model.score_all(jnp.asarray([index], jnp.int32))[0])
-            seen = seen_items(self.loaded, index)
-        if exclude_seen:
-            scores[seen] = -np.inf
-        return pd.DataFrame(top_items(train, scores, k), columns=["item", "title", "score"])
+            if exclude_seen:
+                scores[items] = -np.inf
+            rows = top_items(self.dataset.train, scores, k)
+        return pd.DataFrame(rows, columns=["item", "title", "score"])
 
     def score(self, users: Sequence[Any], items: Sequence[Any]) -> np.ndarray:
         """The model's scores of the (user, item) pairs, given as raw ids."""

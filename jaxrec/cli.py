@@ -241,7 +241,8 @@ def cmd_recommend(argv: list[str]) -> None:
     from jaxrec.recommend import recommend
 
     run = load_run(args.run_dir, evaluate=False)
-    for rank, (item_id, title, score) in enumerate(recommend(run, args.user, args.k), 1):
+    for rank, (item_id, title, score) in enumerate(recommend(run, args.user, args.k,
+                                                             name="--user"), 1):
         print(f"{rank:3d}  {item_id!s:>10}  {score:8.4f}  {title}")
 
 

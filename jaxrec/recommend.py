@@ -7,13 +7,17 @@ import numpy as np
 from flax import nnx
 
 
-def recommend(run, raw_user: str, k: int = 10) -> list[tuple[object, str, float]]:
+def recommend(run, raw_user, k: int = 10, *, model=None, exclude_seen: bool = True,
+              name: str = "user") -> list[tuple[object, str, float]]:
     """The ``k`` best-scored items the user has not interacted with (in any split).
 
     Args:
       run: a :class:`jaxrec.assembly.LoadedRun`.
       raw_user: the user's id as written in the dataset (``"1"`` and ``1`` both match).
       k: how many items.
+      model: the run's merged model (merged from ``run`` when None).
+      exclude_seen: leave out the items the user interacted with.
+      name: what the error calls the user (the CLI says ``--user``).
 
     Returns:
       ``(raw item id, title or "", score)`` tuples, best first.
@@ -23,11 +27,12 @@ def recommend(run, raw_user: str, k: int = 10) -> list[tuple[object, str, float]
     ds = run.dataset
     user = index_of(ds.train.user_index, raw_user)
     if user is None:
-        raise SystemExit(f"error: --user {raw_user!r} is not a user of {ds.info.name} "
+        raise ValueError(f"{name} {raw_user!r} is not a user of {ds.info.name} "
                          f"({ds.info.num_users} users)")
-    model = nnx.merge(run.graphdef, *run.state)
+    model = nnx.merge(run.graphdef, *run.state) if model is None else model
     scores = np.array(model.score_all(jnp.asarray([user], jnp.int32))[0])
-    scores[seen_items(run, user)] = -np.inf
+    if exclude_seen:
+        scores[seen_items(run, user)] = -np.inf
     return top_items(ds.train, scores, k)
 
 

@@ -59,7 +59,7 @@ def run_preset(preset: str, *, out_dir: str | os.PathLike, local: bool = False,
         overrides = run_overrides(block, preset, local=local, extra=extra,
                                   fold=fold if folds > 1 else None)
         run_dir = root / (f"fold{fold}" if folds > 1 else "run")
-        key = run_key(compose(preset, overrides)[0])
+        key = run_key(cfg if overrides == first else compose(preset, overrides)[0])
         if key in trained:
             same_dir, same_results = trained[key]
             if log:

@@ -95,11 +95,10 @@ def load_movielens(variant: str = "ml-latest-small", data_dir: str | None = None
 def _resolve_folder(variant, data_dir, cache_root, download, base_url, sha256) -> Path:
     required = _REQUIRED.get(variant, _CSV_REQUIRED)
     cached = cache_root / "movielens" / variant
-    if data_dir is not None and not (Path(data_dir).expanduser() / variant).exists() \
-            and cached.is_dir():
-        return cached  # fetched by `jaxrec data download` while data_dir lacks it
     if data_dir is not None:
         folder = Path(data_dir).expanduser() / variant
+        if not folder.exists() and cached.is_dir():
+            return cached  # fetched by `jaxrec data download` while data_dir lacks it
         if not folder.exists():
             raise DataError(f"MovieLens {variant}: no folder {folder} (data_dir={data_dir}: "
                             f"nothing is downloaded); `jaxrec data download {variant}` fetches "
