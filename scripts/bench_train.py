@@ -87,16 +87,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 # ---------------------------------------------------------------- worker (one run)
 
 def compose_cfg(overrides, output_dir):
-    from hydra import compose, initialize_config_dir
+    from jaxrec.api import compose
 
-    from jaxrec.config import register_configs
-    from jaxrec.paths import CONFIG_DIR
-
-    register_configs()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose("train", overrides=[
-            f"paths.output_dir={output_dir}", "logger.console=false", "trainer.progress=false",
-            "trainer.save_checkpoint=false", *overrides])
+    return compose(["logger.console=false", "trainer.progress=false",
+                    "trainer.save_checkpoint=false", *overrides], output_dir=output_dir)
 
 
 def split_digest(dataset) -> str:

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from hydra import compose, initialize_config_dir
-
-from jaxrec.config import register_configs
-from jaxrec.paths import CONFIG_DIR
+from jaxrec.api import compose
 
 
 def compose_train(overrides: list[str], output_dir) -> object:
-    register_configs()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose("train", overrides=[f"paths.output_dir={output_dir}",
-                                           "logger.console=false", *overrides])
+    return compose(["logger.console=false", *overrides], output_dir=output_dir)
 
 
 def run_train(overrides: list[str], output_dir) -> dict:
