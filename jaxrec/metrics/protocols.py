@@ -31,6 +31,7 @@ from jaxrec.metrics.evaluator import (
     RatingEvaluator,
     list_metric_inputs,
     make_evaluators,
+    share_layout,
 )
 from jaxrec.metrics.inputs import resolve_test_input
 
@@ -80,7 +81,9 @@ def build_evaluators(dataset: Any, eval_cfg: EvalConfig, *, seed: int,
     if eval_cfg.protocol == "strong":
         from jaxrec.metrics.strong import strong_evaluators
 
-        return strong_evaluators(dataset, eval_cfg)
+        valid, test = strong_evaluators(dataset, eval_cfg)
+        share_layout(valid + test)
+        return valid, test
     out: dict[str, list[Evaluator]] = {"valid": [], "test": []}
     for name, target, exclude in dataset.eval_parts(eval_cfg.mask):
         if eval_cfg.protocol == "full_ranking":
@@ -94,6 +97,7 @@ def build_evaluators(dataset: Any, eval_cfg: EvalConfig, *, seed: int,
                                                 seed=seed, run_dir=run_dir))
         if explicit and eval_cfg.rating_metrics:
             out[name].append(RatingEvaluator(name, target, batch=eval_cfg.rating_batch))
+    share_layout(out["valid"] + out["test"])  # one program per kind for both splits
     return out["valid"], out["test"]
 
 
