@@ -82,6 +82,7 @@ def run_group(study: Study, members: list[Trial], cfgs: list) -> None:
     """
     from jaxrec.data.pipeline import build_dataset
     from jaxrec.sweep.vectorized import NotVectorizable, group_size_for, train_group
+    from jaxrec.training.mesh import requested_devices
     from jaxrec.training.resume import Preempted
 
     try:
@@ -96,8 +97,13 @@ def run_group(study: Study, members: list[Trial], cfgs: list) -> None:
         for trial, cfg in zip(members, cfgs, strict=True):
             run_trial(study, trial, cfg)
         return
+    devices = requested_devices(cfgs[0].trainer.mesh)  # a group's member axis spans them
+    if devices > 1 and k_max >= devices:
+        k_max -= k_max % devices
     n_chunks = -(-len(members) // k_max)
     size = -(-len(members) // n_chunks)  # balanced chunks: 16 at k_max 6 -> 6, 5, 5
+    if devices > 1 and k_max >= devices:  # ... in multiples of the devices
+        size = -(-size // devices) * devices
     for start in range(0, len(members), size):
         chunk, chunk_cfgs = members[start:start + size], cfgs[start:start + size]
         if len(chunk) == 1:
