@@ -1,8 +1,8 @@
 """Vectorised sweep members on a device mesh axis (jaxrec.training.mesh.MemberPlan).
 
 The multi-device check runs in a subprocess with 8 forced host devices (``XLA_FLAGS``
-must be set before jax is imported): a group of 8 members trained on 1, 4 (2 members
-per device) and 8 devices gives every member the same metrics, and the stacked state
+must be set before jax is imported): a group of 8 members trained on 1 device and on
+4 (2 members per device) gives every member the same metrics, and the stacked state
 really is split on its member axis.
 """
 
@@ -21,7 +21,7 @@ from tests.unit.test_mesh import TINY
 
 ROOT = Path(__file__).resolve().parents[2]
 MEMBERS = 8
-CASES = {"1": "trainer.mesh.data=1", "4": "trainer.mesh.data=4", "8": "trainer.mesh.data=8"}
+CASES = {"1": "trainer.mesh.data=1", "4": "trainer.mesh.data=4"}
 
 
 def _member_overrides(k: int) -> list[str]:
@@ -76,13 +76,13 @@ def _run_worker(tmp_path, **spec) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.slow  # one subprocess, three 8-member groups
+@pytest.mark.slow  # one subprocess, two 8-member groups (~25 s of CPU)
 def test_members_on_a_mesh_axis_match_one_device(tmp_path):
     out = _run_worker(tmp_path)
     metrics = out["metrics"]
     for k in range(MEMBERS):
         ref = metrics[f"1/{k}"]
-        for case in ("4", "8"):
+        for case in ("4",):
             got = metrics[f"{case}/{k}"]
             assert got.keys() == ref.keys()
             for key, value in got.items():
@@ -90,13 +90,12 @@ def test_members_on_a_mesh_axis_match_one_device(tmp_path):
     assert {tuple(map(json.dumps, v)) for k, v in out["devices"].items() if k.startswith("1/")} \
         == {("1", json.dumps({"data": 1, "model": 1}))}
     assert out["devices"]["4/0"] == [4, {"members": 4}]
-    assert out["devices"]["8/3"] == [8, {"members": 8}]
+    assert out["devices"]["4/7"] == [4, {"members": 4}]
     # the stacked state is split on its member axis: 8 members, 2 per device on 4 devices
-    users = out["placed"]["8"]["shards"]["user_emb_UxD"][0][1]
-    assert out["placed"]["8"]["shards"]["user_emb_UxD"] == [[1, users, 8]] * 8
+    users = out["placed"]["4"]["shards"]["user_emb_UxD"][0][1]
     assert out["placed"]["4"]["shards"]["user_emb_UxD"] == [[2, users, 8]] * 4
     assert out["placed"]["1"]["shards"]["user_emb_UxD"] == [[8, users, 8]]
-    assert [out["placed"][c]["width"] for c in CASES] == [8, 8, 8]
+    assert [out["placed"][c]["width"] for c in CASES] == [8, 8]
 
 
 def test_member_devices_divide_the_group(monkeypatch):
