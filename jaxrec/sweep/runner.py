@@ -82,7 +82,7 @@ def run_group(study: Study, members: list[Trial], cfgs: list) -> None:
     """
     from jaxrec.data.pipeline import build_dataset
     from jaxrec.sweep.vectorized import NotVectorizable, group_size_for, train_group
-    from jaxrec.training.mesh import requested_devices
+    from jaxrec.training.mesh import member_devices, requested_devices
     from jaxrec.training.resume import Preempted
 
     try:
@@ -112,8 +112,10 @@ def run_group(study: Study, members: list[Trial], cfgs: list) -> None:
         for trial in chunk:
             study.start(trial)
         group_id = f"{chunk[0].name}+{len(chunk) - 1}"
+        on = member_devices(cfgs[0].trainer.mesh, len(chunk))[0]
         print(f"group {group_id}: {len(chunk)} trials in one program, "
-              f"{min(lanes, len(chunk))} side by side (vmap)", file=sys.stderr, flush=True)
+              f"{min(lanes, len(chunk) // on)} side by side (vmap)"
+              + (f" on each of {on} devices" if on > 1 else ""), file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         reported: set[int] = set()
 

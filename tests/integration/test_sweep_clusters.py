@@ -74,7 +74,7 @@ def ray_cluster(tmp_path):
     head = subprocess.Popen(
         [str(ray_cli), "start", "--head", "--block", f"--port={port}",
          "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false",
-         f"--temp-dir={temp}", "--disable-usage-stats"],
+         f"--temp-dir={temp}", "--disable-usage-stats", "--object-store-memory=78643200"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True, stdin=subprocess.DEVNULL)
     lines: list[str] = []
