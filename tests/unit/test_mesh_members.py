@@ -1,9 +1,10 @@
 """Vectorised sweep members on a device mesh axis (jaxrec.training.mesh.MemberPlan).
 
 The multi-device check runs in a subprocess with 8 forced host devices (``XLA_FLAGS``
-must be set before jax is imported): a group of 8 members trained on 1 device and on
-4 (2 members per device) gives every member the same metrics, and the stacked state
-really is split on its member axis.
+must be set before jax is imported): a group of 8 members trained on 1 device, and the
+same group stopped by a signal after epoch 2 on 8 devices and resumed on 4 (2 members
+per device), give every member the same metrics, and the stacked state really is split
+on its member axis.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tests.unit.test_mesh import TINY
 ROOT = Path(__file__).resolve().parents[2]
 MEMBERS = 8
 CASES = {"1": "trainer.mesh.data=1", "4": "trainer.mesh.data=4"}
+STOPPED_ON = "trainer.mesh.data=8"  # case 4 is first stopped after epoch 2 on 8 devices
 
 
 def _member_overrides(k: int) -> list[str]:
@@ -30,12 +32,15 @@ def _member_overrides(k: int) -> list[str]:
 
 
 def _worker(spec: dict) -> dict:
+    import contextlib
+
     import jax
 
     from jaxrec.sweep.vectorized import train_group
-    from jaxrec.training import loop
+    from jaxrec.training import loop, signals
     from jaxrec.training.mesh import path_name
     from tests.helpers import compose_train
+    from tests.unit.test_mesh import _StopAfter
 
     assert jax.device_count() == 8, jax.devices()
     out = Path(spec["out"])
@@ -53,15 +58,28 @@ def _worker(spec: dict) -> dict:
 
     loop._finish = spy
     results: dict = {"metrics": {}, "devices": {}, "placed": placed}
-    for spec_key, mesh in CASES.items():
-        cfgs = [compose_train([*TINY, "loss=bpr", "data.preprocess.implicit=true", mesh,
-                               *_member_overrides(k)], out / spec_key / f"m{k}")
+    def group(mesh: str, name: str) -> list:
+        return [compose_train([*TINY, "loss=bpr", "data.preprocess.implicit=true", mesh,
+                               *_member_overrides(k)], out / name / f"m{k}")
                 for k in range(MEMBERS)]
-        outcomes = train_group(cfgs, lanes=spec.get("lanes"))
+
+    for spec_key, mesh in CASES.items():
+        if spec_key != "1":  # stopped by a signal after epoch 2 on another member mesh
+            original = signals.stop_on_signals
+            signals.stop_on_signals = contextlib.contextmanager(lambda: (yield _StopAfter(2)))
+            try:
+                train_group(group(STOPPED_ON, spec_key))
+            except Exception as err:  # Preempted
+                results["stopped"] = type(err).__name__
+            finally:
+                signals.stop_on_signals = original
+        outcomes = train_group(group(mesh, spec_key))
         for k, r in enumerate(outcomes):
             assert not isinstance(r, Exception), repr(r)
             results["metrics"][f"{spec_key}/{k}"] = r["metrics"]
             results["devices"][f"{spec_key}/{k}"] = [r["devices"], r["mesh"]]
+    results["steps"] = [json.loads(line)["step"]
+                        for line in (out / "4" / "m0" / "metrics.jsonl").open()]
     return results
 
 
@@ -76,9 +94,11 @@ def _run_worker(tmp_path, **spec) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.slow  # one subprocess, two 8-member groups (~25 s of CPU)
+@pytest.mark.slow  # one subprocess, three 8-member groups (~30 s of CPU)
 def test_members_on_a_mesh_axis_match_one_device(tmp_path):
     out = _run_worker(tmp_path)
+    assert out["stopped"] == "Preempted"
+    assert out["steps"] == [1, 2, 3]  # epochs 1-2 before the stop, 3 after the resume
     metrics = out["metrics"]
     for k in range(MEMBERS):
         ref = metrics[f"1/{k}"]
