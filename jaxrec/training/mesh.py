@@ -143,7 +143,8 @@ class MeshPlan:
         import dataclasses
 
         if len(members) > 1:
-            raise ValueError("trainer.mesh: a vectorised group trains on a MemberPlan")
+            raise ValueError("trainer.mesh: a vectorised group trains on a member mesh "
+                             "(MemberPlan), not a data x model mesh")
         for m, t in zip(members, trackers, strict=True):
             m.state = self.place(m.state)
             t.best_state = self.place(t.best_state)
@@ -212,7 +213,7 @@ class MemberPlan:
         """A stacked chunk's state and hyperparameters, sharded on their member axis."""
         chunk.state = jax.device_put(chunk.state, self.members)
         chunk.hparams = jax.device_put(chunk.hparams, self.members)
-        chunk.home = jax.local_devices()[0]
+        chunk.home = self.mesh.devices.flat[0]
 
     def jit_stacked(self, fn, *, shared_order: bool):
         """``jax.jit(fn)`` of the stacked epoch ``fn(state, data, hparams, active, perm, mask,
