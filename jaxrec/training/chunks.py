@@ -83,7 +83,7 @@ class Chunk:
 
 
 def make_chunks(members: list, *, lanes: int, multiple: int = 1) -> list[Chunk]:
-    """Balanced chunks of at most ``lanes`` members (16 members in lanes of 6: 6, 5, 5).
+    """Balanced chunks of at most ``lanes`` members (16 members in lanes of 6: 6, 6, 4).
 
     With ``multiple`` > 1 (a member mesh's devices, which must divide the members)
     ``lanes`` counts members per device and every chunk's width is a multiple of it

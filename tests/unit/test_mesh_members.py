@@ -159,5 +159,17 @@ def test_chunks_are_multiples_of_the_member_devices():
         make_chunks(members, lanes=1, multiple=3)
 
 
+def test_sweep_groups_are_sized_in_multiples_of_the_devices():
+    from jaxrec.sweep.runner import group_chunk_size
+
+    assert group_chunk_size(16, 6) == 6  # 6, 6, 4
+    assert group_chunk_size(16, 16) == 16
+    assert group_chunk_size(16, 16, devices=8) == 16
+    assert group_chunk_size(16, 12, devices=8) == 8  # 8, 8 (1 per device)
+    assert group_chunk_size(20, 16, devices=8) == 16  # 16 on 8 devices, then 4 on 4
+    assert group_chunk_size(12, 64, devices=8) == 16  # one chunk of 12 (on 6 devices)
+    assert group_chunk_size(16, 4, devices=8) == 4  # memory allows fewer than the devices
+
+
 if __name__ == "__main__":
     print(json.dumps(_worker(json.loads(sys.argv[1]))))
