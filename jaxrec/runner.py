@@ -127,7 +127,8 @@ def status_of(error: BaseException | None) -> str:
 
 def program(run: Run, graphdef, *, mesh=None) -> Program:
     """The shared part of a fit of ``run`` (and of the members assembled like it);
-    ``mesh``: a `jaxrec.training.mesh.MeshPlan` (single runs only), None: one device."""
+    ``mesh``: a `jaxrec.training.mesh.MeshPlan` (a single run) or ``MemberPlan`` (a
+    vectorised group), None: one device."""
     return Program(graphdef=graphdef, loss=run.loss, tx=run.tx, data=run.train_data(),
                    valid_evals=run.valid_evals, test_evals=run.test_evals, trainer=run.trainer,
                    monitor=run.monitor, higher_is_better=run.higher_is_better,

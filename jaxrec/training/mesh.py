@@ -18,9 +18,14 @@ device it is jitted with shardings (:meth:`MeshPlan.jit_epoch`):
 * full-ranking evaluation splits each block of users over ``data``.
 
 A mesh of one device (the default on a one-device machine) returns no plan, and
-the loop compiles exactly the program it always did. Vectorised sweep groups
-(K > 1 stacked members) train on one device: `jaxrec.runner.program` gives them no
-plan. One host only (no multi-process meshes yet).
+the loop compiles exactly the program it always did.
+
+Vectorised sweep groups (K > 1 stacked members) place their member axis on the
+devices instead (:class:`MemberPlan`, :func:`member_plan`): a 1-D mesh ``members``
+of the devices ``trainer.mesh`` asks for (all local devices by default), the
+stacked states, hyperparameters and keys sharded ``P("members")`` on their leading
+axis, the data replicated. Each member's arithmetic is the one-device program's,
+on the device holding its row. One host only (no multi-process meshes yet).
 """
 
 from __future__ import annotations
@@ -138,7 +143,8 @@ class MeshPlan:
         import dataclasses
 
         if len(members) > 1:
-            raise ValueError("trainer.mesh: a vectorised group trains on one device")
+            raise ValueError("trainer.mesh: a vectorised group trains on a member mesh "
+                             "(MemberPlan), not a data x model mesh")
         for m, t in zip(members, trackers, strict=True):
             m.state = self.place(m.state)
             t.best_state = self.place(t.best_state)
@@ -171,17 +177,87 @@ def make_plan(mesh: MeshConfig, *, batch_size: int, table_rows: tuple[int, ...] 
                     table_rows=table_rows, rules=mesh.rules)
 
 
-def group_note(mesh: MeshConfig) -> str | None:
-    """The one-line note of a vectorised group whose ``trainer.mesh`` asks for more than
-    one device (groups train on one; the mesh applies to single runs), else None."""
+class MemberPlan:
+    """The stacked members of a vectorised group on a 1-D mesh axis ``members``.
+
+    Chunks of the group (`jaxrec.training.chunks`) are sized to multiples of the
+    axis (:attr:`multiple`); each chunk's stacked state is sharded on its leading
+    axis, so a chunk of 16 members on 8 devices holds 2 members per device.
+    """
+
+    def __init__(self, mesh: Mesh):
+        self.mesh = mesh
+        self.replicated = NamedSharding(mesh, P())
+        self.members = NamedSharding(mesh, P("members"))
+
+    @property
+    def axes(self) -> dict[str, int]:
+        return {"members": int(self.mesh.devices.size)}
+
+    @property
+    def devices(self) -> int:
+        return int(self.mesh.devices.size)
+
+    @property
+    def multiple(self) -> int:
+        """Chunk widths are multiples of this (the number of devices)."""
+        return self.devices
+
+    def prepare(self, program, members, trackers):
+        """Before compiling: the training data replicated on the member devices."""
+        import dataclasses
+
+        return dataclasses.replace(program, data=jax.device_put(program.data, self.replicated))
+
+    def place_chunk(self, chunk) -> None:
+        """A stacked chunk's state and hyperparameters, sharded on their member axis."""
+        chunk.state = jax.device_put(chunk.state, self.members)
+        chunk.hparams = jax.device_put(chunk.hparams, self.members)
+        chunk.home = self.mesh.devices.flat[0]
+
+    def jit_stacked(self, fn, *, shared_order: bool):
+        """``jax.jit(fn)`` of the stacked epoch ``fn(state, data, hparams, active, perm, mask,
+        keys)``: member-axis arguments sharded, the data (and a shared order) replicated."""
+        m, rep = self.members, self.replicated
+        order = rep if shared_order else m
+        return jax.jit(fn, donate_argnums=0, in_shardings=(m, rep, m, m, order, order, m),
+                       out_shardings=(m, m))
+
+
+def requested_devices(mesh: MeshConfig) -> int:
+    """The local devices ``trainer.mesh`` asks for (1 when it does not fit them)."""
     try:
         data, model = mesh_shape(mesh, jax.local_device_count())
+    except ValueError:
+        return 1
+    return data * model
+
+
+def member_devices(mesh: MeshConfig, members: int) -> tuple[int, str | None]:
+    """How many devices a group of ``members`` places its member axis on: the largest
+    divisor of ``members`` not above the devices ``trainer.mesh`` asks for, and a note
+    when that is fewer than it asks for (None otherwise)."""
+    try:
+        mesh_shape(mesh, jax.local_device_count())
     except ValueError as err:
-        return f"{err}; a vectorised group trains on one device"
-    if data * model == 1:
-        return None
-    return (f"trainer.mesh asks for {data} x {model} devices; a vectorised group trains on "
-            "one device (the mesh applies to single runs)")
+        return 1, f"{err}; the vectorised group trains on one device"
+    wanted = requested_devices(mesh)
+    n = max(d for d in range(1, min(wanted, members) + 1) if members % d == 0)
+    if n == wanted:
+        return n, None
+    return n, (f"trainer.mesh asks for {wanted} devices; the group's {members} members are "
+               f"placed on {n} (the largest divisor of {members} that fits)")
+
+
+def member_plan(mesh: MeshConfig, members: int,
+                devices: list | None = None) -> tuple[MemberPlan | None, str | None]:
+    """``(plan, note)`` for a vectorised group of ``members``; no plan on one device."""
+    n, note = member_devices(mesh, members)
+    if n == 1:
+        return None, note
+    devices = jax.local_devices() if devices is None else devices
+    grid = np.asarray(devices[:n], dtype=object)
+    return MemberPlan(Mesh(grid, ("members",), axis_types=(AxisType.Auto,))), note
 
 
 def describe(plan: MeshPlan | None) -> dict[str, Any]:
