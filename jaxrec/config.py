@@ -76,6 +76,17 @@ class MeshConfig:
 
 
 @dataclasses.dataclass
+class DistributedConfig:
+    """Several processes, one run (`jaxrec.multihost`): null coordinator = one process, or
+    Slurm's tasks when launched by ``srun`` with more than one."""
+
+    coordinator: str | None = None  # host:port of process 0 (every process names the same)
+    num_processes: int | None = None  # with a coordinator: how many processes join
+    process_id: int | None = None  # with a coordinator: this process, 0..num_processes-1
+    timeout_seconds: int = 300  # how long processes wait for each other to join
+
+
+@dataclasses.dataclass
 class TrainerConfig:
     epochs: int = 50
     batch_size: int = 4096
@@ -95,6 +106,9 @@ class TrainerConfig:
     #   training interactions: held-out cold items are never negatives) | all_items | auto
     #   (train_items on a cold_item split, else all_items)
     mesh: MeshConfig = dataclasses.field(default_factory=MeshConfig)
+    distributed: DistributedConfig = dataclasses.field(default_factory=DistributedConfig)
+    dry_run: bool = False  # print the memory plan per device (parameters, optimiser, data,
+    #   evaluation) and exit without training or allocating (`jaxrec train --dry-run`)
 
 
 @dataclasses.dataclass

@@ -42,6 +42,7 @@ import numpy as np
 from jaxrec.metrics.catalog import MetricSet
 from jaxrec.metrics.lists import ListEvaluator
 from jaxrec.metrics.rating import absolute_error, squared_error
+from jaxrec.multihost import fetch
 
 if TYPE_CHECKING:
     from jaxrec.config import EvalConfig
@@ -269,7 +270,7 @@ class RatingEvaluator:
 
     def run(self, predict_fn: PredictFn, params: Any) -> dict[str, float]:
         """``{f"{split}/rmse": ..., f"{split}/mae": ...}`` over all target pairs."""
-        sums = np.asarray(self._compile(predict_fn)(params, self._batches), np.float64).sum(0)
+        sums = fetch(self._compile(predict_fn)(params, self._batches)).astype(np.float64).sum(0)
         return {f"{self.split}/rmse": float(np.sqrt(sums[0] / self.num_pairs)),
                 f"{self.split}/mae": float(sums[1] / self.num_pairs)}
 
@@ -278,8 +279,8 @@ class RatingEvaluator:
         """Each user's RMSE and MAE over their own target pairs (for paired tests between
         rating models). Unlike the ranking metrics', these vectors' means are not the pooled
         values `run` reports: users with more pairs weigh more there."""
-        errors = np.asarray(self._compile(predict_fn, "pairs")(params, self._batches),
-                            np.float64)  # [batches, 2, size]
+        errors = fetch(self._compile(predict_fn, "pairs")(params, self._batches)
+                       ).astype(np.float64)  # [batches, 2, size]
         se, ae = (errors[:, i, :].reshape(-1)[:self.num_pairs] for i in range(2))
         users, index = np.unique(self._users, return_inverse=True)
         count = np.bincount(index).astype(np.float64)

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrec.metrics.catalog import MetricSet
+from jaxrec.multihost import fetch
 
 
 class ListEvaluator:
@@ -95,9 +96,9 @@ class ListEvaluator:
         """
         sums_BxM, aggregates_A = self._compile("sum", score_fn)(params, self._blocks,
                                                                self.metric_set.ctx)
-        means_M = np.asarray(sums_BxM, np.float64).sum(0) / self.num_users
+        means_M = fetch(sums_BxM).astype(np.float64).sum(0) / self.num_users
         values = dict(zip(self.metric_set.user_keys, means_M.tolist(), strict=True))
-        values.update(zip(self.metric_set.aggregate_keys, np.asarray(aggregates_A).tolist(),
+        values.update(zip(self.metric_set.aggregate_keys, fetch(aggregates_A).tolist(),
                           strict=True))
         return {key: float(values[key]) for key in self.keys}
 
@@ -114,7 +115,7 @@ class ListEvaluator:
         keys = self.metric_set.user_keys
         if not keys:
             return self.users.copy(), {}
-        values_BxMxU = np.asarray(self._compile("per_user", score_fn)(
+        values_BxMxU = fetch(self._compile("per_user", score_fn)(
             params, self._blocks, self.metric_set.ctx))
         values_MxV = values_BxMxU.transpose(1, 0, 2).reshape(len(keys), -1)
         values_MxV = values_MxV[:, :self.num_users]

@@ -57,6 +57,7 @@ def write_per_user(run_dir: str | Path, evaluators: dict[str, Iterable[Any]], gr
       The file names written.
     """
     from jaxrec.io import atomic_write_with
+    from jaxrec.multihost import is_primary
 
     written = []
     for split, evs in evaluators.items():
@@ -64,7 +65,9 @@ def write_per_user(run_dir: str | Path, evaluators: dict[str, Iterable[Any]], gr
         if frame is None:
             continue
         name = f"per_user_{split}.parquet"
-        atomic_write_with(Path(run_dir) / name, lambda tmp, f=frame: f.to_parquet(tmp, index=False))
+        if is_primary():  # every process computes (collectives), process 0 writes
+            atomic_write_with(Path(run_dir) / name,
+                              lambda tmp, f=frame: f.to_parquet(tmp, index=False))
         written.append(name)
     return written
 

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "jaxrec"
 # Lower layers never import higher ones (docs/architecture.md, "Layers").
 LAYERS = [
     {"jaxrec", "jaxrec.types", "jaxrec.config", "jaxrec.paths", "jaxrec.io", "jaxrec.trust",
-     "jaxrec.environment", "jaxrec.extras"},
+     "jaxrec.environment", "jaxrec.extras", "jaxrec.multihost"},
     {"jaxrec.data"},
     {"jaxrec.models"},
     {"jaxrec.losses"},
