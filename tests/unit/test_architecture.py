@@ -21,7 +21,7 @@ LAYERS = [
     {"jaxrec.privacy"},
     {"jaxrec.training"},
     {"jaxrec.assembly"},
-    {"jaxrec.runner", "jaxrec.recommend", "jaxrec.api"},
+    {"jaxrec.runner", "jaxrec.recommend", "jaxrec.api", "jaxrec.memory_plan"},
     {"jaxrec.sweep", "jaxrec.reproduce", "jaxrec.compare", "jaxrec.benchmarks"},
     {"jaxrec.cli"},
     {"jaxrec.train"},
