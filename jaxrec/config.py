@@ -69,7 +69,7 @@ class OptimConfig:
 class MeshConfig:
     """The device mesh a single run trains on (`jaxrec.training.mesh`)."""
 
-    data: int = -1  # devices the global batch is split over; -1: all local devices / model
+    data: int = -1  # devices the global batch is split over; -1: all devices / model
     model: int = 1  # devices embedding tables' rows are split over
     rules: dict[str, str] = dataclasses.field(default_factory=dict)  # {regex over a parameter
     #   path: rows | replicated}, overriding the rule (2-D tables of users / items: rows)
@@ -251,7 +251,7 @@ def validate_mesh(mesh: MeshConfig) -> None:
     import re
 
     if isinstance(mesh.data, bool) or not (mesh.data == -1 or mesh.data >= 1):
-        raise ValueError(f"trainer.mesh.data: must be >= 1 or -1 (all local devices), "
+        raise ValueError(f"trainer.mesh.data: must be >= 1 or -1 (all devices), "
                          f"got {mesh.data}")
     if isinstance(mesh.model, bool) or mesh.model < 1:
         raise ValueError(f"trainer.mesh.model: must be >= 1, got {mesh.model}")
