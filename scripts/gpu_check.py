@@ -7,7 +7,8 @@
   (``trainer.mesh.data=-1``) and on the CPU (``JAX_PLATFORMS=cpu``): the same metrics to
   float tolerance (2e-3), as ``tests/unit/test_mesh.py`` asks of forced host devices;
 * ``table``: the steps' status lines and measurements (``OUT_DIR/*.json``) as one
-  markdown table, printed and written to ``OUT_DIR/gpu_check.md``.
+  markdown table, printed and written to ``OUT_DIR/gpu_check.md``, and all of them in
+  ``OUT_DIR/gpu_check.json``.
 
 Every step writes ``OUT_DIR/<step>.json``; the shell script records each step's exit
 status and seconds in ``OUT_DIR/steps.tsv``.
@@ -107,6 +108,9 @@ def table(out: Path) -> dict:
     text = "\n".join(rows)
     print(text)
     (out / "gpu_check.md").write_text(text + "\n")
+    (out / "gpu_check.json").write_text(json.dumps(
+        {name: {"status": int(status), "seconds": float(seconds), "result": load(name)}
+         for name, status, seconds in steps}, indent=2))
     return {"steps": len(steps)}
 
 

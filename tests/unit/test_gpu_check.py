@@ -3,6 +3,7 @@ run end to end on a machine without a GPU (the tiniest subset: info and the scal
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -26,3 +27,7 @@ def test_the_cpu_dry_path_runs_its_steps_and_prints_the_table(tmp_path):
     assert [row.split(" | ")[0:2] for row in table[2:]] == [["| info", "ok"], ["| scale", "ok"]]
     assert "s/epoch, full ranking of" in table[3]
     assert "gpu check: 0 failed step(s)" in proc.stdout
+    summary = json.loads((tmp_path / "out" / "gpu_check.json").read_text())
+    assert summary["scale"]["status"] == 0 and summary["scale"]["result"][0]["users"] > 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "gpu_check.json", "gpu_check.log", "gpu_check.md"]  # what comes back from a device
