@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = ["data=synthetic", "data.dataset.num_users=64", "data.dataset.num_items=48",
         "data.dataset.interactions_per_user=10", "model.dim=8", "loss=mse", "trainer.epochs=3",
         "trainer.batch_size=64", "trainer.patience=0", "trainer.progress=false",
-        "eval.ks=[10]", "trainer.checkpoint_seconds=0", "logger.console=false"]
+        "eval.ks=[10]", "trainer.checkpoint_seconds=0"]
 
 
 def _free_port() -> int:
@@ -56,8 +56,8 @@ def _wait_all(procs: list[subprocess.Popen], logs: list[Path], timeout: float) -
     assert codes == [0] * len(procs), f"exit codes {codes}\n{tails}"
 
 
-@pytest.mark.slow  # two runs of ~10 s each on 2 cores
-def test_two_processes_match_one_process_with_as_many_devices(tmp_path):
+@pytest.mark.slow  # three runs of ~10 s each on 2 cores
+def test_two_processes_match_one_process_and_resume(tmp_path):
     port = _free_port()
     shared = tmp_path / "two"
     dist = [f"trainer.distributed.coordinator=127.0.0.1:{port}",
@@ -83,6 +83,20 @@ def test_two_processes_match_one_process_with_as_many_devices(tmp_path):
     assert (shared / "checkpoints" / "best").is_dir()
     assert sorted(p.name for p in (shared / "checkpoints" / "state").iterdir()) == ["1", "2"]
     assert not list(shared.glob("*.tmp*")) and not list(shared.glob("checkpoints/*.tmp*"))
+
+    # the same two commands again resume from the orbax checkpoint of epoch 2 (restored by
+    # both processes) and recompute epoch 3 alone, to the same metrics
+    port = _free_port()
+    dist[0] = f"trainer.distributed.coordinator=127.0.0.1:{port}"
+    logs = [tmp_path / f"resume{i}.log" for i in range(2)]
+    procs = [_launch([*dist, f"trainer.distributed.process_id={i}"],
+                     shared, 2, logs[i]) for i in range(2)]
+    _wait_all(procs, logs, timeout=180)
+    assert [line.split()[1] for line in logs[0].read_text().splitlines()
+            if line.startswith("epoch ")] == ["3"]
+    resumed = json.loads((shared / "results.json").read_text())
+    assert resumed["metrics"] == pytest.approx(two["metrics"], abs=1e-6)
+    assert [json.loads(line)["step"] for line in (shared / "metrics.jsonl").open()] == [1, 2, 3]
 
 
 def _dist(**kw) -> SimpleNamespace:
