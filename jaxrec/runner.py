@@ -221,14 +221,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     Continues from the run folder's latest state checkpoint when there is one
     (``trainer.resume=auto``). SIGTERM / SIGINT stop it after the current epoch with a
-    checkpoint (:class:`~jaxrec.training.resume.Preempted`).
+    checkpoint (:class:`~jaxrec.training.resume.Preempted`). With ``trainer.distributed``
+    (or under ``srun`` with several tasks) each process calls it and process 0 writes
+    (`jaxrec.multihost`).
     """
     from jaxrec.training import compile_cache
     from jaxrec.training.resume import Preempted
     from jaxrec.training.signals import stop_on_signals
 
     t_start = time.perf_counter()
-    if initialize(typed(cfg.trainer, "distributed", DistributedConfig)) and not is_primary():
+    dist = typed(cfg.trainer, "distributed", DistributedConfig) \
+        if "distributed" in cfg.trainer else DistributedConfig()  # configs saved before it
+    if initialize(dist) and not is_primary():
         import logging  # before any device use; process 0 logs the run (train.log)
 
         root = logging.getLogger()
