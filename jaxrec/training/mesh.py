@@ -1,6 +1,7 @@
 """Data-parallel training over a device mesh: shardings are data, not code paths.
 
-``trainer.mesh`` names a 2-D mesh ``(data, model)`` of local devices. The epoch
+``trainer.mesh`` names a 2-D mesh ``(data, model)`` of every process's devices
+(``jax.devices()``: the local ones, unless `jaxrec.multihost` joined several processes). The epoch
 program is the same function on one device or many; on a mesh of more than one
 device it is jitted with shardings (:meth:`MeshPlan.jit_epoch`):
 
@@ -25,7 +26,10 @@ devices instead (:class:`MemberPlan`, :func:`member_plan`): a 1-D mesh ``members
 of the devices ``trainer.mesh`` asks for (all local devices by default), the
 stacked states, hyperparameters and keys sharded ``P("members")`` on their leading
 axis, the data replicated. Each member's arithmetic is the one-device program's,
-on the device holding its row. One host only (no multi-process meshes yet).
+on the device holding its row.
+Over several processes every process builds the same host values (data, batch
+order, initial state) and `to_global` makes them global arrays; the jitted epoch's
+arguments are made so on each call (`MeshPlan.jit_epoch`).
 """
 
 from __future__ import annotations
@@ -42,17 +46,17 @@ from jaxrec.config import MeshConfig, validate_mesh
 
 
 def mesh_shape(mesh: MeshConfig, num_devices: int) -> tuple[int, int]:
-    """``(data, model)`` sizes for ``num_devices`` local devices (one-line errors)."""
+    """``(data, model)`` sizes for ``num_devices`` devices (one-line errors)."""
     validate_mesh(mesh)
     model = mesh.model
     if mesh.data == -1:
         if num_devices % model:
             raise ValueError(f"trainer.mesh.model: {model} does not divide the {num_devices} "
-                             "local devices (trainer.mesh.data=-1 takes them all)")
+                             "devices (trainer.mesh.data=-1 takes them all)")
         return num_devices // model, model
     if mesh.data * model > num_devices or num_devices % (mesh.data * model):
         raise ValueError(f"trainer.mesh: data x model = {mesh.data} x {model} must divide the "
-                         f"{num_devices} local devices")
+                         f"{num_devices} devices")
     return mesh.data, model
 
 
@@ -122,11 +126,11 @@ class MeshPlan:
         """``state`` moved onto the mesh by :meth:`state_shardings` (None stays None)."""
         if state is None:
             return None
-        return jax.device_put(state, self.state_shardings(state))
+        return to_global(state, self.state_shardings(state))
 
     def place_data(self, data):
         """The training data (a `TrainData`), replicated on every device of the mesh."""
-        return jax.device_put(data, self.replicated)
+        return to_global(data, jax.tree.map(lambda _: self.replicated, data))
 
     def place_evaluators(self, evaluators) -> None:
         """Split each full-ranking block's users over ``data`` (when the block divides)."""
@@ -156,16 +160,62 @@ class MeshPlan:
         the state keeps its shardings from epoch to epoch and is donated."""
         shardings = self.state_shardings(state)
         rep = self.replicated
-        return jax.jit(epoch, donate_argnums=0,
-                       in_shardings=(shardings, rep, rep, self.batches, self.batches, rep),
-                       out_shardings=(shardings, rep))
+        ins = (shardings, rep, rep, self.batches, self.batches, rep)
+        jitted = jax.jit(epoch, donate_argnums=0, in_shardings=ins,
+                         out_shardings=(shardings, rep))
+        if jax.process_count() == 1:
+            return jitted
+        def put(args):
+            return to_global(args, tuple(
+                jax.tree.map(lambda _, s=s: s, a) if isinstance(s, NamedSharding) else s
+                for a, s in zip(args, ins, strict=True)))
+
+        return _GlobalArgs(jitted, put)
+
+
+class _GlobalArgs:
+    """A jitted function (or its lowered / compiled form) whose arguments are made global
+    arrays first: several processes pass identical host values (batch order, keys)."""
+
+    def __init__(self, fn, put):
+        self.fn, self.put = fn, put
+
+    def lower(self, *args):
+        return _GlobalArgs(self.fn.lower(*self.put(args)), self.put)
+
+    def compile(self):
+        return _GlobalArgs(self.fn.compile(), self.put)
+
+    def __call__(self, *args):
+        return self.fn(*self.put(args))
+
+
+def to_global(tree, shardings):
+    """``tree`` placed by ``shardings`` (a matching pytree). On one process: `jax.device_put`.
+    Over several, each leaf that is not yet a global array is built from this process's
+    copy, which every process holds identically (PRNG keys through their key data)."""
+    if jax.process_count() == 1:
+        return jax.device_put(tree, shardings)
+
+    def one(x, sharding):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return x if x.sharding == sharding else jax.jit(lambda v: v,
+                                                            out_shardings=sharding)(x)
+        if hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            data = one(jax.random.key_data(x), sharding)
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+        host = np.asarray(x)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree.map(one, tree, shardings)
 
 
 def make_plan(mesh: MeshConfig, *, batch_size: int, table_rows: tuple[int, ...] = (),
               devices: list | None = None) -> MeshPlan | None:
-    """The plan of ``trainer.mesh`` on the local devices, or None for a one-device mesh
-    (the default program, compiled as without a mesh). One-line errors before compiling."""
-    devices = jax.local_devices() if devices is None else devices
+    """The plan of ``trainer.mesh`` on every process's devices, or None for a one-device
+    mesh (the default program, compiled as without a mesh). One-line errors before
+    compiling."""
+    devices = jax.devices() if devices is None else devices
     data, model = mesh_shape(mesh, len(devices))
     if data * model == 1:
         return None
