@@ -47,11 +47,13 @@ ADAGRAD_INIT, ADAGRAD_EPS = 0.1, 1e-7  # optax.adagrad's defaults
 class RowSparseState(NamedTuple):
     """``dense``: the ``optax.inject_hyperparams`` state of the non-table parameters (it
     holds ``hyperparams['learning_rate' | 'weight_decay']`` for the tables too);
-    ``count``: steps taken; ``tables``: per table, its moments (shaped like it)."""
+    ``count``: steps taken; ``moments``: each optimiser moment as a tree shaped like the
+    parameters, holding the tables' moments (other leaves ``optax.MaskedNode``), so
+    its paths name the parameters (the mesh rules and checkpoints read them)."""
 
     dense: optax.OptState
     count: jax.Array
-    tables: tuple
+    moments: tuple  # per moment (adam: mu, nu): a tree like the parameters, tables only
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,17 +91,21 @@ class RowSparseOptimizer:
         tables = [x for p, x in flat if self.is_table(p, x)]
         return dense, tables, treedef
 
-    def _moments(self, table) -> tuple:
+    def _initial_moments(self) -> tuple[float, ...]:
         if self.name in ("adam", "adamw"):
-            return jnp.zeros_like(table), jnp.zeros_like(table)
+            return 0.0, 0.0
         if self.name == "adagrad":
-            return (jnp.full_like(table, ADAGRAD_INIT),)
-        return (jnp.zeros_like(table),) if self.momentum else ()
+            return (ADAGRAD_INIT,)
+        return (0.0,) if self.momentum else ()
 
     def init(self, params) -> RowSparseState:
-        dense, tables, _ = self._split(params)
-        return RowSparseState(self.dense.init(dense), jnp.zeros((), jnp.int32),
-                              tuple(self._moments(t) for t in tables))
+        dense, _, _ = self._split(params)
+        moments = tuple(
+            jax.tree_util.tree_map_with_path(
+                lambda p, x, v=value: jnp.full_like(x, v) if self.is_table(p, x)
+                else optax.MaskedNode(), params)
+            for value in self._initial_moments())
+        return RowSparseState(self.dense.init(dense), jnp.zeros((), jnp.int32), moments)
 
     def apply(self, grads, state: RowSparseState, params, rows: dict[str, jax.Array]):
         """One step: ``(new params, new state)``. ``rows`` maps ``users`` / ``items`` to the
@@ -116,8 +122,10 @@ class RowSparseOptimizer:
         hyper = state.dense.hyperparams
         lr = hyper["learning_rate"] * self.factor(state.count)
         count = state.count + 1
+        moment_leaves = [jax.tree.leaves(m) for m in state.moments]  # the tables' order
+        per_table = list(zip(*moment_leaves, strict=True)) or [()] * len(p_tables)
         new_tables, new_moments = [], []
-        for g, p, moments in zip(g_tables, p_tables, state.tables, strict=True):
+        for g, p, moments in zip(g_tables, p_tables, per_table, strict=True):
             idx = jnp.concatenate([rows[kind].reshape(-1)
                                    for kind in self.table_rows[p.shape[0]].split("+")])
             new_p, new_m = self._rows(g[idx], p[idx], tuple(m[idx] for m in moments),
@@ -128,8 +136,10 @@ class RowSparseOptimizer:
         leaves, dense_it, table_it = [], iter(p_dense), iter(new_tables)
         for path, x in jax.tree_util.tree_flatten_with_path(params)[0]:
             leaves.append(next(table_it) if self.is_table(path, x) else next(dense_it))
-        return (jax.tree.unflatten(treedef, leaves),
-                RowSparseState(dense_state, count, tuple(new_moments)))
+        moments = tuple(jax.tree.unflatten(jax.tree.structure(m), list(values))
+                        for m, values in zip(state.moments, zip(*new_moments, strict=True),
+                                             strict=True))
+        return jax.tree.unflatten(treedef, leaves), RowSparseState(dense_state, count, moments)
 
     def _rows(self, g, p, moments, lr, weight_decay, count):
         """The optimiser's update of gathered rows ``p`` (gradient ``g``); step ``count``
