@@ -84,11 +84,13 @@ def make_optimizer(cfg: OptimConfig, *, steps_per_epoch: int, total_epochs: int,
     validate_optim(cfg)
     factor = _factor_schedule(cfg, steps_per_epoch, total_epochs)
     if sparse_rows is not None:
-        from jaxrec.training.sparse import RowSparseOptimizer
+        from jaxrec.training.sparse import AUTO_MIN_RATIO, RowSparseOptimizer
 
         dense = _inject(dataclasses.replace(cfg, grad_clip=None), factor)
+        ratio = AUTO_MIN_RATIO if sparse_setting(cfg) == "auto" else 0.0
         return RowSparseOptimizer(cfg.name, dense, factor, dict(sparse_rows),
-                                  momentum=cfg.momentum, grad_clip=cfg.grad_clip)
+                                  momentum=cfg.momentum, grad_clip=cfg.grad_clip,
+                                  min_ratio=ratio)
     return _inject(cfg, factor)
 
 

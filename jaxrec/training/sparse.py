@@ -21,7 +21,11 @@ decay) the result is the dense optimiser's.
 
 Duplicate rows in a batch need no deduplication: the gradient rows are already
 summed (``jax.grad``), so duplicates compute identical new rows and ``set``
-writes the same value. Gradient clipping (``optim.grad_clip``) takes the global
+writes the same value. With ``optim.sparse=auto`` a table is updated lazily only
+when it has at least ``AUTO_MIN_RATIO`` times as many rows as a step can touch
+(measured: scattering 20k touched item rows into ml-latest-small's 9,724-row table
+is slower than the dense update); ``true`` makes every table lazy. Gradient
+clipping (``optim.grad_clip``) takes the global
 norm over every gradient, as the dense optimiser does.
 """
 
@@ -42,6 +46,7 @@ TABLE_NAME = re.compile(r"_[UN](xD)?$")  # the shape-suffix names of per-user / 
 
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8  # optax.adam's defaults
 ADAGRAD_INIT, ADAGRAD_EPS = 0.1, 1e-7  # optax.adagrad's defaults
+AUTO_MIN_RATIO = 4.0  # optim.sparse=auto: lazy only for tables >= 4x the rows a step touches
 
 
 class RowSparseState(NamedTuple):
@@ -69,6 +74,10 @@ class RowSparseOptimizer:
         (a size shared by both maps to ``"users+items"``: both index sets).
       momentum: sgd's momentum (None or 0: none).
       grad_clip: global-norm clipping, or None.
+      min_ratio: a table is updated lazily only when it has at least ``min_ratio`` times
+        as many rows as the step can touch (a static shape: users in the batch, items the
+        loss reports); otherwise its whole table takes the dense rule (scattering more
+        rows than a small table holds costs more than streaming it). 0: always lazy.
     """
 
     name: str
@@ -77,6 +86,7 @@ class RowSparseOptimizer:
     table_rows: dict[int, str]
     momentum: float | None = None
     grad_clip: float | None = None
+    min_ratio: float = 0.0
 
     def is_table(self, path, leaf) -> bool:
         """The row rule (`jaxrec.training.mesh.is_table`, 1-D rows included) on a leaf named
@@ -128,6 +138,11 @@ class RowSparseOptimizer:
         for g, p, moments in zip(g_tables, p_tables, per_table, strict=True):
             idx = jnp.concatenate([rows[kind].reshape(-1)
                                    for kind in self.table_rows[p.shape[0]].split("+")])
+            if p.shape[0] < self.min_ratio * idx.shape[0]:  # small table: the dense rule
+                new_p, new_m = self._rows(g, p, moments, lr, hyper["weight_decay"], count)
+                new_tables.append(new_p)
+                new_moments.append(new_m)
+                continue
             new_p, new_m = self._rows(g[idx], p[idx], tuple(m[idx] for m in moments),
                                       lr, hyper["weight_decay"], count)
             new_tables.append(p.at[idx].set(new_p, mode="drop"))

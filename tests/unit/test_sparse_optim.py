@@ -3,6 +3,7 @@ they must be, untouched rows left alone, the models' row promise, the optim.spar
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import jax
@@ -45,9 +46,10 @@ def _params(seed=0):
             "kernel": jnp.ones((N, 2))}  # a vocabulary-sized dense kernel: not a table
 
 
-def _txs(cfg):
+def _txs(cfg, sparse="true"):
     kw = {"steps_per_epoch": 2, "total_epochs": 3}
-    return make_optimizer(cfg, **kw), make_optimizer(cfg, **kw, sparse_rows=table_kinds(U, N))
+    return make_optimizer(cfg, **kw), make_optimizer(dataclasses.replace(cfg, sparse=sparse),
+                                                     **kw, sparse_rows=table_kinds(U, N))
 
 
 def _grads(key, users, items):
@@ -64,9 +66,9 @@ def _close(a, b):
         np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
 
 
-def _dense_and_sparse(cfg, rows):
+def _dense_and_sparse(cfg, rows, sparse="true"):
     """Both optimisers' parameters after one step per ``(users, items)`` of ``rows``."""
-    dense, sparse = _txs(cfg)
+    dense, sparse = _txs(cfg, sparse)
     p_dense = p_sparse = _params()
     s_dense, s_sparse = dense.init(p_dense), sparse.init(p_sparse)
 
@@ -96,6 +98,16 @@ def test_sgd_without_momentum_or_decay_equals_dense_on_any_rows():
             for _ in range(3)]
     p_dense, p_sparse = _dense_and_sparse(OptimConfig(name="sgd", lr=0.1, momentum=None), rows)
     _close(p_sparse, p_dense)
+
+
+def test_auto_gives_tables_smaller_than_4x_the_used_rows_the_dense_rule():
+    """``optim.sparse=auto``: these 4- and 6-row tables are under 4x the rows a step can
+    touch, so they take the dense rule (every row's moments move), exactly optax's."""
+    rows = [(jnp.array([0, 1]), jnp.array([2, 3])), (jnp.array([3, 3]), jnp.array([5, 0]))]
+    p_dense, p_auto = _dense_and_sparse(CONFIGS["adam"], rows, sparse="auto")
+    _close(p_auto, p_dense)
+    _, p_lazy = _dense_and_sparse(CONFIGS["adam"], rows, sparse="true")
+    assert not np.allclose(np.asarray(p_lazy["user_UxD"]), np.asarray(p_dense["user_UxD"]))
 
 
 def test_untouched_rows_keep_parameters_and_moments():
@@ -181,7 +193,7 @@ def test_vmapped_members_with_their_own_learning_rates_step_like_single_ones():
              "ratings": jnp.ones(8), "mask": jnp.ones(8)}
     states = []
     for lr in (0.01, 0.1):  # noqa: B007
-        tx = make_optimizer(OptimConfig(lr=lr), steps_per_epoch=1, total_epochs=1,
+        tx = make_optimizer(OptimConfig(lr=lr, sparse="true"), steps_per_epoch=1, total_epochs=1,
                             sparse_rows=table_kinds(INFO.num_users, INFO.num_items))
         graphdef, state = init_state(MF(ModelContext(INFO), dim=4, rngs=nnx.Rngs(0)), tx)
         step = make_train_step(graphdef, BPR(), tx)
