@@ -30,11 +30,11 @@ SLOW = pytest.mark.slow  # compile-bound repeats of a rule the fast tier covers
 CONFIGS = {
     "adam": OptimConfig(name="adam", lr=0.05, weight_decay=0.01),
     "adamw": pytest.param(OptimConfig(name="adamw", lr=0.05, weight_decay=0.01), marks=SLOW),
-    "adagrad": OptimConfig(name="adagrad", lr=0.1, weight_decay=0.01),
+    "adagrad": pytest.param(OptimConfig(name="adagrad", lr=0.1, weight_decay=0.01), marks=SLOW),
     "sgd": pytest.param(OptimConfig(name="sgd", lr=0.1, momentum=0.9, weight_decay=0.01),
                         marks=SLOW),
-    "sgd_clip_cosine": OptimConfig(name="sgd", lr=0.1, momentum=0.5, grad_clip=0.5,
-                                   schedule="cosine"),
+    "sgd_clip_cosine": pytest.param(OptimConfig(name="sgd", lr=0.1, momentum=0.5, grad_clip=0.5,
+                                                schedule="cosine"), marks=SLOW),
 }
 
 
@@ -105,9 +105,7 @@ def test_auto_gives_tables_smaller_than_4x_the_used_rows_the_dense_rule():
     touch, so they take the dense rule (every row's moments move), exactly optax's."""
     rows = [(jnp.array([0, 1]), jnp.array([2, 3])), (jnp.array([3, 3]), jnp.array([5, 0]))]
     p_dense, p_auto = _dense_and_sparse(CONFIGS["adam"], rows, sparse="auto")
-    _close(p_auto, p_dense)
-    _, p_lazy = _dense_and_sparse(CONFIGS["adam"], rows, sparse="true")
-    assert not np.allclose(np.asarray(p_lazy["user_UxD"]), np.asarray(p_dense["user_UxD"]))
+    _close(p_auto, p_dense)  # (lazy differs here: see the untouched-rows test)
 
 
 def test_untouched_rows_keep_parameters_and_moments():
