@@ -134,7 +134,7 @@ def assemble(cfg: DictConfig, *, dataset=None, evaluators: tuple[list, list] | N
     from jaxrec.data.pipeline import build_dataset
     from jaxrec.data.sampling import check_negatives, negative_pool, resolve_negatives
     from jaxrec.metrics.protocols import check_protocol
-    from jaxrec.training.optimizer import make_optimizer, validate_optim
+    from jaxrec.training.optimizer import make_optimizer, sparse_tables, validate_optim
 
     trainer: TrainerConfig = typed(cfg, "trainer", TrainerConfig)
     eval_cfg: EvalConfig = typed(cfg, "eval", EvalConfig)
@@ -179,7 +179,8 @@ def assemble(cfg: DictConfig, *, dataset=None, evaluators: tuple[list, list] | N
 
         tx = optax.identity()  # no optimiser state next to closed-form parameters
     else:
-        tx = make_optimizer(optim, steps_per_epoch=steps_per_epoch, total_epochs=trainer.epochs)
+        tx = make_optimizer(optim, steps_per_epoch=steps_per_epoch, total_epochs=trainer.epochs,
+                            sparse_rows=sparse_tables(optim, dataset.train, model, loss, privacy))
     return Run(cfg=cfg, resolved=OmegaConf.to_container(cfg, resolve=True), trainer=trainer,
                eval_cfg=eval_cfg, log_cfg=log_cfg, optim=optim, dataset=dataset, model=model,
                loss=loss, tx=tx, monitor=monitor, higher_is_better=higher, negatives=negatives,

@@ -63,6 +63,8 @@ class OptimConfig:
     decay_rate: float = 0.5  # exponential: factor per `decay_epochs`
     decay_epochs: int = 10
     grad_clip: float | None = None  # global-norm clipping
+    sparse: str = "auto"  # auto | true | false: row-sparse (lazy) updates of user/item
+    #   tables (jaxrec.training.sparse); auto: on where the model and loss qualify
 
 
 @dataclasses.dataclass

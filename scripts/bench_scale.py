@@ -50,6 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--model", type=int, default=1,
                     help="trainer.mesh.model on multi-device runs (tables row-sharded)")
     ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--sparse", choices=["auto", "true", "false"], default="auto",
+                    help="optim.sparse: row-sparse (lazy) Adam on the tables, or dense")
     ap.add_argument("--dim", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=4096)
     ap.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
@@ -81,7 +83,7 @@ def overrides(scale: float, args, devices: int = 1) -> list[str]:
             f"model.dim={args.dim}", f"trainer.batch_size={args.batch_size}",
             f"trainer.epochs={args.epochs}", "trainer.patience=0", "trainer.checkpoint_every=0",
             "trainer.save_checkpoint=false", "trainer.progress=false", "trainer.mesh.data=-1",
-            f"trainer.mesh.model={model}",
+            f"trainer.mesh.model={model}", f"optim.sparse={args.sparse}",
             "eval.save_per_user=false", "eval.metrics=[ndcg,recall]", "eval.ks=[10]",
             "logger.console=false"]
 
@@ -130,7 +132,8 @@ def measure(cfg_overrides: list[str], output_dir: str) -> dict:
             "ndcg": metrics["test/ndcg@10"], "users": info.num_users, "items": info.num_items,
             "train": len(run.dataset.train), "test": len(run.dataset.test),
             "devices": math.prod(mesh.values()), "mesh": mesh,
-            "jax_devices": jax.device_count()}
+            "jax_devices": jax.device_count(),
+            "updates": "row-sparse" if hasattr(run.tx, "apply") else "dense"}
 
 
 def run_worker(scale: float, devices: int, args) -> dict:
@@ -159,24 +162,29 @@ def growth_exponent(rows: list[dict], key: str = "seconds_per_epoch") -> float |
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| scale | users | items | train interactions | devices (mesh) | data s | "
+    lines = ["| scale | users | items | train interactions | devices (mesh) | updates | data s | "
              "s / epoch | full ranking s (users) | peak RSS GB | test ndcg@10 |",
-             "| ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |"]
+             "| ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         mesh = " x ".join(f"{k} {v}" for k, v in r["mesh"].items())
         lines.append(f"| {r['scale']:g} | {r['users']:,} | {r['items']:,} | {r['train']:,} | "
-                     f"{r['devices']} ({mesh}) | {r['data_seconds']:.0f} | "
+                     f"{r['devices']} ({mesh}) | {updates(r)} | {r['data_seconds']:.0f} | "
                      f"{r['seconds_per_epoch']:.2f} | "
                      f"{r['eval_seconds']:.2f} ({r['eval_users']:,}) | {r['peak_rss_gb']:.2f} | "
                      f"{r['ndcg']:.4f} |")
     return "\n".join(lines)
 
 
+def updates(row: dict) -> str:
+    """How the run updated its tables (rows measured before optim.sparse: dense Adam)."""
+    return row.get("updates", "dense")
+
+
 def findings(rows: list[dict]) -> list[str]:
     out = []
-    for mesh in sorted({tuple(r["mesh"].items()) for r in rows}):
-        sub = [r for r in rows if tuple(r["mesh"].items()) == mesh]
-        where = " x ".join(f"{k} {v}" for k, v in mesh)
+    for mesh, kind in sorted({(tuple(r["mesh"].items()), updates(r)) for r in rows}):
+        sub = [r for r in rows if tuple(r["mesh"].items()) == mesh and updates(r) == kind]
+        where = " x ".join(f"{k} {v}" for k, v in mesh) + f", {kind} updates"
         for key, what in (("seconds_per_epoch", "epoch time"),
                           ("eval_seconds", "full-ranking time")):
             slope = growth_exponent(sub, key)

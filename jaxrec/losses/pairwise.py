@@ -38,6 +38,7 @@ class BPR:
     num_negatives: int = 1
     l2: float = 0.0
     name: ClassVar[str] = "bpr"  # its configs/loss file
+    sparse_rows: ClassVar[bool] = True  # touched: every item row the gradient reaches
     rows: ClassVar[str] = "interactions"
     samples_unseen: ClassVar[bool] = True  # rejection-samples unseen items
     default_monitor: ClassVar[str] = "valid/ndcg@10"

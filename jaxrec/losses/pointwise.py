@@ -66,6 +66,7 @@ class MSE:
 
     l2: float = 0.12
     name: ClassVar[str] = "mse"  # its configs/loss file
+    sparse_rows: ClassVar[bool] = True  # touched: every item row the gradient reaches
     rows: ClassVar[str] = "interactions"
     samples_unseen: ClassVar[bool] = False  # rejection-samples unseen items
     default_monitor: ClassVar[str] = "valid/rmse"
@@ -98,6 +99,7 @@ class BCE:
     num_negatives: int = 4
     l2: float = 0.0
     name: ClassVar[str] = "bce"  # its configs/loss file
+    sparse_rows: ClassVar[bool] = True  # touched: every item row the gradient reaches
     rows: ClassVar[str] = "interactions"
     samples_unseen: ClassVar[bool] = True  # rejection-samples unseen items
     default_monitor: ClassVar[str] = "valid/ndcg@10"

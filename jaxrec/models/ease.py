@@ -27,7 +27,7 @@ import numpy as np
 from flax import nnx
 
 from jaxrec.models.base import ModelContext
-from jaxrec.models.layers.history import history_matrix
+from jaxrec.models.layers.history import history_matrix, sparse_history_product
 
 
 def ease_weights(x_UxN: jax.Array, l2: float, user_block: int = 4096) -> jax.Array:
@@ -129,6 +129,7 @@ class EASE(nnx.Module):
         self.weights_NxN = nnx.Param(jnp.zeros((info.num_items, info.num_items), jnp.float32))
         self.history_UxN = nnx.Param(jnp.zeros((info.num_users, info.num_items), jnp.bool_))
         self.num_users, self.num_items = info.num_users, info.num_items
+        self.max_nonzeros = max(int(info.num_train), 1)  # static bound for sparse scoring
 
     def history_tables(self, interactions: Any) -> dict[str, np.ndarray]:
         """``{"history_UxN": bool [U, N]}`` of ``interactions`` (`HistoryInput`): the rows
@@ -169,8 +170,11 @@ class EASE(nnx.Module):
         New users (strong generalisation, `jaxrec.metrics.strong`) are scored exactly
         as a training user is by :meth:`score_all`; ``B`` comes from the training
         users' rows only and its zero diagonal keeps an item from recommending itself.
+        Computed from the histories' nonzeros (`sparse_history_product`: the cost of
+        the nonzeros, not of ``U x N x N``).
         """
-        return history_UxN.astype(jnp.float32) @ self.weights_NxN[...]
+        return sparse_history_product(history_UxN, self.weights_NxN[...],
+                                      cap=self.max_nonzeros)
 
     def l2_rows(self, users: jax.Array, items: jax.Array) -> list[jax.Array]:
         return []

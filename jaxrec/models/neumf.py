@@ -50,6 +50,7 @@ class NeuMF(nnx.Module):
 
     default_loss: ClassVar[str] = "bce"  # the loss= it is meant for
     compatible_losses: ClassVar[tuple[str, ...]] = ("bce", "bpr")
+    sparse_rows: ClassVar[bool] = True  # user/item tables get gradient only at batch rows
 
     def __init__(self, ctx: ModelContext, *, gmf_dim: int = 32, mlp_dim: int = 32,
                  hidden: Sequence[int] = (32, 16, 8), init_std: float = 0.01, alpha: float = 0.5,

@@ -45,7 +45,7 @@ def make_unit_grads(graphdef, loss, *, clip_norm: float, private_names: tuple[st
     objective = make_objective(graphdef, loss)
 
     def unit_objective(params, rest, batch_L, data, hparams, key, step):
-        total, (value, new_rest) = objective(params, rest, batch_L, data, hparams, key, step)
+        total, (value, new_rest, _) = objective(params, rest, batch_L, data, hparams, key, step)
         count = jnp.sum(batch_L["mask"])
         return count * total, (value * count, count, new_rest)
 

@@ -60,6 +60,14 @@ def mesh_shape(mesh: MeshConfig, num_devices: int) -> tuple[int, int]:
     return mesh.data, model
 
 
+def is_table(shape: tuple[int, ...], table_rows: tuple[int, ...], *, vectors: bool = False
+             ) -> bool:
+    """The row rule: a 2-D parameter whose first dimension is a number of users or items
+    (``table_rows``) is a table of per-user / per-item rows (``vectors``: 1-D per-row
+    biases too; the row-sparse optimiser, `jaxrec.training.sparse`, updates those)."""
+    return (len(shape) == 2 or (vectors and len(shape) == 1)) and shape[0] in table_rows
+
+
 def path_name(path) -> str:
     """``params/user_emb/embedding``-style name of a pytree key path (``.value`` dropped)."""
     parts = []
@@ -103,7 +111,7 @@ class MeshPlan:
                 chosen = placement
                 break
         else:
-            chosen = "rows" if len(shape) == 2 and shape[0] in self.table_rows else "replicated"
+            chosen = "rows" if is_table(shape, tuple(self.table_rows)) else "replicated"
         if chosen == "rows" and (len(shape) < 1 or shape[0] % self.axes["model"]):
             return "replicated"  # uneven rows stay whole (device_put needs equal shards)
         return chosen

@@ -7,6 +7,8 @@ constants (a sweep can vectorise over them without recompiling).
 
 from __future__ import annotations
 
+import dataclasses
+
 import optax
 
 from jaxrec.config import OptimConfig
@@ -18,6 +20,12 @@ _BASE = {
 }
 OPTIMIZERS = (*_BASE, "adamw")
 SCHEDULES = ("constant", "cosine", "exponential", "warmup_cosine")
+SPARSE = ("auto", "true", "false")
+
+
+def sparse_setting(cfg: OptimConfig) -> str:
+    """``optim.sparse`` as one of :data:`SPARSE` (YAML and the CLI give true/false as bools)."""
+    return str(cfg.sparse).lower()
 
 
 def _factor_schedule(cfg: OptimConfig, steps_per_epoch: int, total_epochs: int):
@@ -37,6 +45,18 @@ def _factor_schedule(cfg: OptimConfig, steps_per_epoch: int, total_epochs: int):
     raise ValueError(f"optim.schedule: unknown value {cfg.schedule!r}; choose from {SCHEDULES}")
 
 
+def sparse_tables(cfg: OptimConfig, train, model, loss, privacy) -> dict[int, str] | None:
+    """The tables of the row-sparse optimiser (`jaxrec.training.sparse.table_kinds` of the
+    training data's users and items) where ``optim.sparse`` turns it on, else None (dense);
+    ``privacy``: the run's privacy plan or None. One-line errors for an impossible ``true``."""
+    from jaxrec.training.sparse import resolve_sparse, table_kinds
+
+    if not resolve_sparse(sparse_setting(cfg), model=model, loss=loss,
+                          private=privacy is not None):
+        return None
+    return table_kinds(train.num_users, train.num_items)
+
+
 def validate_optim(cfg: OptimConfig) -> None:
     """Raise a one-line error for invalid optimiser settings (before compiling)."""
     if cfg.name not in OPTIMIZERS:
@@ -45,20 +65,36 @@ def validate_optim(cfg: OptimConfig) -> None:
         raise ValueError(f"optim.schedule: unknown value {cfg.schedule!r}; choose from {SCHEDULES}")
     if not cfg.lr > 0:
         raise ValueError(f"optim.lr: must be > 0, got {cfg.lr}")
+    if sparse_setting(cfg) not in SPARSE:
+        raise ValueError(f"optim.sparse: unknown value {cfg.sparse!r}; choose from {SPARSE}")
     if cfg.weight_decay < 0:
         raise ValueError(f"optim.weight_decay: must be >= 0, got {cfg.weight_decay}")
 
 
-def make_optimizer(cfg: OptimConfig, *, steps_per_epoch: int, total_epochs: int
-                   ) -> optax.GradientTransformation:
+def make_optimizer(cfg: OptimConfig, *, steps_per_epoch: int, total_epochs: int,
+                   sparse_rows: dict[int, str] | None = None):
     """Build the optimiser named by ``cfg.name``.
 
     The returned transformation's state holds ``hyperparams['learning_rate']``
     (the base rate, which the schedule multiplies) and ``hyperparams['weight_decay']``.
+    With ``sparse_rows`` (``{table rows: users | items}``, see
+    `jaxrec.training.sparse.table_kinds`) it is a
+    `jaxrec.training.sparse.RowSparseOptimizer`: the same rule, lazily on those tables.
     """
     validate_optim(cfg)
     factor = _factor_schedule(cfg, steps_per_epoch, total_epochs)
+    if sparse_rows is not None:
+        from jaxrec.training.sparse import AUTO_MIN_RATIO, RowSparseOptimizer
 
+        dense = _inject(dataclasses.replace(cfg, grad_clip=None), factor)
+        ratio = AUTO_MIN_RATIO if sparse_setting(cfg) == "auto" else 0.0
+        return RowSparseOptimizer(cfg.name, dense, factor, dict(sparse_rows),
+                                  momentum=cfg.momentum, grad_clip=cfg.grad_clip,
+                                  min_ratio=ratio)
+    return _inject(cfg, factor)
+
+
+def _inject(cfg: OptimConfig, factor) -> optax.GradientTransformation:
     def build(learning_rate, weight_decay):
         parts = [] if cfg.grad_clip is None else [optax.clip_by_global_norm(cfg.grad_clip)]
         if cfg.name == "adamw":  # decay decoupled from the adaptive scaling (Loshchilov & Hutter)

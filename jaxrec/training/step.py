@@ -48,17 +48,22 @@ def make_train_step(graphdef, loss, tx: optax.GradientTransformation):
     grad_fn = jax.grad(make_objective(graphdef, loss), has_aux=True)
 
     def train_step(state: TrainState, batch, data, hparams, key):
-        grads, (value, rest) = grad_fn(state.params, state.rest, batch, data, hparams, key,
-                                       state.step)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
+        grads, (value, rest, touched) = grad_fn(state.params, state.rest, batch, data, hparams,
+                                                key, state.step)
+        if hasattr(tx, "apply"):  # row-sparse: only the rows the batch used (training/sparse.py)
+            params, opt_state = tx.apply(grads, state.opt_state, state.params,
+                                         {"users": batch["users"], "items": touched})
+        else:
+            updates, opt_state = tx.update(grads, state.opt_state, state.params)
+            params = optax.apply_updates(state.params, updates)
         return TrainState(params, rest, opt_state, state.step + 1), value
 
     return train_step
 
 
 def make_objective(graphdef, loss):
-    """``objective(params, rest, batch, data, hparams, key, step) -> (total, (value, rest))``:
+    """``objective(params, rest, batch, data, hparams, key, step) -> (total, (value, rest,
+    touched))``:
     the loss's batch objective plus the L2 penalty on the rows it touched (see
     :func:`make_train_step`; the DP step, `jaxrec.training.dp`, differentiates it per unit)."""
 
@@ -71,7 +76,7 @@ def make_objective(graphdef, loss):
             total = total + l2 * l2_rows(model.l2_rows(batch["users"], touched),
                                          mask_B=batch["mask"])
         _, _, new_rest = nnx.split(model, nnx.Param, ...)
-        return total, (value, new_rest)
+        return total, (value, new_rest, touched)
 
     return objective
 

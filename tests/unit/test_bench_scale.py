@@ -46,9 +46,12 @@ def test_growth_exponent_and_section(bench):
                                    args=bench.parse_args([]))
     assert section.startswith("<!-- bench_scale:start -->")
     assert section.endswith("<!-- bench_scale:end -->")
-    assert ("epoch time on 1 device(s) (data 1 x model 1) grows as interactions^1.00 "
-            "(3 sizes)") in section
-    assert "| 8 (data 8 x model 1) |" in section
+    assert ("epoch time on 1 device(s) (data 1 x model 1, dense updates) grows as "
+            "interactions^1.00 (3 sizes)") in section  # rows without "updates": dense
+    assert "| 8 (data 8 x model 1) | dense |" in section
+    lazy = [{**r, "updates": "row-sparse"} for r in rows[:2]]
+    assert "(data 1 x model 1, row-sparse updates) grows as interactions^1.00 (2 sizes)" in \
+        bench.render_section(rows[:3] + lazy, command="c", args=bench.parse_args([]))
 
 
 def test_measure_a_tiny_size(bench, tmp_path):

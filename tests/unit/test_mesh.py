@@ -28,6 +28,7 @@ TINY = ["data=synthetic", "data.dataset.num_users=64", "data.dataset.num_items=4
 CASES = {
     "mf_mse": ["loss=mse"],
     "mf_bpr": ["loss=bpr", "data.preprocess.implicit=true"],
+    "mf_lazy": ["loss=bpr", "data.preprocess.implicit=true", "optim.sparse=true"],  # scatter
     "two_tower": ["model=two_tower", "loss=sampled_softmax", "data.preprocess.implicit=true",
                   "data.features=[genres]"],
 }
@@ -153,7 +154,8 @@ def test_data_parallel_and_row_sharded_runs_match_one_device(tmp_path):
 
 @pytest.mark.slow
 def test_every_case_on_1_2_8_devices_and_sharded_tables(tmp_path):
-    runs = {"mf_mse": ["1", "8", "4x2"], "two_tower": ["1", "2", "2x4"]}  # mf_bpr: above
+    runs = {"mf_mse": ["1", "8", "4x2"], "two_tower": ["1", "2", "2x4"],  # mf_bpr: above
+            "mf_lazy": ["1", "2x4"]}  # lazy Adam's gather / scatter on row-sharded tables
     out = _run_worker(tmp_path, runs=runs)
     for case, meshes in runs.items():
         _assert_same({f"{case}/{m}": out["metrics"][f"{case}/{m}"] for m in meshes},
