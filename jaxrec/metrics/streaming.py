@@ -1,0 +1,321 @@
+"""Streaming evaluation (``eval.protocol=streaming``, ``eval=streaming``): replay the test
+period in time order; at each event recommend to the acting user from everything seen so
+far, then reveal the event.
+
+The stream is the test part in time order (ties: item index, then row, as the sequence
+tables order them). Before it, every user knows their train + valid interactions (both
+precede test on the time-ordered splits this needs: ``temporal``, ``leave_last``). Event
+``e = (u, i, t)`` is scored from ``u``'s history up to ``t`` (without ``i``): the revealed
+item is ranked among all items, the items ``u`` has seen so far excluded, and its 0-based
+rank ``r_e`` gives ``hit@k = [r < k]``, ``ndcg@k = [r < k] / log2(r + 2)``,
+``mrr@k = [r < k] / (r + 1)`` (``recall`` = hit, ``precision`` = hit / k, ``map`` = mrr:
+one relevant item). An event whose item the user has already seen (a repeat) is revealed
+but not scored. Parameters are never refitted; ``eval.fold_in`` says how the new events
+reach the model:
+
+``sequence``
+    `jaxrec.models.base.SequenceScorer` (SASRec, ...): ``score_sequence`` of the user's
+    last ``max_len`` items, the revealed ones appended.
+``closed_form``
+    `jaxrec.models.base.FoldIn` (EASE, iALS, Mult-VAE): ``score_history`` of the user's
+    updated 0/1 history row.
+``none``
+    the trained model as is (``score_all``): MF-style user embeddings are not updated
+    (no gradient fold-in); only the exclusion mask grows.
+``auto``
+    ``sequence``, else ``closed_form``, else ``none``.
+
+On device: consecutive events are grouped into blocks of at most ``eval.user_block`` events
+in which no user acts twice, so scoring a whole block from the state before it is exact.
+One jitted ``lax.scan`` over the blocks carries the per-user seen matrix ``[S, N]`` (S =
+the users acting in the stream) and sequence table ``[S, L]``, scores a block, ranks its
+revealed items, then writes them in; only the ``[E]`` ranks come back to the host.
+
+Metrics: ``test/streaming/<metric>@k`` over all scored events and, with
+``eval.windows=W > 1``, ``test/streaming/w<j>/<metric>@k`` over consecutive windows of
+scored events (``eval.window_by``: ``count``, equal numbers of events, or ``time``, equal
+time spans); ``results.json["streaming_windows"]`` is the per-window table.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+FOLD_INS = ("auto", "sequence", "closed_form", "none")
+WINDOW_BY = ("count", "time")
+METRICS = ("hit", "ndcg", "mrr", "recall", "precision", "map")
+PREFIX = "test/streaming"
+
+
+def resolve_fold_in(model: Any, choice: str) -> str:
+    """``sequence``, ``closed_form`` or ``none`` for ``model``; a one-line ``ValueError`` for
+    a mode the model cannot run."""
+    from jaxrec.models.base import FoldIn, SequenceScorer
+
+    if choice not in FOLD_INS:
+        raise ValueError(f"eval.fold_in={choice!r} is not one of {', '.join(FOLD_INS)}")
+    name = type(model).__name__
+    if choice == "sequence" and not isinstance(model, SequenceScorer):
+        raise ValueError(f"eval.fold_in=sequence: {name} cannot score an item sequence (needs "
+                         "max_len and score_sequence(seq_BxL), jaxrec.models.base.SequenceScorer)")
+    if choice == "closed_form" and not isinstance(model, FoldIn):
+        raise ValueError(f"eval.fold_in=closed_form: {name} cannot fold in a history (needs "
+                         "score_history(history_UxN), jaxrec.models.base.FoldIn); "
+                         "use eval.fold_in=none")
+    if choice != "auto":
+        return choice
+    if isinstance(model, SequenceScorer):
+        return "sequence"
+    return "closed_form" if isinstance(model, FoldIn) else "none"
+
+
+def check_streaming(eval_cfg: Any, split_cfg: Any = None) -> None:
+    """One-line ``ValueError`` for streaming options or a split it cannot replay."""
+    from jaxrec.metrics.inputs import TIME_ORDERED_SPLITS
+
+    if split_cfg is not None and split_cfg.method not in TIME_ORDERED_SPLITS:
+        raise ValueError(f"eval.protocol=streaming replays the test period in time order: "
+                         f"data.split.method={split_cfg.method} is not time-ordered (use "
+                         f"{' or '.join(TIME_ORDERED_SPLITS)})")
+    if eval_cfg.fold_in not in FOLD_INS:
+        raise ValueError(f"eval.fold_in={eval_cfg.fold_in!r} is not one of {', '.join(FOLD_INS)}")
+    if eval_cfg.window_by not in WINDOW_BY:
+        raise ValueError(f"eval.window_by={eval_cfg.window_by!r} is not one of "
+                         f"{', '.join(WINDOW_BY)}")
+    if isinstance(eval_cfg.windows, bool) or not isinstance(eval_cfg.windows, int) \
+            or eval_cfg.windows < 1:
+        raise ValueError(f"eval.windows={eval_cfg.windows!r} must be an int >= 1")
+    bad = [m for m in eval_cfg.metrics if m not in METRICS]
+    if bad:
+        raise ValueError(f"eval.metrics: {bad[0]!r} is not a streaming metric (one of "
+                         f"{', '.join(METRICS)})")
+    if eval_cfg.slices:
+        raise ValueError(f"eval.slices={list(eval_cfg.slices)}: slices are not computed with "
+                         "eval.protocol=streaming; set eval.slices=[]")
+
+
+def event_order(inter: Any) -> np.ndarray:
+    """Rows of ``inter`` in stream order: time, then item index, then row."""
+    rows = np.arange(len(inter.users))
+    return np.lexsort((rows, np.asarray(inter.items), np.asarray(inter.timestamps)))
+
+
+def plan_blocks(users_E: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(block, slot)`` of each event: greedy runs of consecutive events of distinct users,
+    at most ``cap`` long."""
+    block_E, slot_E = np.empty(len(users_E), np.int64), np.empty(len(users_E), np.int64)
+    block, slot, members = 0, 0, set()
+    for e, user in enumerate(users_E.tolist()):
+        if user in members or slot == cap:
+            block, slot, members = block + 1, 0, set()
+        members.add(user)
+        block_E[e], slot_E[e] = block, slot
+        slot += 1
+    return block_E, slot_E
+
+
+def event_metrics(ranks_E: np.ndarray, metrics: list[str], ks: list[int]) -> dict[str, np.ndarray]:
+    """Per-event values ``{"ndcg@10": [E], ...}`` of 0-based ranks of the one relevant item."""
+    ranks_E = np.asarray(ranks_E, np.float64)
+    out = {}
+    for k in ks:
+        inside = ranks_E < k
+        values = {"hit": inside, "recall": inside, "precision": inside / k,
+                  "ndcg": np.where(inside, 1.0 / np.log2(ranks_E + 2.0), 0.0),
+                  "mrr": np.where(inside, 1.0 / (ranks_E + 1.0), 0.0)}
+        values["map"] = values["mrr"]
+        for name in metrics:
+            out[f"{name}@{k}"] = np.asarray(values[name], np.float64)
+    return out
+
+
+def window_bounds(times_E: np.ndarray, windows: int, by: str) -> np.ndarray:
+    """int ``[E]`` window of each (time-ordered) scored event."""
+    n = len(times_E)
+    if by == "count":
+        return np.minimum(np.arange(n) * windows // max(n, 1), windows - 1)
+    t0, t1 = float(times_E[0]), float(times_E[-1])
+    span = (t1 - t0) or 1.0
+    return np.minimum(((times_E - t0) / span * windows).astype(np.int64), windows - 1)
+
+
+@functools.lru_cache(maxsize=32)
+def stream_score_fn(graphdef, mode: str):
+    """``(state, users_B, seq_BxL, history_BxN) -> scores_BxN`` of the model in ``mode``."""
+
+    def score(state, users_B, seq_BxL, history_BxN):
+        model = nnx.merge(graphdef, *state)
+        if mode == "sequence":
+            return model.score_sequence(seq_BxL)
+        if mode == "closed_form":
+            return model.score_history(history_BxN)
+        return model.score_all(users_B)
+
+    return score
+
+
+class StreamingEvaluator:
+    """Replays ``target`` (the test part) in time order after ``known`` (train + valid).
+
+    Args:
+      target: the streamed interactions (with timestamps).
+      known: what every user has seen before the stream.
+      ks, metrics: cut-offs and metric names (`METRICS`).
+      windows, window_by: the time windows of the scored events.
+      block: most events scored at once (``eval.user_block``).
+      fold_in: ``eval.fold_in``; resolved against the model by `attach`.
+
+    `jaxrec.metrics.scoring.scoring_fn` gives `run` the model's `stream_score_fn`.
+    """
+
+    inputs = "stream"
+    input_tables: dict[str, jax.Array] | None = None
+
+    def __init__(self, target: Any, known: Any, *, ks, metrics, windows: int = 1,
+                 window_by: str = "count", block: int = 256, fold_in: str = "auto"):
+        if len(target) == 0:
+            raise ValueError("eval.protocol=streaming: the test part is empty")
+        if max(ks) > target.num_items:
+            raise ValueError(f"eval.ks: cut-off {max(ks)} exceeds the number of items "
+                             f"{target.num_items}")
+        self.split, self.ks, self.metrics = "test", list(ks), list(metrics)
+        self.windows, self.window_by, self.fold_in = int(windows), window_by, fold_in
+        self.mode, self.max_len = "none", 1
+        self.num_items = target.num_items
+        order = event_order(target)
+        users_E = np.asarray(target.users)[order].astype(np.int64)
+        self.times_E = np.asarray(target.timestamps)[order]
+        self.stream_users, s_E = np.unique(users_E, return_inverse=True)
+        block_E, slot_E = plan_blocks(users_E, block)
+        n_blocks, size = int(block_E[-1]) + 1, int(min(block, slot_E.max() + 1))
+        self.position = (block_E * size + slot_E).astype(np.int64)  # event -> flat slot
+        num_s = len(self.stream_users)
+
+        def pad(values, fill, dtype):
+            out = np.full(n_blocks * size, fill, dtype)
+            out[self.position] = values
+            return out.reshape(n_blocks, size)
+
+        self._blocks = jax.device_put({
+            "stream_user": pad(s_E, num_s, np.int32),  # padding: one past the last (dropped)
+            "user": pad(users_E, 0, np.int32),
+            "item": pad(np.asarray(target.items)[order], 0, np.int32),
+            "valid": pad(np.ones(len(order), bool), False, bool)})
+        in_stream = np.full(target.num_users, -1, np.int64)
+        in_stream[self.stream_users] = np.arange(num_s)
+        keep = in_stream[np.asarray(known.users)] >= 0
+        self._known = (in_stream[np.asarray(known.users)[keep]],
+                       np.asarray(known.items)[keep], np.asarray(known.timestamps)[keep])
+        # repeats (the user had seen the item: before the stream or earlier in it) are not
+        # scored; which events they are depends on the data only
+        key_E = users_E * self.num_items + np.asarray(target.items)[order]
+        known_keys = np.asarray(known.users).astype(np.int64) * self.num_items + known.items
+        _, first, inverse = np.unique(key_E, return_index=True, return_inverse=True)
+        self.scored_E = ~np.isin(key_E, known_keys) & (first[inverse] == np.arange(len(key_E)))
+        if not self.scored_E.any():
+            raise ValueError("eval.protocol=streaming: every test event repeats an item its "
+                             "user had already seen; nothing to score")
+        self.window_E = window_bounds(self.times_E[self.scored_E], self.windows, window_by)
+        self._compiled: dict[str, Any] = {}
+
+    @property
+    def keys(self) -> list[str]:
+        names = [f"{m}@{k}" for m in self.metrics for k in self.ks]
+        keys = [f"{PREFIX}/{n}" for n in names]
+        if self.windows > 1:
+            keys += [f"{PREFIX}/w{j}/{n}" for j in range(self.windows) for n in names]
+        return keys
+
+    def attach(self, model: Any) -> None:
+        """Resolve ``eval.fold_in`` against ``model`` (one-line error if it cannot stream)."""
+        self.mode = resolve_fold_in(model, self.fold_in)
+        self.max_len = int(model.max_len) if self.mode == "sequence" else 1
+
+    def _tables(self) -> tuple[jax.Array, jax.Array]:
+        """The seen matrix ``[S, N]`` and sequence table ``[S, L]`` before the stream."""
+        from jaxrec.models.sasrec import sequence_table
+
+        s_K, items_K, times_K = self._known
+        num_s, n = len(self.stream_users), self.num_items
+        seen = np.zeros((num_s, n), bool)
+        seen[s_K, items_K] = True
+        known = type("Known", (), {"users": s_K, "items": items_K, "timestamps": times_K})
+        seq = (sequence_table(known, num_s, n, self.max_len) if self.mode == "sequence"
+               else np.full((num_s, 1), n, np.int32))
+        return jnp.asarray(seen), jnp.asarray(seq)
+
+    def _compile(self, score_fn):
+        cached = self._compiled.get(self.mode)
+        if cached is not None and cached[0] is score_fn:
+            return cached[1]
+        n = self.num_items
+
+        def replay(params, seen_SxN, seq_SxL, blocks):
+            def body(carry, blk):
+                seen_SxN, seq_SxL = carry
+                s_B, item_B = blk["stream_user"], blk["item"]
+                seen_BxN, seq_BxL = seen_SxN[s_B], seq_SxL[s_B]  # padding reads clamp
+                scores_BxN = score_fn(params, blk["user"], seq_BxL,
+                                      seen_BxN.astype(jnp.float32)).astype(jnp.float32)
+                if scores_BxN.shape != seen_BxN.shape:
+                    raise ValueError(f"streaming: scores of shape {scores_BxN.shape}, "
+                                     f"expected {seen_BxN.shape}")
+                target_B1 = jnp.take_along_axis(scores_BxN, item_B[:, None], axis=1)
+                ahead_BxN = (scores_BxN > target_B1) | (
+                    (scores_BxN == target_B1) & (jnp.arange(n)[None, :] < item_B[:, None]))
+                rank_B = jnp.sum(ahead_BxN & ~seen_BxN, axis=1, dtype=jnp.int32)
+                repeat_B = jnp.take_along_axis(seen_BxN, item_B[:, None], axis=1)[:, 0]
+                rank_B = jnp.where(blk["valid"] & ~repeat_B, rank_B, -1)
+                seen_SxN = seen_SxN.at[s_B, item_B].set(True, mode="drop")
+                rows_BxL = jnp.concatenate([seq_BxL[:, 1:], item_B[:, None]], axis=1)
+                seq_SxL = seq_SxL.at[s_B].set(rows_BxL, mode="drop")
+                return (seen_SxN, seq_SxL), rank_B
+
+            return jax.lax.scan(body, (seen_SxN, seq_SxL), blocks)[1]
+
+        fn = jax.jit(replay)
+        self._compiled[self.mode] = (score_fn, fn)
+        return fn
+
+    def ranks(self, score_fn, params) -> np.ndarray:
+        """int ``[E]`` 0-based rank of each event's item in stream order (-1: a repeat)."""
+        seen, seq = self._tables()
+        ranks = self._compile(score_fn)(params, seen, seq, self._blocks)
+        return np.asarray(ranks).reshape(-1)[self.position]
+
+    def run(self, score_fn, params) -> dict[str, float]:
+        """Means over the scored events, overall and per window (`keys`)."""
+        ranks_E = self.ranks(score_fn, params)[self.scored_E]
+        values = event_metrics(ranks_E, self.metrics, self.ks)
+        out = {f"{PREFIX}/{name}": float(v.mean()) for name, v in values.items()}
+        for j in range(self.windows if self.windows > 1 else 0):
+            mask = self.window_E == j
+            out.update({f"{PREFIX}/w{j}/{name}": float(v[mask].mean()) if mask.any()
+                        else math.nan for name, v in values.items()})
+        return {key: out[key] for key in self.keys}
+
+    def window_table(self, metrics: dict[str, float]) -> list[dict[str, Any]]:
+        """One row per window (the whole stream when ``windows == 1``): its scored events,
+        first and last timestamps and its values in ``metrics`` (what `run` returned)."""
+        times = self.times_E[self.scored_E]
+        rows = []
+        for j in range(self.windows):
+            mask = self.window_E == j
+            prefix = f"{PREFIX}/w{j}/" if self.windows > 1 else f"{PREFIX}/"
+            rows.append({"window": j, "events": int(mask.sum()),
+                         "from": _plain(times[mask].min()) if mask.any() else None,
+                         "to": _plain(times[mask].max()) if mask.any() else None,
+                         **{k[len(prefix):]: metrics[k] for k in metrics
+                            if k.startswith(prefix) and "/" not in k[len(prefix):]}})
+        return rows
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
