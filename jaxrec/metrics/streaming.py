@@ -25,11 +25,15 @@ reach the model:
 ``auto``
     ``sequence``, else ``closed_form``, else ``none``.
 
-On device: consecutive events are grouped into blocks of at most ``eval.user_block`` events
-in which no user acts twice, so scoring a whole block from the state before it is exact.
-One jitted ``lax.scan`` over the blocks carries the per-user seen matrix ``[S, N]`` (S =
-the users acting in the stream) and sequence table ``[S, L]``, scores a block, ranks its
-revealed items, then writes them in; only the ``[E]`` ranks come back to the host.
+On device, without a per-event loop: nothing is refitted, so each event's input is fixed by
+the data alone (the user's known items plus their earlier stream events), and every event
+can be scored at once. Two device arrays hold the whole replay: ``first_seen [S, N]`` (S =
+the users acting in the stream; -1 for an item known before the stream, else the index of
+the first event revealing it), so event ``e`` sees exactly ``first_seen[s] < e``; and, for
+``sequence``, each stream user's known + streamed items concatenated after ``L`` pads, so
+event ``e``'s input is the ``L``-long slice ending just before it. Events are scored in
+blocks of ``eval.user_block`` (one jitted ``lax.map``); only the ``[E]`` ranks come back.
+Memory: ``S x N`` int32 plus one ``[block, N]`` score block.
 
 Metrics: ``test/streaming/<metric>@k`` over all scored events and, with
 ``eval.windows=W > 1``, ``test/streaming/w<j>/<metric>@k`` over consecutive windows of
@@ -86,6 +90,9 @@ def check_streaming(eval_cfg: Any, split_cfg: Any = None) -> None:
                          f"{' or '.join(TIME_ORDERED_SPLITS)})")
     if eval_cfg.fold_in not in FOLD_INS:
         raise ValueError(f"eval.fold_in={eval_cfg.fold_in!r} is not one of {', '.join(FOLD_INS)}")
+    block = eval_cfg.user_block
+    if isinstance(block, bool) or not isinstance(block, int) or block < 1:
+        raise ValueError(f"eval.user_block={block!r} must be a positive int")
     if eval_cfg.window_by not in WINDOW_BY:
         raise ValueError(f"eval.window_by={eval_cfg.window_by!r} is not one of "
                          f"{', '.join(WINDOW_BY)}")
@@ -105,20 +112,6 @@ def event_order(inter: Any) -> np.ndarray:
     """Rows of ``inter`` in stream order: time, then item index, then row."""
     rows = np.arange(len(inter.users))
     return np.lexsort((rows, np.asarray(inter.items), np.asarray(inter.timestamps)))
-
-
-def plan_blocks(users_E: np.ndarray, cap: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(block, slot)`` of each event: greedy runs of consecutive events of distinct users,
-    at most ``cap`` long."""
-    block_E, slot_E = np.empty(len(users_E), np.int64), np.empty(len(users_E), np.int64)
-    block, slot, members = 0, 0, set()
-    for e, user in enumerate(users_E.tolist()):
-        if user in members or slot == cap:
-            block, slot, members = block + 1, 0, set()
-        members.add(user)
-        block_E[e], slot_E[e] = block, slot
-        slot += 1
-    return block_E, slot_E
 
 
 def event_metrics(ranks_E: np.ndarray, metrics: list[str], ks: list[int]) -> dict[str, np.ndarray]:
@@ -187,42 +180,33 @@ class StreamingEvaluator:
                              f"{target.num_items}")
         self.split, self.ks, self.metrics = "test", list(ks), list(metrics)
         self.windows, self.window_by, self.fold_in = int(windows), window_by, fold_in
-        self.mode, self.max_len = "none", 1
-        self.num_items = target.num_items
+        self.mode, self.max_len, self.block = "none", 1, int(block)
+        n = self.num_items = target.num_items
         order = event_order(target)
         users_E = np.asarray(target.users)[order].astype(np.int64)
+        self.items_E = np.asarray(target.items)[order].astype(np.int64)
         self.times_E = np.asarray(target.timestamps)[order]
-        self.stream_users, s_E = np.unique(users_E, return_inverse=True)
-        block_E, slot_E = plan_blocks(users_E, block)
-        n_blocks, size = int(block_E[-1]) + 1, int(min(block, slot_E.max() + 1))
-        self.position = (block_E * size + slot_E).astype(np.int64)  # event -> flat slot
-        num_s = len(self.stream_users)
-
-        def pad(values, fill, dtype):
-            out = np.full(n_blocks * size, fill, dtype)
-            out[self.position] = values
-            return out.reshape(n_blocks, size)
-
-        self._blocks = jax.device_put({
-            "stream_user": pad(s_E, num_s, np.int32),  # padding: one past the last (dropped)
-            "user": pad(users_E, 0, np.int32),
-            "item": pad(np.asarray(target.items)[order], 0, np.int32),
-            "valid": pad(np.ones(len(order), bool), False, bool)})
+        self.stream_users, self.s_E = np.unique(users_E, return_inverse=True)
+        num_s, num_e = len(self.stream_users), len(order)
         in_stream = np.full(target.num_users, -1, np.int64)
         in_stream[self.stream_users] = np.arange(num_s)
         keep = in_stream[np.asarray(known.users)] >= 0
         self._known = (in_stream[np.asarray(known.users)[keep]],
                        np.asarray(known.items)[keep], np.asarray(known.timestamps)[keep])
+        # first_seen[s, i]: -1 known before the stream, e the first event revealing it, else
+        # E; event e is scored from exactly the items with first_seen < e
+        first_seen = np.full((num_s, n), num_e, np.int32)
+        np.minimum.at(first_seen, (self.s_E, self.items_E), np.arange(num_e, dtype=np.int32))
+        first_seen[self._known[0], self._known[1]] = -1
+        self.first_seen = first_seen
         # repeats (the user had seen the item: before the stream or earlier in it) are not
         # scored; which events they are depends on the data only
-        key_E = users_E * self.num_items + np.asarray(target.items)[order]
-        known_keys = np.asarray(known.users).astype(np.int64) * self.num_items + known.items
-        _, first, inverse = np.unique(key_E, return_index=True, return_inverse=True)
-        self.scored_E = ~np.isin(key_E, known_keys) & (first[inverse] == np.arange(len(key_E)))
+        self.scored_E = first_seen[self.s_E, self.items_E] == np.arange(num_e)
         if not self.scored_E.any():
             raise ValueError("eval.protocol=streaming: every test event repeats an item its "
                              "user had already seen; nothing to score")
         self.window_E = window_bounds(self.times_E[self.scored_E], self.windows, window_by)
+        self.users_E = users_E
         self._compiled: dict[str, Any] = {}
 
     @property
@@ -238,30 +222,66 @@ class StreamingEvaluator:
         self.mode = resolve_fold_in(model, self.fold_in)
         self.max_len = int(model.max_len) if self.mode == "sequence" else 1
 
-    def _tables(self) -> tuple[jax.Array, jax.Array]:
-        """The seen matrix ``[S, N]`` and sequence table ``[S, L]`` before the stream."""
-        from jaxrec.models.sasrec import sequence_table
-
+    def _sequences(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(flat, start_E)``: every stream user's ``L`` pads, known items (time order) and
+        stream items, concatenated; event e's input is ``flat[start_E[e]:][:L]``, the last
+        ``L`` items before it."""
+        length, n = self.max_len, self.num_items
+        if self.mode != "sequence":
+            return np.full(1, n, np.int32), np.zeros(len(self.s_E), np.int64)
         s_K, items_K, times_K = self._known
-        num_s, n = len(self.stream_users), self.num_items
-        seen = np.zeros((num_s, n), bool)
-        seen[s_K, items_K] = True
-        known = type("Known", (), {"users": s_K, "items": items_K, "timestamps": times_K})
-        seq = (sequence_table(known, num_s, n, self.max_len) if self.mode == "sequence"
-               else np.full((num_s, 1), n, np.int32))
-        return jnp.asarray(seen), jnp.asarray(seq)
+        known_order = np.lexsort((np.arange(len(s_K)), items_K, times_K, s_K))
+        known_count = np.bincount(s_K, minlength=len(self.stream_users))
+        stream_count = np.bincount(self.s_E, minlength=len(self.stream_users))
+        seg = length + known_count + stream_count  # each user's segment
+        offset = np.concatenate([[0], np.cumsum(seg)[:-1]])
+        flat = np.full(int(seg.sum()), n, np.int32)
+        k_start = np.concatenate([[0], np.cumsum(known_count)[:-1]])
+        s_sorted = s_K[known_order]
+        rank_K = np.arange(len(s_sorted)) - k_start[s_sorted]
+        flat[offset[s_sorted] + length + rank_K] = items_K[known_order]
+        # j-th stream event of its user (stream order is kept within a user)
+        e_order = np.argsort(self.s_E, kind="stable")
+        e_start = np.concatenate([[0], np.cumsum(stream_count)[:-1]])
+        j_E = np.empty(len(self.s_E), np.int64)
+        j_E[e_order] = np.arange(len(self.s_E)) - e_start[self.s_E[e_order]]
+        end_E = offset[self.s_E] + length + known_count[self.s_E] + j_E  # exclusive
+        flat[end_E] = self.items_E
+        return flat, end_E - length
+
+    def _blocks(self) -> dict[str, jax.Array]:
+        """The events in blocks of ``block`` (the last padded): the arrays of one replay."""
+        flat, start_E = self._sequences()
+        num_e = len(self.s_E)
+        size = min(self.block, num_e)
+        n_blocks = -(-num_e // size)
+
+        def pad(values, dtype):
+            out = np.zeros(n_blocks * size, dtype)
+            out[:num_e] = values
+            return out.reshape(n_blocks, size)
+
+        return jax.device_put({
+            "stream_user": pad(self.s_E, np.int32), "user": pad(self.users_E, np.int32),
+            "item": pad(self.items_E, np.int32), "event": pad(np.arange(num_e), np.int32),
+            "start": pad(start_E, np.int32), "valid": pad(np.ones(num_e, bool), bool),
+            "first_seen": self.first_seen, "flat": flat})
 
     def _compile(self, score_fn):
         cached = self._compiled.get(self.mode)
         if cached is not None and cached[0] is score_fn:
             return cached[1]
-        n = self.num_items
+        n, length = self.num_items, self.max_len
 
-        def replay(params, seen_SxN, seq_SxL, blocks):
-            def body(carry, blk):
-                seen_SxN, seq_SxL = carry
-                s_B, item_B = blk["stream_user"], blk["item"]
-                seen_BxN, seq_BxL = seen_SxN[s_B], seq_SxL[s_B]  # padding reads clamp
+        def replay(params, data):
+            first_seen_SxN, flat = data["first_seen"], data["flat"]
+
+            def block(blk):
+                item_B = blk["item"]
+                # the items seen before the event, the revealed one never among them
+                seen_BxN = first_seen_SxN[blk["stream_user"]] < blk["event"][:, None]
+                seq_BxL = jax.vmap(lambda st: jax.lax.dynamic_slice(flat, (st,), (length,)))(
+                    blk["start"])
                 scores_BxN = score_fn(params, blk["user"], seq_BxL,
                                       seen_BxN.astype(jnp.float32)).astype(jnp.float32)
                 if scores_BxN.shape != seen_BxN.shape:
@@ -272,13 +292,10 @@ class StreamingEvaluator:
                     (scores_BxN == target_B1) & (jnp.arange(n)[None, :] < item_B[:, None]))
                 rank_B = jnp.sum(ahead_BxN & ~seen_BxN, axis=1, dtype=jnp.int32)
                 repeat_B = jnp.take_along_axis(seen_BxN, item_B[:, None], axis=1)[:, 0]
-                rank_B = jnp.where(blk["valid"] & ~repeat_B, rank_B, -1)
-                seen_SxN = seen_SxN.at[s_B, item_B].set(True, mode="drop")
-                rows_BxL = jnp.concatenate([seq_BxL[:, 1:], item_B[:, None]], axis=1)
-                seq_SxL = seq_SxL.at[s_B].set(rows_BxL, mode="drop")
-                return (seen_SxN, seq_SxL), rank_B
+                return jnp.where(blk["valid"] & ~repeat_B, rank_B, -1)
 
-            return jax.lax.scan(body, (seen_SxN, seq_SxL), blocks)[1]
+            events = {k: v for k, v in data.items() if k not in ("first_seen", "flat")}
+            return jax.lax.map(block, events)
 
         fn = jax.jit(replay)
         self._compiled[self.mode] = (score_fn, fn)
@@ -286,9 +303,8 @@ class StreamingEvaluator:
 
     def ranks(self, score_fn, params) -> np.ndarray:
         """int ``[E]`` 0-based rank of each event's item in stream order (-1: a repeat)."""
-        seen, seq = self._tables()
-        ranks = self._compile(score_fn)(params, seen, seq, self._blocks)
-        return np.asarray(ranks).reshape(-1)[self.position]
+        ranks = self._compile(score_fn)(params, self._blocks())
+        return np.asarray(ranks).reshape(-1)[:len(self.s_E)]
 
     def run(self, score_fn, params) -> dict[str, float]:
         """Means over the scored events, overall and per window (`keys`)."""

@@ -100,7 +100,7 @@ def test_sasrec_stream_matches_a_per_event_numpy_replay():
         return np.asarray(score_one(jnp.asarray([seq], jnp.int32)))
 
     want = _replay(score_event)
-    ev, graphdef, state = _run(model, block=3)  # several blocks of distinct users
+    ev, graphdef, state = _run(model, block=4)  # several blocks, the last one padded
     assert ev.mode == "sequence"
     np.testing.assert_array_equal(ev.ranks(scoring_fn(ev, graphdef), state), want)
     got = evaluate([ev], graphdef, state)
@@ -183,7 +183,7 @@ def test_models_that_cannot_stream_fail_in_one_line():
         resolve_fold_in(_ease(), "sequence")
     cfg = SimpleNamespace(protocol="streaming", mask="train_valid", test_input="auto",
                           num_negatives=99, fold_in="sequence", windows=2, window_by="count",
-                          metrics=["ndcg"], ks=[10], slices=[])
+                          metrics=["ndcg"], ks=[10], slices=[], user_block=256)
     split = SimpleNamespace(method="temporal", valid=0.1)
     with pytest.raises(ValueError, match="eval.fold_in=sequence: MF"):
         check_protocol(cfg, split, mf)
@@ -192,7 +192,8 @@ def test_models_that_cannot_stream_fail_in_one_line():
     for key, value, match in [("windows", 0, "eval.windows=0"),
                               ("window_by", "day", "eval.window_by='day'"),
                               ("metrics", ["coverage"], "'coverage' is not a streaming metric"),
-                              ("slices", ["cold_item"], "slices are not computed")]:
+                              ("slices", ["cold_item"], "slices are not computed"),
+                              ("user_block", 0, "eval.user_block=0")]:
         bad = SimpleNamespace(**{**vars(cfg), key: value})
         with pytest.raises(ValueError, match=match):
             check_protocol(bad, split)
