@@ -86,7 +86,7 @@ class Recommender:
         with, in any split), or after a live session ``history`` of raw item ids in time
         order: sequential models (SASRec) score the next item after the user's known
         sequence with ``history`` appended (or ``history`` alone: no ``user``, or
-        ``replace=True``); fold-in models (EASE, Mult-VAE) fold the user's items plus
+        ``replace=True``); fold-in models (EASE, iALS, Mult-VAE) fold the user's items plus
         ``history`` in (`jaxrec.recommend.recommend_session`).
 
         Returns a DataFrame with columns ``item``, ``title`` and ``score``, best first.

@@ -41,8 +41,8 @@ def recommend_session(run, items: np.ndarray, k: int = 10, *, user: int | None =
     Sequential models (`jaxrec.models.base.SequenceScorer`) score the next item after the
     user's known sequence (every split, in time order) with the session appended, or after
     the session alone (``replace`` or no ``user``); fold-in models
-    (`jaxrec.models.base.FoldIn`: EASE, Mult-VAE) score the 0/1 row of the user's items
-    plus the session's. Scored on device; nothing is refitted. ``exclude_seen`` leaves out
+    (`jaxrec.models.base.FoldIn`: EASE, iALS, Mult-VAE) score the 0/1 row of the user's
+    items plus the session's. Scored on device; nothing is refitted. ``exclude_seen`` leaves out
     the session's items and (unless ``replace``) the user's.
     """
     from jaxrec.models.base import FoldIn, SequenceScorer
@@ -68,7 +68,8 @@ def recommend_session(run, items: np.ndarray, k: int = 10, *, user: int | None =
         scores = np.array(model.score_history(jnp.asarray(row))[0])
     else:
         raise ValueError(f"recommend(history=...): {type(model).__name__} scores known users "
-                         "only; use a sequential model (sasrec) or a fold-in one (ease, multvae)")
+                         "only; use a sequential model (sasrec) or a fold-in one (ease, ials, "
+                         "multvae)")
     if exclude_seen:
         scores[items] = -np.inf
         if user is not None and not replace:

@@ -15,7 +15,7 @@ from jaxrec.data.interactions import Interactions
 from jaxrec.metrics.protocols import check_protocol
 from jaxrec.metrics.scoring import evaluate, scoring_fn
 from jaxrec.metrics.streaming import StreamingEvaluator, event_order, resolve_fold_in
-from jaxrec.models import EASE, MF, SASRec
+from jaxrec.models import EASE, IALS, MF, SASRec
 from jaxrec.models.base import ModelContext
 from jaxrec.types import DataInfo
 
@@ -197,3 +197,21 @@ def test_models_that_cannot_stream_fail_in_one_line():
         bad = SimpleNamespace(**{**vars(cfg), key: value})
         with pytest.raises(ValueError, match=match):
             check_protocol(bad, split)
+
+
+@pytest.mark.slow  # compiles a batched Cholesky solve (~10 s on a loaded host)
+def test_ials_folds_a_history_in_by_the_exact_user_solve():
+    model = IALS(ModelContext(INFO), dim=3, unobserved_weight=0.2, reg=0.05, reg_exponent=1.0,
+                 alpha=0.5, init_std=0.5, rngs=nnx.Rngs(1))
+    h = np.asarray(model.item_emb_NxD[...], np.float64)
+    x = (np.random.default_rng(0).random((4, N)) < 0.3).astype(np.float32)
+    want = []
+    for row in x:  # (alpha0 H^T H + H^T C_u H + lambda_u I) w = H^T C_u 1, C_u = 1 + alpha
+        c = row * 1.5
+        reg = 0.05 * (row.sum() + 0.2 * N)
+        w = np.linalg.solve(0.2 * h.T @ h + (h * c[:, None]).T @ h + reg * np.eye(3), h.T @ c)
+        want.append(w @ h.T)
+    got = jax.jit(lambda x_UxN: model.score_history(x_UxN))(jnp.asarray(x))
+    np.testing.assert_allclose(got, np.asarray(want),
+                               rtol=1e-4, atol=1e-5)
+    assert resolve_fold_in(model, "auto") == "closed_form"
