@@ -194,9 +194,8 @@ def finish(run: Run, result: FitResult, writer, *, total_seconds: float,
         save_params(run.run_dir / "checkpoints" / "best", result.state[0])
     results = results_dict(run, result, total_seconds=total_seconds)
     if run.eval_cfg.save_per_user:  # per-user metric vectors of the best state, for compare
-        results["per_user_files"] = write_per_user(
-            run.run_dir, {"valid": run.valid_evals, "test": run.test_evals}, result.graphdef,
-            result.state, run.dataset.full.user_ids)
+        results["per_user_files"] = write_per_user(run.run_dir, result.per_user,
+                                                   run.dataset.full.user_ids)
     results.update(extra or {})
     if compiled is not None:  # programs XLA compiled, their seconds, persistent-cache hits
         results["compile"] = compile_cache.since(compiled)

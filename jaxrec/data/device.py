@@ -76,13 +76,13 @@ def train_data(train, pool_P: np.ndarray, *, rows: str = "interactions") -> Trai
     if rows not in ROWS:
         raise ValueError(f"loss.rows: {rows!r} is not one of {', '.join(ROWS)}")
     indptr, indices = train.csr()
-    arrays = {"users": jnp.asarray(train.users, jnp.int32),
-              "items": jnp.asarray(train.items, jnp.int32),
-              "ratings": jnp.asarray(train.ratings, jnp.float32),
-              "indptr": jnp.asarray(indptr, jnp.int32), "indices": jnp.asarray(indices, jnp.int32),
-              "item_counts": jnp.asarray(np.bincount(train.items, minlength=train.num_items),
-                                         jnp.float32),
-              "neg_pool": jnp.asarray(pool_P)}
+    # converted on the host, then copied: a dtype conversion on device compiles a program
+    arrays = jax.device_put({
+        "users": np.asarray(train.users, np.int32), "items": np.asarray(train.items, np.int32),
+        "ratings": np.asarray(train.ratings, np.float32),
+        "indptr": np.asarray(indptr, np.int32), "indices": np.asarray(indices, np.int32),
+        "item_counts": np.bincount(train.items, minlength=train.num_items).astype(np.float32),
+        "neg_pool": np.asarray(pool_P)})
     if rows == "users":
         active = np.flatnonzero(np.diff(np.asarray(indptr)) > 0).astype(np.int32)
         arrays.update(users=jnp.asarray(active), items=jnp.zeros(len(active), jnp.int32),

@@ -5,9 +5,11 @@ Users are taken in fixed-size blocks; for each block one jitted function
 scores all items, sets the user's excluded items (e.g. train, or train +
 valid for test) to ``-inf``, takes ``lax.top_k`` with ``K = max(ks)``, reads
 the relevance of the top-K items and computes per-user metrics. All blocks go
-through one ``lax.scan`` inside that jit, so only per-block sums (or, for
-`per_user`, the per-user values) come back to the host, plus one ``[N]``
-exposure count per cut-off when coverage or Gini is asked for. Peak memory is
+through one ``lax.scan`` inside that jit, so only the per-user values ``[M, U]``
+come back to the host (the metrics are their means, and `per_user` returns them
+from the same pass), plus one ``[N]`` exposure count per cut-off when coverage or
+Gini is asked for. `share_layout` pads the valid and test evaluators to the same
+block shapes, so both splits run one executable. Peak memory is
 a few ``[U, N]`` arrays for a block of ``U`` users, never ``num_users x
 num_items``. The sampled protocol (`jaxrec.metrics.sampled`) shares the
 block machinery (`ListEvaluator`) and ranks fixed candidates instead.
@@ -32,6 +34,7 @@ Conventions:
 from __future__ import annotations
 
 import math
+import types
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -41,14 +44,13 @@ import numpy as np
 
 from jaxrec.metrics.catalog import MetricSet
 from jaxrec.metrics.lists import ListEvaluator
-from jaxrec.metrics.rating import absolute_error, squared_error
+from jaxrec.metrics.rating_evaluator import RatingEvaluator
 
 if TYPE_CHECKING:
     from jaxrec.config import EvalConfig
     from jaxrec.data.interactions import Interactions
 
 ScoreFn = Callable[[Any, jax.Array], jax.Array]  # (params, users_U int32) -> scores_UxN
-PredictFn = Callable[[Any, jax.Array, jax.Array], jax.Array]  # (params, users_B, items_B) -> [B]
 
 _INT32_MAX = np.iinfo(np.int32).max
 
@@ -78,12 +80,17 @@ def relevant_pairs(target: Interactions, exclude: Sequence[Interactions]
     return target_keys[~np.isin(target_keys, excl_keys, assume_unique=True)], excl_keys
 
 
+def _block_width(pos_E: np.ndarray, n_blocks: int, block: int) -> int:
+    """The most pairs any block holds (the width `_stack_block_keys` pads to)."""
+    return max(1, int(np.bincount(pos_E // block, minlength=n_blocks).max(initial=0)))
+
+
 def _stack_block_keys(pos_E: np.ndarray, items_E: np.ndarray, n_blocks: int, block: int,
-                      num_items: int) -> np.ndarray:
+                      num_items: int, width: int = 1) -> np.ndarray:
     """Pairs (evaluated-user position, item) -> int32 ``[n_blocks, E_max]`` block-local keys.
 
     The key of a pair is ``(pos % block) * num_items + item``; padding is
-    ``block * num_items``, one past the last valid key.
+    ``block * num_items``, one past the last valid key. Rows are at least ``width`` wide.
     """
     blk_E = pos_E // block
     order = np.argsort(blk_E, kind="stable")
@@ -91,7 +98,8 @@ def _stack_block_keys(pos_E: np.ndarray, items_E: np.ndarray, n_blocks: int, blo
     keys_E = (pos_E[order] % block) * num_items + items_E[order]
     counts = np.bincount(blk_E, minlength=n_blocks)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    out = np.full((n_blocks, max(1, int(counts.max(initial=0)))), block * num_items, np.int32)
+    out = np.full((n_blocks, max(width, int(counts.max(initial=0)))), block * num_items,
+                  np.int32)
     out[blk_E, np.arange(len(blk_E)) - starts[blk_E]] = keys_E
     return out
 
@@ -153,38 +161,67 @@ class RankingEvaluator(ListEvaluator):
         if len(self.users) == 0:
             raise ValueError(f"{split}: no user has a target item outside the excluded sets")
 
-        n_eval = len(self.users)
-        n_blocks, block = _balanced_blocks(n_eval, user_block)
-        if (block + 1) * num_items > _INT32_MAX:
-            raise ValueError(f"eval.user_block: {user_block} x {num_items} items overflows int32 "
-                             "block keys; lower eval.user_block")
-        self.block = block
+        self.user_block = user_block
         pos_of_user = np.full(num_users, -1, np.int64)
-        pos_of_user[self.users] = np.arange(n_eval)
+        pos_of_user[self.users] = np.arange(len(self.users))
 
+        def pairs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            pos = pos_of_user[keys // num_items]
+            keep = pos >= 0
+            return pos[keep], (keys % num_items)[keep]
+
+        # (evaluated-user position, item) pairs, kept until the blocks are final (`layout`)
+        self._pairs = {"exclude": pairs(excl_keys),
+                       "relevant": (pos_of_user[rel_users], rel_items)}
+        if fold_in is not None:
+            self._pairs["history"] = pairs(np.unique(_pair_keys(fold_in.users, fold_in.items,
+                                                                num_items)))
+        self._num_rel = num_rel_all[self.users]
+        self._compiled: dict[str, tuple[Callable, Callable]] = {}
+        self.layout(len(self.users))
+
+    def layout(self, slots: int, widths: dict[str, int] | None = None) -> None:
+        """Lay the evaluated users out in even blocks of <= ``eval.user_block`` covering
+        ``slots >= num_users`` (padding users have no relevant item), each pair array at
+        least ``widths[name]`` wide: evaluators laid out alike run one executable
+        (`share_layout`)."""
+        if self._pairs is None:
+            raise RuntimeError(f"{self.split}: layout() after the first evaluation")
+        n_blocks, block = _balanced_blocks(max(slots, len(self.users)), self.user_block)
+        if (block + 1) * self.num_items > _INT32_MAX:
+            raise ValueError(f"eval.user_block: {self.user_block} x {self.num_items} items "
+                             "overflows int32 block keys; lower eval.user_block")
+        self.block, n_eval = block, len(self.users)
         users_pad = np.zeros(n_blocks * block, np.int32)
         users_pad[:n_eval] = self.users
         num_rel_pad = np.zeros(n_blocks * block, np.int32)
-        num_rel_pad[:n_eval] = num_rel_all[self.users]
-
-        def block_keys(keys: np.ndarray) -> np.ndarray:
-            pos = pos_of_user[keys // num_items]
-            keep = pos >= 0
-            return _stack_block_keys(pos[keep], (keys % num_items)[keep], n_blocks, block,
-                                     num_items)
-
-        blocks = {
-            "users": users_pad.reshape(n_blocks, block),
-            "num_relevant": num_rel_pad.reshape(n_blocks, block),
-            "exclude": block_keys(excl_keys),
-            "relevant": _stack_block_keys(pos_of_user[rel_users], rel_items, n_blocks, block,
-                                          num_items),
-        }
-        if fold_in is not None:
-            blocks["history"] = block_keys(np.unique(_pair_keys(fold_in.users, fold_in.items,
-                                                                 num_items)))
+        num_rel_pad[:n_eval] = self._num_rel
+        blocks = {"users": users_pad.reshape(n_blocks, block),
+                  "num_relevant": num_rel_pad.reshape(n_blocks, block)}
+        for name, (pos, items) in self._pairs.items():
+            blocks[name] = _stack_block_keys(pos, items, n_blocks, block, self.num_items,
+                                             (widths or {}).get(name, 1))
         self._blocks = jax.device_put(blocks)
-        self._compiled: dict[str, tuple[Callable, Callable]] = {}
+        self._compiled.clear()
+
+    def widths(self, slots: int) -> dict[str, int]:
+        """Each pair array's width under ``layout(slots)``."""
+        n_blocks, block = _balanced_blocks(max(slots, len(self.users)), self.user_block)
+        return {name: _block_width(pos, n_blocks, block) for name, (pos, _) in self._pairs.items()}
+
+    def _program_key(self) -> tuple | None:
+        if type(self) is not RankingEvaluator:  # subclasses read more of self
+            return None
+        return ("ranking", self.num_items, self.inputs, tuple(self.ks),
+                tuple(self.metric_set.metrics))
+
+    def _static(self) -> Any:
+        return types.SimpleNamespace(split=self.split, num_items=self.num_items,
+                                     inputs=self.inputs, ks=self.ks)
+
+    def evaluate(self, score_fn, params):
+        self._pairs = None  # the blocks are final: free the host copy of the pairs
+        return super().evaluate(score_fn, params)
 
     def _block_lists(self, score_fn, params, blk):
         users_U = blk["users"]
@@ -206,86 +243,6 @@ class RankingEvaluator(ListEvaluator):
         relevant_X = relevant_X.at[blk["relevant"]].set(True, mode="drop")
         hits_UxK = jnp.take_along_axis(relevant_X.reshape(n_users, n_items), top_UxK, axis=1)
         return hits_UxK, blk["num_relevant"], top_UxK, top_scores_UxK > -jnp.inf
-
-
-class RatingEvaluator:
-    """RMSE and MAE of predicted ratings over all target interactions, on device.
-
-    Args:
-      split: prefix of the metric keys (``valid/rmse``, ``valid/mae``).
-      target: interactions with the true ratings.
-      batch: most pairs predicted at once; batches are sized evenly and the
-        last one is padded and masked.
-
-    ``predict_fn(params, users_B int32, items_B int32) -> preds_B`` must be pure
-    and jittable; one function is compiled per ``predict_fn`` object.
-    """
-
-    inputs = "pairs"
-    input_tables: dict[str, jax.Array] | None = None  # as ListEvaluator's
-
-    def __init__(self, split: str, target: Interactions, *, batch: int = 65536):
-        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-            raise ValueError(f"eval.rating_batch: {batch!r} must be a positive int")
-        if len(target) == 0:
-            raise ValueError(f"{split}: no target interactions to compute rmse / mae on")
-        self.split = split
-        self.num_pairs = len(target)
-        n_batches, size = _balanced_blocks(self.num_pairs, batch)
-        self.batch = size
-
-        def pad(x: np.ndarray, dtype) -> np.ndarray:
-            out = np.zeros(n_batches * size, dtype)
-            out[:self.num_pairs] = x
-            return out.reshape(n_batches, size)
-
-        self._batches = jax.device_put({
-            "users": pad(target.users, np.int32),
-            "items": pad(target.items, np.int32),
-            "ratings": pad(target.ratings, np.float32),
-            "mask": pad(np.ones(self.num_pairs, bool), bool),
-        })
-        self._users = np.asarray(target.users)
-        self._compiled: dict[str, tuple[PredictFn, Callable]] = {}
-
-    def _compile(self, predict_fn: PredictFn, kind: str = "sum") -> Callable:
-        """``kind`` "sum": the error sums of each batch; "pairs": every pair's errors."""
-        if kind in self._compiled and self._compiled[kind][0] is predict_fn:
-            return self._compiled[kind][1]
-
-        def body(params, b):
-            preds_B = predict_fn(params, b["users"], b["items"])
-            if preds_B.shape != b["users"].shape:
-                raise ValueError(f"{self.split}: predict_fn returned shape {preds_B.shape}, "
-                                 f"expected {b['users'].shape}")
-            se_B = jnp.where(b["mask"], squared_error(preds_B, b["ratings"]), 0.0)
-            ae_B = jnp.where(b["mask"], absolute_error(preds_B, b["ratings"]), 0.0)
-            errors_2xB = jnp.stack([se_B, ae_B])
-            return errors_2xB.sum(axis=1) if kind == "sum" else errors_2xB
-
-        fn = jax.jit(lambda params, batches: jax.lax.map(lambda b: body(params, b), batches))
-        self._compiled[kind] = (predict_fn, fn)
-        return fn
-
-    def run(self, predict_fn: PredictFn, params: Any) -> dict[str, float]:
-        """``{f"{split}/rmse": ..., f"{split}/mae": ...}`` over all target pairs."""
-        sums = np.asarray(self._compile(predict_fn)(params, self._batches), np.float64).sum(0)
-        return {f"{self.split}/rmse": float(np.sqrt(sums[0] / self.num_pairs)),
-                f"{self.split}/mae": float(sums[1] / self.num_pairs)}
-
-    def per_user(self, predict_fn: PredictFn, params: Any
-                 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Each user's RMSE and MAE over their own target pairs (for paired tests between
-        rating models). Unlike the ranking metrics', these vectors' means are not the pooled
-        values `run` reports: users with more pairs weigh more there."""
-        errors = np.asarray(self._compile(predict_fn, "pairs")(params, self._batches),
-                            np.float64)  # [batches, 2, size]
-        se, ae = (errors[:, i, :].reshape(-1)[:self.num_pairs] for i in range(2))
-        users, index = np.unique(self._users, return_inverse=True)
-        count = np.bincount(index).astype(np.float64)
-        return users.astype(np.int32), {
-            f"{self.split}/rmse": np.sqrt(np.bincount(index, se) / count).astype(np.float32),
-            f"{self.split}/mae": (np.bincount(index, ae) / count).astype(np.float32)}
 
 
 Evaluator = ListEvaluator | RatingEvaluator
@@ -345,3 +302,33 @@ def make_evaluators(split: str, target: Interactions, exclude: Sequence[Interact
     if explicit and eval_cfg.rating_metrics:
         evaluators.append(RatingEvaluator(split, target, batch=eval_cfg.rating_batch))
     return evaluators
+
+
+def share_layout(evaluators: Sequence[Any]) -> None:
+    """Lay out evaluators of the same kind alike (valid and test, padded to the larger), so
+    each kind compiles one program for both splits. Ranking evaluators are left as they are
+    when sharing would more than double the smaller one's work (rating pairs are cheap)."""
+    kinds: dict[Any, list] = {}
+    for ev in evaluators:
+        if isinstance(ev, RatingEvaluator):
+            kinds.setdefault(("rating", ev.max_batch), []).append(ev)
+        elif isinstance(ev, RankingEvaluator) and ev._program_key() is not None:
+            kinds.setdefault((ev._program_key(), ev.user_block), []).append(ev)
+    for group in kinds.values():
+        if len(group) < 2:
+            continue
+        sizes = [ev.num_pairs if isinstance(ev, RatingEvaluator) else ev.num_users
+                 for ev in group]
+        slots = max(sizes)
+        if isinstance(group[0], RatingEvaluator):
+            for ev in group:
+                ev.layout(slots)
+            continue
+        if slots > 2 * min(sizes):
+            continue
+        widths: dict[str, int] = {}
+        for ev in group:
+            for name, w in ev.widths(slots).items():
+                widths[name] = max(widths.get(name, 1), w)
+        for ev in group:
+            ev.layout(slots, widths)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +12,26 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrec.metrics.catalog import MetricSet
+
+_SHARED: OrderedDict = OrderedDict()  # (score_fn, program key) -> jitted program
+_SHARED_MAX = 64
+
+
+def _program(block_lists: Callable, score_fn: Callable, ms: MetricSet) -> Callable:
+    """``(params, blocks, ctx) -> (values_BxMxU, aggregates_A)`` over every block (one scan)."""
+
+    def program(params, blocks, ctx):
+        def body(exposure_AxN, blk):
+            hits_UxK, num_rel_U, items_UxK, valid_UxK = block_lists(score_fn, params, blk)
+            values_MxU = ms.per_user(hits_UxK, num_rel_U, items_UxK, valid_UxK, ctx)
+            weight_UxK = valid_UxK & (num_rel_U > 0)[:, None]
+            return exposure_AxN + ms.exposure(items_UxK, weight_UxK), values_MxU
+
+        init = jnp.zeros((len(ms.exposure_ks), ms.num_items), jnp.float32)
+        exposure_AxN, values_BxMxU = jax.lax.scan(body, init, blocks)
+        return values_BxMxU, ms.aggregates(exposure_AxN)
+
+    return program
 
 
 class ListEvaluator:
@@ -58,48 +80,58 @@ class ListEvaluator:
         self._blocks = {k: jax.device_put(v, sharding_of(k, v)) for k, v in self._blocks.items()}
         self._compiled.clear()
 
-    def _compile(self, mode: str, score_fn: Callable) -> Callable:
-        cached = self._compiled.get(mode)
+    def _program_key(self) -> tuple | None:
+        """What `_block_lists` and the metric set read besides the arrays passed in: evaluators
+        with equal keys share one compiled program (valid and test, trials of a sweep);
+        None: this evaluator compiles its own."""
+        return None
+
+    def _program(self, score_fn: Callable) -> Callable:
+        """The one jitted program of this evaluator and scoring function: every block's
+        per-user values ``[B, M, U]`` and the aggregates (coverage, Gini) in one pass."""
+        cached = self._compiled.get("program")
         if cached is not None and cached[0] is score_fn:
             return cached[1]
-        ms = self.metric_set
-
-        def lists(params, blk, ctx):
-            hits_UxK, num_rel_U, items_UxK, valid_UxK = self._block_lists(score_fn, params, blk)
-            values_MxU = ms.per_user(hits_UxK, num_rel_U, items_UxK, valid_UxK, ctx)
-            return values_MxU, num_rel_U > 0, items_UxK, valid_UxK
-
-        if mode == "sum":
-            def run_all(params, blocks, ctx):
-                def body(exposure_AxN, blk):
-                    values_MxU, mask_U, items_UxK, valid_UxK = lists(params, blk, ctx)
-                    weight_UxK = valid_UxK & mask_U[:, None]
-                    exposure_AxN = exposure_AxN + ms.exposure(items_UxK, weight_UxK)
-                    return exposure_AxN, jnp.where(mask_U[None, :], values_MxU, 0.0).sum(-1)
-
-                init = jnp.zeros((len(ms.exposure_ks), ms.num_items), jnp.float32)
-                exposure_AxN, sums_BxM = jax.lax.scan(body, init, blocks)
-                return sums_BxM, ms.aggregates(exposure_AxN)
-        else:
-            def run_all(params, blocks, ctx):
-                return jax.lax.map(lambda b: lists(params, b, ctx)[0], blocks)
-
-        fn = jax.jit(run_all)
-        self._compiled[mode] = (score_fn, fn)
+        key = self._program_key()
+        fn = None if key is None else _SHARED.get((score_fn, key))
+        if fn is None:
+            block_lists = self._block_lists if key is None else functools.partial(
+                type(self)._block_lists, self._static())
+            fn = jax.jit(_program(block_lists, score_fn, self.metric_set))
+            if key is not None:
+                _SHARED[(score_fn, key)] = fn
+                while len(_SHARED) > _SHARED_MAX:
+                    _SHARED.popitem(last=False)
+        self._compiled["program"] = (score_fn, fn)
         return fn
+
+    def _static(self) -> Any:
+        """A stand-in for ``self`` holding only what `_program_key` names (shared programs
+        must not keep an evaluator's arrays alive)."""
+        raise NotImplementedError
+
+    def evaluate(self, score_fn: Callable, params: Any
+                 ) -> tuple[dict[str, float], tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """`run`'s metrics and `per_user`'s vectors, from one pass over the blocks."""
+        values_BxMxU, aggregates_A = self._program(score_fn)(params, self._blocks,
+                                                             self.metric_set.ctx)
+        keys = self.metric_set.user_keys
+        values_BxMxU = np.asarray(values_BxMxU)
+        values_MxV = values_BxMxU.transpose(1, 0, 2).reshape(len(keys), -1)[:, :self.num_users] \
+            if keys else np.zeros((0, self.num_users), np.float32)
+        means_M = values_MxV.astype(np.float64).sum(1) / self.num_users
+        values = dict(zip(keys, means_M.tolist(), strict=True))
+        values.update(zip(self.metric_set.aggregate_keys, np.asarray(aggregates_A).tolist(),
+                          strict=True))
+        per_user = {key: values_MxV[i] for i, key in enumerate(keys)}
+        return {key: float(values[key]) for key in self.keys}, (self.users.copy(), per_user)
 
     def run(self, score_fn: Callable, params: Any) -> dict[str, float]:
         """Each metric: the mean over the evaluated users (coverage and Gini: over all lists).
 
         Returns ``{"valid/ndcg@10": 0.31, ...}`` in `keys` order.
         """
-        sums_BxM, aggregates_A = self._compile("sum", score_fn)(params, self._blocks,
-                                                               self.metric_set.ctx)
-        means_M = np.asarray(sums_BxM, np.float64).sum(0) / self.num_users
-        values = dict(zip(self.metric_set.user_keys, means_M.tolist(), strict=True))
-        values.update(zip(self.metric_set.aggregate_keys, np.asarray(aggregates_A).tolist(),
-                          strict=True))
-        return {key: float(values[key]) for key in self.keys}
+        return self.evaluate(score_fn, params)[0]
 
     def per_user(self, score_fn: Callable, params: Any
                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -111,11 +143,4 @@ class ListEvaluator:
           (coverage and Gini have none); each vector's mean is the value `run`
           reports.
         """
-        keys = self.metric_set.user_keys
-        if not keys:
-            return self.users.copy(), {}
-        values_BxMxU = np.asarray(self._compile("per_user", score_fn)(
-            params, self._blocks, self.metric_set.ctx))
-        values_MxV = values_BxMxU.transpose(1, 0, 2).reshape(len(keys), -1)
-        values_MxV = values_MxV[:, :self.num_users]
-        return self.users.copy(), {key: values_MxV[i] for i, key in enumerate(keys)}
+        return self.evaluate(score_fn, params)[1]

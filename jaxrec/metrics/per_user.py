@@ -21,36 +21,30 @@ import pandas as pd
 ID_COLUMNS = ("user_id", "user")
 
 
-def per_user_frame(evaluators: Iterable[Any], graphdef: Any, state: Any,
+def per_user_frame(vectors: Iterable[tuple[np.ndarray, dict[str, np.ndarray]]],
                    user_ids: np.ndarray) -> pd.DataFrame | None:
-    """Per-user values of every evaluator that has them, one row per user; None if none has.
+    """One row per user from each evaluator's ``(users, {key: values})``; None if there are none.
 
     Args:
-      evaluators: the evaluators of one split.
-      graphdef, state: the model, as `jaxrec.metrics.scoring.evaluate` takes it.
+      vectors: what `jaxrec.metrics.scoring.evaluate` collects with ``per_user=``.
       user_ids: raw id of each user index.
     """
-    from jaxrec.metrics.scoring import scoring_fn, scoring_state
-
     frame = None
-    for ev in evaluators:
-        if not hasattr(ev, "per_user"):
-            continue
-        users, values = ev.per_user(scoring_fn(ev, graphdef), scoring_state(ev, graphdef, state))
+    for users, values in vectors:
         part = pd.DataFrame({"user_id": np.asarray(user_ids)[users], "user": users,
                              **{k: np.asarray(v, np.float32) for k, v in values.items()}})
         frame = part if frame is None else frame.merge(part, on=list(ID_COLUMNS), how="outer")
     return frame
 
 
-def write_per_user(run_dir: str | Path, evaluators: dict[str, Iterable[Any]], graphdef: Any,
-                   state: Any, user_ids: np.ndarray) -> list[str]:
+def write_per_user(run_dir: str | Path, vectors: dict[str, Iterable[Any]],
+                   user_ids: np.ndarray) -> list[str]:
     """Write ``per_user_<split>.parquet`` for each split with per-user values (atomically).
 
     Args:
       run_dir: the run directory.
-      evaluators: ``{"valid": [...], "test": [...]}``.
-      graphdef, state: the best model state.
+      vectors: ``{"valid": [(users, {key: values}), ...], "test": [...]}``, from the final
+        evaluation of the best state (`jaxrec.training.loop.FitResult.per_user`).
       user_ids: raw id of each user index.
 
     Returns:
@@ -59,8 +53,8 @@ def write_per_user(run_dir: str | Path, evaluators: dict[str, Iterable[Any]], gr
     from jaxrec.io import atomic_write_with
 
     written = []
-    for split, evs in evaluators.items():
-        frame = per_user_frame(evs, graphdef, state, user_ids)
+    for split, split_vectors in vectors.items():
+        frame = per_user_frame(split_vectors, user_ids)
         if frame is None:
             continue
         name = f"per_user_{split}.parquet"

@@ -34,6 +34,7 @@ from jaxrec.metrics.evaluator import (
     RatingEvaluator,
     list_metric_inputs,
     make_evaluators,
+    share_layout,
 )
 from jaxrec.metrics.inputs import resolve_test_input
 
@@ -89,7 +90,9 @@ def build_evaluators(dataset: Any, eval_cfg: EvalConfig, *, seed: int,
     if eval_cfg.protocol == "strong":
         from jaxrec.metrics.strong import strong_evaluators
 
-        return strong_evaluators(dataset, eval_cfg)
+        valid, test = strong_evaluators(dataset, eval_cfg)
+        share_layout(valid + test)
+        return valid, test
     if eval_cfg.protocol == "streaming":
         return _streaming_evaluators(dataset, eval_cfg)
     out: dict[str, list[Evaluator]] = {"valid": [], "test": []}
@@ -105,6 +108,7 @@ def build_evaluators(dataset: Any, eval_cfg: EvalConfig, *, seed: int,
                                                 seed=seed, run_dir=run_dir))
         if explicit and eval_cfg.rating_metrics:
             out[name].append(RatingEvaluator(name, target, batch=eval_cfg.rating_batch))
+    share_layout(out["valid"] + out["test"])  # one program per kind for both splits
     return out["valid"], out["test"]
 
 

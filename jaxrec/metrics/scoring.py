@@ -69,9 +69,19 @@ def scoring_state(evaluator: Any, graphdef, state):
     return params, rest
 
 
-def evaluate(evaluators, graphdef, state) -> dict[str, float]:
-    """Every evaluator's metrics for the model ``(graphdef, state)``, state = ``(params, rest)``."""
+def evaluate(evaluators, graphdef, state, per_user: list | None = None) -> dict[str, float]:
+    """Every evaluator's metrics for the model ``(graphdef, state)``, state = ``(params, rest)``.
+
+    ``per_user``: a list that receives ``(users, {key: values})`` of each evaluator that has
+    per-user values, computed in the same pass (`jaxrec.metrics.per_user.write_per_user`).
+    """
     out: dict[str, float] = {}
     for ev in evaluators:
-        out.update(ev.run(scoring_fn(ev, graphdef), scoring_state(ev, graphdef, state)))
+        fn, ev_state = scoring_fn(ev, graphdef), scoring_state(ev, graphdef, state)
+        if per_user is not None and hasattr(ev, "evaluate"):
+            metrics, vectors = ev.evaluate(fn, ev_state)
+            per_user.append(vectors)
+        else:
+            metrics = ev.run(fn, ev_state)
+        out.update(metrics)
     return out

@@ -31,6 +31,7 @@ class MF(nnx.Module):
 
     default_loss: ClassVar[str] = "mse"  # the loss= it is meant for
     compatible_losses: ClassVar[tuple[str, ...]] = ("mse", "bce", "bpr", "sampled_softmax")
+    init_from_info: ClassVar[bool] = True  # builds from ctx.info alone (jitted init)
 
     def __init__(self, ctx: ModelContext, *, dim: int = 64, init_std: float = 0.01,
                  use_bias: bool = True, bias_l2_scale: float = 0.1, rngs: nnx.Rngs):

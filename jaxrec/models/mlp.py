@@ -36,6 +36,7 @@ class NCFMLP(nnx.Module):
 
     default_loss: ClassVar[str] = "bce"  # the loss= it is meant for
     compatible_losses: ClassVar[tuple[str, ...]] = ("bce", "bpr")
+    init_from_info: ClassVar[bool] = True  # builds from ctx.info alone (jitted init)
 
     def __init__(self, ctx: ModelContext, *, dim: int = 32, hidden: Sequence[int] = (32, 16, 8),
                  init_std: float = 0.01, head: bool = True, rngs: nnx.Rngs):

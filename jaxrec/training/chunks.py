@@ -17,6 +17,18 @@ import numpy as np
 from jaxrec.training.step import epoch_program, make_solver_epoch_fn, make_train_step
 
 
+@jax.jit
+def _copy(tree):
+    """A copy of every array of ``tree`` (one program, not one per array)."""
+    return jax.tree.map(jnp.copy, tree)
+
+
+@jax.jit
+def _member(tree, pos):
+    """Member ``pos`` of a stacked ``tree`` (``pos`` traced: one program for every member)."""
+    return jax.tree.map(lambda x: x[pos], tree)
+
+
 class Chunk:
     """Members ``indices`` of a fit, stacked (``len > 1``) or alone."""
 
@@ -36,14 +48,14 @@ class Chunk:
         """``(params, rest)`` of the member at ``pos``; ``copy`` for a state that must
         outlive the next (donating) epoch."""
         if self.stacked:
-            return jax.tree.map(lambda x: x[pos], (self.state.params, self.state.rest))
+            return _member((self.state.params, self.state.rest), pos)
         state = (self.state.params, self.state.rest)
-        return jax.tree.map(jnp.copy, state) if copy else state
+        return _copy(state) if copy else state
 
     def member_train_state(self, pos: int):
         """The whole `TrainState` of the member at ``pos`` (a copy for a stacked chunk)."""
         if self.stacked:
-            return jax.tree.map(lambda x: x[pos], self.state)
+            return _member(self.state, pos)
         return self.state
 
     def args(self, data, trackers, epoch: int, shared_order: bool) -> tuple:

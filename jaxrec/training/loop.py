@@ -55,6 +55,8 @@ class FitResult:
     state: Any  # best (params, rest)
     graphdef: Any
     mesh: dict[str, int] | None = None  # the device mesh's axes; None: one device
+    # per split, each evaluator's (users, {key: per-user values}) of the best state
+    per_user: dict[str, list] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -301,17 +303,19 @@ def _finish(program: Program, chunks, k: int, tracker: Tracker, compile_seconds:
     best = tracker.best_state if has_valid and tracker.best_state is not None else \
         chunk.member_state(pos, copy=True)
     t = time.perf_counter()
-    final = evaluate(program.test_evals, program.graphdef, best)
+    per_user: dict[str, list] = {"valid": [], "test": []}
+    final = evaluate(program.test_evals, program.graphdef, best, per_user["test"])
     test_seconds = time.perf_counter() - t
     if has_valid:
-        final.update(evaluate(program.valid_evals, program.graphdef, best))
+        final.update(evaluate(program.valid_evals, program.graphdef, best, per_user["valid"]))
     times = tracker.eval_times[1:] if len(tracker.eval_times) > 1 else tracker.eval_times
     return FitResult(metrics=final, best_epoch=tracker.best_epoch, epochs_run=tracker.epochs_run,
                      stop_reason=tracker.stop_reason, monitor=program.monitor,
                      compile_seconds=compile_seconds, seconds_per_epoch=seconds_per_epoch,
                      eval_seconds=float(np.median(times)) if times else test_seconds,
                      loop_seconds=loop_seconds, state=best, graphdef=program.graphdef,
-                     mesh=None if program.mesh is None else program.mesh.axes)
+                     mesh=None if program.mesh is None else program.mesh.axes,
+                     per_user={k: v for k, v in per_user.items() if v})
 
 
 def _restore(members: list[Member], trackers: list[Tracker]) -> int:

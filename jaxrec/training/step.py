@@ -25,7 +25,9 @@ class TrainState(NamedTuple):
 def init_state(model: nnx.Module, tx: optax.GradientTransformation) -> tuple[Any, TrainState]:
     """Split a model once into its static graph definition and the initial train state."""
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    return graphdef, TrainState(params, rest, tx.init(params), jnp.zeros((), jnp.int32))
+    # one program for the optimiser's state, not one eager op per array
+    return graphdef, TrainState(params, rest, jax.jit(tx.init)(params),
+                                jax.device_put(np.zeros((), np.int32)))
 
 
 def make_train_step(graphdef, loss, tx: optax.GradientTransformation):

@@ -154,14 +154,16 @@ def parse_recommendations(stdout: str) -> list[tuple[int, int, float, str]]:
 @pytest.mark.slow
 def test_a_rerun_reads_every_program_from_the_compilation_cache(trained_run, cli_env):
     first = json.loads((trained_run / "results.json").read_text())
-    assert first["compile"]["programs"] > 5 and first["compile"]["compiled"] > 0
+    # the epoch, one ranking and one rating program shared by valid and test, the model's
+    # and the optimiser's init, the best-state copy, and a few key / staging ops
+    assert 3 <= first["compile"]["programs"] <= 10 and first["compile"]["compiled"] > 0
     again = trained_run.parent / "again"
     proc = run_cli("train", "model.dim=8", "trainer.epochs=2", "trainer.progress=false",
                    f"paths.output_dir={again}", cwd=trained_run.parent, env=cli_env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     second = json.loads((again / "results.json").read_text())
     assert second["compile"]["compiled"] == 0  # all from <cache_dir>/xla
-    assert second["compile"]["cache_hits"] == second["compile"]["programs"] > 5
+    assert second["compile"]["cache_hits"] == second["compile"]["programs"] >= 3
     assert second["metrics"] == first["metrics"]  # the same executables, the same numbers
     assert any((Path(cli_env["JAXREC_CACHE_DIR"]) / "xla").iterdir())
 

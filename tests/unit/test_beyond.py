@@ -146,8 +146,8 @@ def test_beyond_metrics_keep_the_top_k_kernel(data):
     train, test, scores, features = data
     ev = RankingEvaluator("test", test, [train], ks=KS, metrics=BEYOND, train=train,
                           item_features=features)
-    compiled = ev._compile("sum", score_fn).lower(jnp.asarray(scores), ev._blocks,
-                                                  ev.metric_set.ctx).compile().as_text()
+    compiled = ev._program(score_fn).lower(jnp.asarray(scores), ev._blocks,
+                                           ev.metric_set.ctx).compile().as_text()
     assert 'custom_call_target="TopK"' in compiled
 
 

@@ -164,10 +164,49 @@ def test_compiles_once_per_score_fn(data):
     train, _, test, scores = data
     ev = RankingEvaluator("test", test, [train], ks=[3], metrics=["hit"], user_block=5)
     first = ev.run(score_fn, jnp.asarray(scores))
-    compiled = ev._compiled["sum"][1]
+    compiled = ev._compiled["program"][1]
+    users, per_user = ev.per_user(score_fn, jnp.asarray(scores[::-1].copy()))
     second = ev.run(score_fn, jnp.asarray(scores[::-1].copy()))
-    assert ev._compiled["sum"][1] is compiled and compiled._cache_size() == 1
+    assert ev._compiled["program"][1] is compiled and compiled._cache_size() == 1
     assert first != second
+    assert np.mean(per_user["test/hit@3"]) == pytest.approx(second["test/hit@3"])
+
+
+def test_valid_and_test_share_one_program_per_kind(data):
+    """share_layout pads valid and test alike: each evaluator kind runs one executable for
+    both splits, with the same metrics as when each is laid out alone."""
+    from jaxrec.metrics.evaluator import share_layout
+
+    train, valid, test, scores = data
+    ratings = jnp.asarray(scores)
+
+    def predict(params, users_B, items_B):
+        return params[users_B, items_B]
+
+    def build():
+        return [RankingEvaluator("valid", valid, [train], ks=[3, 5], metrics=["ndcg", "coverage"],
+                                 user_block=4),
+                RankingEvaluator("test", test, [train, valid], ks=[3, 5],
+                                 metrics=["ndcg", "coverage"], user_block=4),
+                RatingEvaluator("valid", valid, batch=7), RatingEvaluator("test", test, batch=7)]
+
+    alone = build()
+    expected = [ev.run(score_fn if i < 2 else predict, ratings) for i, ev in enumerate(alone)]
+    shared = build()
+    share_layout(shared)
+
+    def fresh_score_fn(params, users_U):  # a new function: a program of its own
+        return score_fn(params, users_U)
+
+    got = [ev.run(fresh_score_fn if i < 2 else predict, ratings) for i, ev in enumerate(shared)]
+    for e, g in zip(expected, got, strict=True):
+        assert g == pytest.approx(e, rel=1e-6)
+    assert shared[0]._compiled["program"][1] is shared[1]._compiled["program"][1]
+    assert shared[0]._compiled["program"][1]._cache_size() == 1
+    assert {k: v.shape for k, v in shared[0]._blocks.items()} == \
+        {k: v.shape for k, v in shared[1]._blocks.items()}
+    assert shared[2]._batches["users"].shape == shared[3]._batches["users"].shape
+    assert alone[2]._batches["users"].shape != alone[3]._batches["users"].shape
 
 
 def test_bad_input_raises_before_compile(data):
