@@ -215,3 +215,28 @@ def test_ials_folds_a_history_in_by_the_exact_user_solve():
     np.testing.assert_allclose(got, np.asarray(want),
                                rtol=1e-4, atol=1e-5)
     assert resolve_fold_in(model, "auto") == "closed_form"
+
+
+@pytest.mark.slow  # two evaluation programs (~11 s on a loaded host)
+def test_on_a_leave_last_split_the_stream_is_the_full_ranking_test():
+    """One test event per user, scored from train + valid with those items masked: the
+    streamed metrics are the full-ranking test metrics (computed by RankingEvaluator)."""
+    from jaxrec.data.datasets.synthetic import make_synthetic
+    from jaxrec.data.pipeline import load_and_split
+    from jaxrec.metrics.evaluator import RankingEvaluator
+
+    ds = load_and_split(make_synthetic(num_users=30, num_items=40, interactions_per_user=8,
+                                       seed=0),
+                        None, {"method": "leave_last", "test": 0.2, "valid": 0.1, "seed": 0})
+    _, target, exclude = ds.eval_parts()[-1]
+    model = MF(ModelContext(ds.info), dim=4, init_std=0.5, rngs=nnx.Rngs(0))
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    full = RankingEvaluator("test", target, list(exclude), ks=[5], metrics=["hit", "ndcg", "mrr"])
+    want = evaluate([full], graphdef, (params, rest))
+    stream = StreamingEvaluator(target, exclude[0].concat(exclude[1]), ks=[5],
+                                metrics=["hit", "ndcg", "mrr"])
+    stream.attach(model)
+    got = evaluate([stream], graphdef, (params, rest))
+    assert stream.scored_E.sum() == full.num_users
+    for key, value in want.items():
+        assert got[key.replace("test/", "test/streaming/")] == pytest.approx(value, abs=1e-6)
