@@ -105,51 +105,15 @@ def instantiate(section: str, node):
 
 def build_model(cfg: DictConfig, dataset, seed: int):
     """The model of ``cfg`` for ``dataset``, initialised from ``seed``."""
-    from flax import nnx
-
-    from jaxrec.models.base import ModelContext, check_scorer
+    from jaxrec.models.base import build_model as build
+    from jaxrec.models.base import check_scorer
     from jaxrec.models.config_check import check_model_config
 
     check_model_config(cfg.model)  # unknown keys, wrong types: one line, before building
-    factory = instantiate("model", cfg.model)
-    cls = getattr(factory, "func", None)
-    if getattr(cls, "init_from_info", False):  # one compiled init, shared by every seed
-        import numpy as np
-
-        model = _info_init(cls, factory.keywords, dataset.info)(np.uint32(seed))
-    else:
-        ctx = ModelContext(info=dataset.info, train=dataset.train, features=dataset.features,
-                           load_run=load_model)
-        model = factory(ctx, rngs=nnx.Rngs(params=seed, default=seed))
+    model = build(instantiate("model", cfg.model), dataset.info, seed, train=dataset.train,
+                  features=dataset.features, load_run=load_model)
     check_scorer(model)
     return model
-
-
-_INIT_FNS: dict = {}
-
-
-def _info_init(cls, keywords: dict, info):
-    """``seed -> model``, jitted, for a model class whose constructor reads only ``ctx.info``
-    and its hyperparameters (``init_from_info = True``): its parameters are drawn by one
-    program instead of one eager op per array, and later members and trials with the same
-    class, hyperparameters and data sizes reuse it."""
-    import jax
-    from flax import nnx
-
-    from jaxrec.models.base import ModelContext
-
-    key = (cls, repr(sorted(keywords.items())), info)
-    if key not in _INIT_FNS:
-        ctx = ModelContext(info=info)
-        if len(_INIT_FNS) > 32:
-            _INIT_FNS.clear()
-
-        def init(seed):  # the keys nnx.Rngs(params=seed, default=seed) makes from an int
-            rngs = nnx.Rngs(params=jax.random.key(seed), default=jax.random.key(seed))
-            return cls(ctx, **keywords, rngs=rngs)
-
-        _INIT_FNS[key] = nnx.jit(init)
-    return _INIT_FNS[key]
 
 
 def assemble(cfg: DictConfig, *, dataset=None, evaluators: tuple[list, list] | None = None,

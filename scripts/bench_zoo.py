@@ -60,6 +60,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="venv holding the implicit library (created when missing)")
     ap.add_argument("--peer-factors", type=int, default=64, help="implicit ALS factors")
     ap.add_argument("--peer-iterations", type=int, default=15, help="implicit ALS iterations")
+    ap.add_argument("--peer-bpr-iterations", type=int, default=100,
+                    help="implicit BPR iterations")
     ap.add_argument("--worker", metavar="PRESET", help=argparse.SUPPRESS)
     ap.add_argument("--peer-split", type=Path, help=argparse.SUPPRESS)
     return ap.parse_args(argv)
@@ -107,6 +109,10 @@ def worker_main(preset: str) -> None:
         "ndcg10": m["test/ndcg@10"], "recall20": m["test/recall@20"],
         "valid_ndcg10": m.get("valid/ndcg@10"),
         "train_seconds": res["seconds_per_epoch"] * res["epochs_run"],
+        "seconds_per_epoch": res["seconds_per_epoch"], "eval_seconds": res["eval_seconds"],
+        "batch_size": int(cfg.trainer.batch_size),
+        "negatives": int(cfg.loss.get("num_negatives", 0) or 0),
+        "dim": int(cfg.model.get("dim", 0) or 0),
         "compile_seconds": res["compile_seconds"], "wall_seconds": wall,
         "epochs_run": res["epochs_run"], "best_epoch": res["best_epoch"],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -116,8 +122,11 @@ def worker_main(preset: str) -> None:
 
 def run_worker(preset: str) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", preset]
+    t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    return _parse_result(proc, preset)
+    # the whole process: interpreter, imports, data, compile, training, test (and the
+    # worker's split digest, a second data load from its parse cache)
+    return {**_parse_result(proc, preset), "process_seconds": time.perf_counter() - t}
 
 
 def _parse_result(proc: subprocess.CompletedProcess, what: str) -> dict:
@@ -168,9 +177,11 @@ def ensure_peer_venv(venv: Path, log=print) -> tuple[Path | None, str]:
     return None, f"implicit could not be installed in {venv} (see {log_path})"
 
 
-def run_peer(python: Path, split: Path, *, factors: int, iterations: int) -> list[dict]:
+def run_peer(python: Path, split: Path, *, factors: int, iterations: int,
+             bpr_iterations: int) -> list[dict]:
     cmd = [str(python), str(Path(__file__).resolve()), "--peer-split", str(split),
-           "--peer-factors", str(factors), "--peer-iterations", str(iterations)]
+           "--peer-factors", str(factors), "--peer-iterations", str(iterations),
+           "--peer-bpr-iterations", str(bpr_iterations)]
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",  # implicit asks
            # the peer venv has no jaxrec: this script's jaxrec.benchmarks import (stdlib
            # only) comes from the repository
@@ -179,14 +190,16 @@ def run_peer(python: Path, split: Path, *, factors: int, iterations: int) -> lis
     return _parse_result(proc, "implicit ALS")["peers"]
 
 
-def peer_main(split: Path, factors: int, iterations: int) -> None:
-    """Inside the peer venv (numpy, scipy, implicit only): fit ALS, rank, score like jaxrec."""
+def peer_main(split: Path, factors: int, iterations: int, bpr_iterations: int) -> None:
+    """Inside the peer venv (numpy, scipy, implicit only): fit ALS and BPR, rank, score like
+    jaxrec."""
     import resource
 
     import implicit
     import numpy as np
     import scipy.sparse as sp
     from implicit.als import AlternatingLeastSquares
+    from implicit.bpr import BayesianPersonalizedRanking
 
     z = np.load(split)
     shape = (int(z["num_users"]), int(z["num_items"]))
@@ -206,8 +219,14 @@ def peer_main(split: Path, factors: int, iterations: int) -> None:
     test.eliminate_zeros()
     discounts = 1.0 / np.log2(np.arange(2, 22))
     results = []
-    for fit_on, fit_matrix in (("train", train), ("train+valid", seen)):
-        model = AlternatingLeastSquares(factors=factors, iterations=iterations, random_state=0)
+    fits = [("ALS", "train", train), ("ALS", "train+valid", seen), ("BPR", "train", train)]
+    for algo, fit_on, fit_matrix in fits:
+        if algo == "ALS":
+            model = AlternatingLeastSquares(factors=factors, iterations=iterations,
+                                            random_state=0)
+        else:  # one sampled negative per training pair and iteration, SGD lr 0.01
+            model = BayesianPersonalizedRanking(factors=factors, iterations=bpr_iterations,
+                                                random_state=0)
         t = time.perf_counter()
         model.fit(fit_matrix, show_progress=False)
         fit_seconds = time.perf_counter() - t
@@ -225,8 +244,10 @@ def peer_main(split: Path, factors: int, iterations: int) -> None:
             ndcg.append((hits[:10] * discounts[:10]).sum() / discounts[:min(r, 10)].sum())
             recall.append(hits.sum() / r)
         results.append({
-            "fit_on": fit_on, "implicit_version": implicit.__version__, "factors": factors,
-            "iterations": iterations, "regularization": model.regularization,
+            "algo": algo, "fit_on": fit_on, "implicit_version": implicit.__version__,
+            "factors": factors, "iterations": model.iterations,
+            "seconds_per_iteration": fit_seconds / model.iterations,
+            "regularization": model.regularization,
             "alpha": getattr(model, "alpha", None), "ndcg10": float(np.mean(ndcg)),
             "recall20": float(np.mean(recall)), "users": len(ndcg), "train_seconds": fit_seconds,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
@@ -246,7 +267,8 @@ def format_table(rows: list[dict], peers: list[dict]) -> str:
             f"| {s['epochs_run']} ({s['best_epoch']}) | {s['peak_rss_mb']:.0f} |")
     for peer in peers:
         lines.append(
-            f"| implicit {peer['implicit_version']} ALS (peer) | fitted on {peer['fit_on']}; "
+            f"| implicit {peer['implicit_version']} {peer.get('algo', 'ALS')} (peer) "
+            f"| fitted on {peer['fit_on']}; "
             f"factors {peer['factors']}, {peer['iterations']} iterations, reg "
             f"{peer['regularization']:g}, alpha {peer['alpha']} | {peer['ndcg10']:.4f} "
             f"| {peer['recall20']:.4f} "
@@ -264,7 +286,8 @@ def findings(rows: list[dict], peers: list[dict]) -> list[str]:
             continue
         s = by_preset[preset]
         parts = []
-        for name, ref in ([(f"implicit ALS fitted on {p['fit_on']}", p) for p in peers]
+        for name, ref in ([(f"implicit ALS fitted on {p['fit_on']}", p) for p in peers
+                           if p.get("algo", "ALS") == "ALS"]
                           + [("popularity", by_preset.get("popularity"))]):
             if ref is not None:
                 parts.append(f"{name} {ref['ndcg10']:.4f} / {ref['recall20']:.4f} "
@@ -272,6 +295,42 @@ def findings(rows: list[dict], peers: list[dict]) -> list[str]:
                              f"{s['recall20'] - ref['recall20']:+.4f})")
         out.append(f"- {s['model']}: NDCG@10 / Recall@20 {s['ndcg10']:.4f} / "
                    f"{s['recall20']:.4f}; vs " + "; ".join(parts) + ".")
+    return out
+
+
+TARGETS = {"mf_bpr": ("BPR", 1.0), "ials": ("ALS", 1.5)}  # jaxrec / implicit, per epoch
+TARGET_EASE_EVAL_SECONDS = 0.3
+
+
+def speed_findings(rows: list[dict], peers: list[dict]) -> list[str]:
+    """Per-epoch speed against implicit's (same rows and factors), EASE's validation pass,
+    and every row's whole-process time."""
+    by_preset = {r["preset"]: r for r in rows}
+    peer_of = {p.get("algo", "ALS"): p for p in peers if p["fit_on"] == "train"}
+    out = []
+    for preset, (algo, target) in TARGETS.items():
+        s, peer = by_preset.get(preset), peer_of.get(algo)
+        if s is None or peer is None or "seconds_per_epoch" not in s:
+            continue
+        ratio = s["seconds_per_epoch"] / peer["seconds_per_iteration"]
+        extra = (f" (jaxrec: {s['negatives']} negatives per positive, batch {s['batch_size']}; "
+                 "implicit: one negative per positive, one pair at a time)"
+                 if algo == "BPR" else "")
+        out.append(f"- Speed, {s['model']} ({preset}) vs implicit {algo}, dim {s['dim']} / "
+                   f"{peer['factors']} factors, same training rows: "
+                   f"{1e3 * s['seconds_per_epoch']:.1f} ms vs "
+                   f"{1e3 * peer['seconds_per_iteration']:.1f} ms per epoch, {ratio:.2f}x "
+                   f"(target <= {target:g}x: {'met' if ratio <= target else 'not met'})"
+                   f"{extra}; test NDCG@10 {s['ndcg10']:.4f} vs {peer['ndcg10']:.4f}.")
+    if "ease" in by_preset and "eval_seconds" in by_preset["ease"]:
+        e = by_preset["ease"]["eval_seconds"]
+        out.append(f"- Speed, EASE validation pass (full ranking of the validation users): "
+                   f"{e:.3f} s (target <= {TARGET_EASE_EVAL_SECONDS} s: "
+                   f"{'met' if e <= TARGET_EASE_EVAL_SECONDS else 'not met'}).")
+    timed = [r for r in rows if "process_seconds" in r]
+    if timed:
+        out.append("- Whole process (interpreter start to exit, one run each): " + ", ".join(
+            f"{r['preset']} {r['process_seconds']:.1f} s" for r in timed) + ".")
     return out
 
 
@@ -318,7 +377,8 @@ def replace_section(doc: str, section: str) -> str:
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.peer_split is not None:
-        peer_main(args.peer_split, args.peer_factors, args.peer_iterations)
+        peer_main(args.peer_split, args.peer_factors, args.peer_iterations,
+                  args.peer_bpr_iterations)
         return
     if args.worker is not None:
         worker_main(args.worker)
@@ -350,7 +410,8 @@ def main(argv=None) -> None:
                 digest = export_split(split)
                 log(f"fitting implicit's ALS ({why} venv {args.peer_venv})")
                 peers = run_peer(python, split, factors=args.peer_factors,
-                                 iterations=args.peer_iterations)
+                                 iterations=args.peer_iterations,
+                                 bpr_iterations=args.peer_bpr_iterations)
             same = {r["split_digest"] for r in rows} <= {digest}
             notes.append(
                 f"- Peer: implicit {peers[0]['implicit_version']} `AlternatingLeastSquares("
@@ -362,6 +423,7 @@ def main(argv=None) -> None:
                 f"validation rows, which jaxrec's models never train on. Split digest {digest} "
                 f"{'matches every jaxrec row' if same else 'DIFFERS from a jaxrec row'}.")
     notes.extend(findings(rows, peers))
+    notes.extend(speed_findings(rows, peers))
     notes.append("- jaxrec rows run with checkpoints off (`trainer.save_checkpoint=false`); "
                  "EASE's checkpoint holds its 9,724 x 9,724 float32 weights (~380 MB).")
     table = format_table(rows, peers)

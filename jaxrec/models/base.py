@@ -34,6 +34,8 @@ from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import jax
+import numpy as np
+from flax import nnx
 
 from jaxrec.types import DataInfo
 
@@ -183,3 +185,37 @@ def check_scorer(model: Any) -> None:
     if not isinstance(model, Scorer):
         raise ValueError(f"model: {type(model).__name__} must define __call__(users, items) "
                          "and score_all(users_U) (jaxrec.models.base.Scorer)")
+
+
+def build_model(factory: Callable, info: DataInfo, seed: int, **ctx: Any) -> Any:
+    """``factory(ModelContext(info, **ctx), rngs=nnx.Rngs(params=seed, default=seed))``: the
+    model of a ``_partial_`` model config, through `jitted_init` when its class allows."""
+    cls = getattr(factory, "func", None)
+    if getattr(cls, "init_from_info", False):  # one compiled init, shared by every seed
+        return jitted_init(cls, factory.keywords, info, seed)
+    return factory(ModelContext(info=info, **ctx), rngs=nnx.Rngs(params=seed, default=seed))
+
+
+_INIT_FNS: dict = {}
+
+
+def jitted_init(cls, keywords: dict, info: DataInfo, seed: int):
+    """``cls(ModelContext(info), **keywords, rngs=nnx.Rngs(seed))`` as one jitted program.
+
+    For a model class whose constructor reads only ``ctx.info`` and its hyperparameters
+    (``init_from_info = True``): its parameters are drawn by one program instead of one
+    eager op per array, and later members and trials with the same class,
+    hyperparameters and data sizes reuse it (the same values up to float rounding).
+    """
+    key = (cls, repr(sorted(keywords.items())), info)
+    if key not in _INIT_FNS:
+        ctx = ModelContext(info=info)
+        if len(_INIT_FNS) > 32:
+            _INIT_FNS.clear()
+
+        def init(seed):  # the keys nnx.Rngs(params=seed, default=seed) makes from an int
+            rngs = nnx.Rngs(params=jax.random.key(seed), default=jax.random.key(seed))
+            return cls(ctx, **keywords, rngs=rngs)
+
+        _INIT_FNS[key] = nnx.jit(init)
+    return _INIT_FNS[key](np.uint32(seed))

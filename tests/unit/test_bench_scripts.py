@@ -159,3 +159,24 @@ def test_bench_sequential_table_section_and_reuse(tmp_path):
     assert section.startswith("<!-- bench_sequential:start -->")
     assert section.endswith("<!-- bench_sequential:end -->")
     assert not bench.same_config(tmp_path / "missing", bench.ROWS["popularity"])
+
+
+def test_zoo_speed_findings_compare_per_epoch_with_implicit():
+    spec = importlib.util.spec_from_file_location(
+        "bench_zoo", SCRIPT.parent / "bench_zoo.py")
+    zoo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(zoo)
+    row = {"model": "MF", "dim": 64, "batch_size": 4096, "negatives": 4, "ndcg10": 0.27,
+           "process_seconds": 12.0}
+    rows = [{**row, "preset": "mf_bpr", "seconds_per_epoch": 0.05},
+            {**row, "preset": "ials", "model": "IALS", "seconds_per_epoch": 0.2},
+            {**row, "preset": "ease", "model": "EASE", "eval_seconds": 0.5}]
+    peer = {"factors": 64, "ndcg10": 0.25, "fit_on": "train"}
+    peers = [{**peer, "algo": "BPR", "seconds_per_iteration": 0.1},
+             {**peer, "algo": "ALS", "seconds_per_iteration": 0.1},
+             {**peer, "algo": "ALS", "fit_on": "train+valid", "seconds_per_iteration": 9.0}]
+    text = "\n".join(zoo.speed_findings(rows, peers))
+    assert "50.0 ms vs 100.0 ms per epoch, 0.50x (target <= 1x: met)" in text
+    assert "200.0 ms vs 100.0 ms per epoch, 2.00x (target <= 1.5x: not met)" in text
+    assert "EASE validation pass" in text and "0.500 s (target <= 0.3 s: not met)" in text
+    assert "mf_bpr 12.0 s, ials 12.0 s, ease 12.0 s" in text
