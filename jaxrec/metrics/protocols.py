@@ -131,7 +131,8 @@ def _streaming_evaluators(dataset, eval_cfg):
             test = [StreamingEvaluator(target, known, ks=list(eval_cfg.ks),
                                        metrics=list(eval_cfg.metrics), windows=eval_cfg.windows,
                                        window_by=eval_cfg.window_by, block=eval_cfg.user_block,
-                                       fold_in=eval_cfg.fold_in)]
+                                       fold_in=eval_cfg.fold_in,
+                                       sgd_steps=eval_cfg.sgd_steps, sgd_lr=eval_cfg.sgd_lr)]
     return valid, test
 
 

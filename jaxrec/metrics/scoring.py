@@ -48,7 +48,7 @@ def scoring_fn(evaluator: Any, graphdef):
     if evaluator.inputs == "stream":  # jaxrec.metrics.streaming: the mode the model resolved
         from jaxrec.metrics.streaming import stream_score_fn
 
-        return stream_score_fn(graphdef, evaluator.mode)
+        return stream_score_fn(graphdef, evaluator.mode, evaluator.sgd_steps, evaluator.sgd_lr)
     score_fn, predict_fn = model_fns(graphdef)
     return score_fn if evaluator.inputs == "users" else predict_fn
 

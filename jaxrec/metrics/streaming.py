@@ -2,28 +2,28 @@
 period in time order; at each event recommend to the acting user from everything seen so
 far, then reveal the event.
 
-The stream is the test part in time order (ties: item index, then row, as the sequence
-tables order them). Before it, every user knows their train + valid interactions (both
-precede test on the time-ordered splits this needs: ``temporal``, ``leave_last``). Event
-``e = (u, i, t)`` is scored from ``u``'s history up to ``t`` (without ``i``): the revealed
-item is ranked among all items, the items ``u`` has seen so far excluded, and its 0-based
-rank ``r_e`` gives ``hit@k = [r < k]``, ``ndcg@k = [r < k] / log2(r + 2)``,
-``mrr@k = [r < k] / (r + 1)`` (``recall`` = hit, ``precision`` = hit / k, ``map`` = mrr:
-one relevant item). An event whose item the user has already seen (a repeat) is revealed
-but not scored. Parameters are never refitted; ``eval.fold_in`` says how the new events
-reach the model:
+The stream is the test part in time order (ties: item index, then row), after each user's
+train + valid interactions (a time-ordered split: ``temporal`` or ``leave_last``). Event
+``(u, i, t)`` is scored from ``u``'s history before it: ``i`` is ranked among the items
+``u`` has not seen so far, and its 0-based rank ``r`` gives ``hit@k = [r < k]``,
+``ndcg@k = [r < k] / log2(r + 2)``, ``mrr@k = [r < k] / (r + 1)`` (one relevant item:
+recall = hit, precision = hit / k, map = mrr). A repeat of a seen item is revealed but not
+scored. Nothing is refitted; ``eval.fold_in`` says how the new events reach the model:
 
 ``sequence``
-    `jaxrec.models.base.SequenceScorer` (SASRec, ...): ``score_sequence`` of the user's
-    last ``max_len`` items, the revealed ones appended.
+    `jaxrec.models.base.SequenceScorer` (SASRec, ...): ``score_sequence`` of the last items.
 ``closed_form``
-    `jaxrec.models.base.FoldIn` (EASE, iALS, Mult-VAE): ``score_history`` of the user's
-    updated 0/1 history row.
+    `jaxrec.models.base.FoldIn` (EASE, iALS, Mult-VAE): ``score_history`` of the 0/1 history.
+``sgd``
+    `jaxrec.models.base.UserFactors` (MF): ``eval.sgd_steps`` gradient steps of size
+    ``eval.sgd_lr`` on the user's vector, from the trained one, on the multinomial
+    log-likelihood of the updated history, ``-(1/|S|) sum_{i in S} log softmax(s(p))_i``
+    (Mult-VAE's objective; only the user vector moves).
 ``none``
-    the trained model as is (``score_all``): MF-style user embeddings are not updated
-    (no gradient fold-in); only the exclusion mask grows.
+    the trained model as is (``score_all``): MF-style user embeddings are not updated;
+    only the exclusion mask grows.
 ``auto``
-    ``sequence``, else ``closed_form``, else ``none``.
+    ``sequence``, else ``closed_form``, else ``none`` (never ``sgd``: it has hyperparameters).
 
 On device, without a per-event loop: nothing is refitted, so each event's input is fixed by
 the data alone (the user's known items plus their earlier stream events), and every event
@@ -32,8 +32,8 @@ the users acting in the stream; -1 for an item known before the stream, else the
 the first event revealing it), so event ``e`` sees exactly ``first_seen[s] < e``; and, for
 ``sequence``, each stream user's known + streamed items concatenated after ``L`` pads, so
 event ``e``'s input is the ``L``-long slice ending just before it. Events are scored in
-blocks of ``eval.user_block`` (one jitted ``lax.map``); only the ``[E]`` ranks come back.
-Memory: ``S x N`` int32 plus one ``[block, N]`` score block.
+blocks of ``eval.user_block`` (one jitted ``lax.map``); only the ``[E]`` ranks come back
+(memory: ``S x N`` int32 plus one ``[block, N]`` score block).
 
 Metrics: ``test/streaming/<metric>@k`` over all scored events and, with
 ``eval.windows=W > 1``, ``test/streaming/w<j>/<metric>@k`` over consecutive windows of
@@ -52,16 +52,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-FOLD_INS = ("auto", "sequence", "closed_form", "none")
+FOLD_INS = ("auto", "sequence", "closed_form", "sgd", "none")
 WINDOW_BY = ("count", "time")
 METRICS = ("hit", "ndcg", "mrr", "recall", "precision", "map")
 PREFIX = "test/streaming"
 
 
 def resolve_fold_in(model: Any, choice: str) -> str:
-    """``sequence``, ``closed_form`` or ``none`` for ``model``; a one-line ``ValueError`` for
-    a mode the model cannot run."""
-    from jaxrec.models.base import FoldIn, SequenceScorer
+    """The mode ``model`` streams in; a one-line ``ValueError`` for one it cannot run."""
+    from jaxrec.models.base import FoldIn, SequenceScorer, UserFactors
 
     if choice not in FOLD_INS:
         raise ValueError(f"eval.fold_in={choice!r} is not one of {', '.join(FOLD_INS)}")
@@ -73,6 +72,9 @@ def resolve_fold_in(model: Any, choice: str) -> str:
         raise ValueError(f"eval.fold_in=closed_form: {name} cannot fold in a history (needs "
                          "score_history(history_UxN), jaxrec.models.base.FoldIn); "
                          "use eval.fold_in=none")
+    if choice == "sgd" and not isinstance(model, UserFactors):
+        raise ValueError(f"eval.fold_in=sgd: {name} has no user vector to update (needs "
+                         "user_factors and score_factors, jaxrec.models.base.UserFactors)")
     if choice != "auto":
         return choice
     if isinstance(model, SequenceScorer):
@@ -90,15 +92,16 @@ def check_streaming(eval_cfg: Any, split_cfg: Any = None) -> None:
                          f"{' or '.join(TIME_ORDERED_SPLITS)})")
     if eval_cfg.fold_in not in FOLD_INS:
         raise ValueError(f"eval.fold_in={eval_cfg.fold_in!r} is not one of {', '.join(FOLD_INS)}")
-    block = eval_cfg.user_block
-    if isinstance(block, bool) or not isinstance(block, int) or block < 1:
-        raise ValueError(f"eval.user_block={block!r} must be a positive int")
+    for key, least in (("sgd_steps", 0), ("user_block", 1), ("windows", 1)):
+        value = getattr(eval_cfg, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"eval.{key}={value!r} must be an int >= {least}")
+    lr = eval_cfg.sgd_lr
+    if isinstance(lr, bool) or not isinstance(lr, int | float) or not lr > 0:
+        raise ValueError(f"eval.sgd_lr={lr!r} must be a number > 0")
     if eval_cfg.window_by not in WINDOW_BY:
         raise ValueError(f"eval.window_by={eval_cfg.window_by!r} is not one of "
                          f"{', '.join(WINDOW_BY)}")
-    if isinstance(eval_cfg.windows, bool) or not isinstance(eval_cfg.windows, int) \
-            or eval_cfg.windows < 1:
-        raise ValueError(f"eval.windows={eval_cfg.windows!r} must be an int >= 1")
     bad = [m for m in eval_cfg.metrics if m not in METRICS]
     if bad:
         raise ValueError(f"eval.metrics: {bad[0]!r} is not a streaming metric (one of "
@@ -120,10 +123,9 @@ def event_metrics(ranks_E: np.ndarray, metrics: list[str], ks: list[int]) -> dic
     out = {}
     for k in ks:
         inside = ranks_E < k
-        values = {"hit": inside, "recall": inside, "precision": inside / k,
-                  "ndcg": np.where(inside, 1.0 / np.log2(ranks_E + 2.0), 0.0),
-                  "mrr": np.where(inside, 1.0 / (ranks_E + 1.0), 0.0)}
-        values["map"] = values["mrr"]
+        rr = np.where(inside, 1.0 / (ranks_E + 1.0), 0.0)
+        values = {"hit": inside, "recall": inside, "precision": inside / k, "mrr": rr, "map": rr,
+                  "ndcg": np.where(inside, 1.0 / np.log2(ranks_E + 2.0), 0.0)}
         for name in metrics:
             out[f"{name}@{k}"] = np.asarray(values[name], np.float64)
     return out
@@ -140,7 +142,7 @@ def window_bounds(times_E: np.ndarray, windows: int, by: str) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=32)
-def stream_score_fn(graphdef, mode: str):
+def stream_score_fn(graphdef, mode: str, sgd_steps: int = 0, sgd_lr: float = 0.0):
     """``(state, users_B, seq_BxL, history_BxN) -> scores_BxN`` of the model in ``mode``."""
 
     def score(state, users_B, seq_BxL, history_BxN):
@@ -149,9 +151,27 @@ def stream_score_fn(graphdef, mode: str):
             return model.score_sequence(seq_BxL)
         if mode == "closed_form":
             return model.score_history(history_BxN)
+        if mode == "sgd":
+            return model.score_factors(sgd_fold_in(model, users_B, history_BxN, sgd_steps,
+                                                   sgd_lr), users_B)
         return model.score_all(users_B)
 
     return score
+
+
+def sgd_fold_in(model: Any, users_B: jax.Array, history_BxN: jax.Array, steps: int,
+                lr: float) -> jax.Array:
+    """User vectors ``[B, D]`` after ``steps`` gradient steps from the trained ones on each
+    row's ``-(1/|S|) sum_{i in S} log softmax(score_factors(p))_i`` (S: the history)."""
+    count_B = jnp.maximum(history_BxN.sum(axis=1), 1.0)
+
+    def loss(p_BxD):
+        logp_BxN = jax.nn.log_softmax(model.score_factors(p_BxD, users_B).astype(jnp.float32))
+        return -jnp.sum(jnp.sum(history_BxN * logp_BxN, axis=1) / count_B)
+
+    grad = jax.grad(loss)
+    return jax.lax.fori_loop(0, steps, lambda _, p: p - lr * grad(p),
+                             model.user_factors(users_B))
 
 
 class StreamingEvaluator:
@@ -164,6 +184,7 @@ class StreamingEvaluator:
       windows, window_by: the time windows of the scored events.
       block: most events scored at once (``eval.user_block``).
       fold_in: ``eval.fold_in``; resolved against the model by `attach`.
+      sgd_steps, sgd_lr: the gradient fold-in of ``fold_in="sgd"``.
 
     `jaxrec.metrics.scoring.scoring_fn` gives `run` the model's `stream_score_fn`.
     """
@@ -172,7 +193,8 @@ class StreamingEvaluator:
     input_tables: dict[str, jax.Array] | None = None
 
     def __init__(self, target: Any, known: Any, *, ks, metrics, windows: int = 1,
-                 window_by: str = "count", block: int = 256, fold_in: str = "auto"):
+                 window_by: str = "count", block: int = 256, fold_in: str = "auto",
+                 sgd_steps: int = 10, sgd_lr: float = 0.5):
         if len(target) == 0:
             raise ValueError("eval.protocol=streaming: the test part is empty")
         if max(ks) > target.num_items:
@@ -181,6 +203,7 @@ class StreamingEvaluator:
         self.split, self.ks, self.metrics = "test", list(ks), list(metrics)
         self.windows, self.window_by, self.fold_in = int(windows), window_by, fold_in
         self.mode, self.max_len, self.block = "none", 1, int(block)
+        self.sgd_steps, self.sgd_lr = int(sgd_steps), float(sgd_lr)
         n = self.num_items = target.num_items
         order = event_order(target)
         users_E = np.asarray(target.users)[order].astype(np.int64)
@@ -223,9 +246,8 @@ class StreamingEvaluator:
         self.max_len = int(model.max_len) if self.mode == "sequence" else 1
 
     def _sequences(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(flat, start_E)``: every stream user's ``L`` pads, known items (time order) and
-        stream items, concatenated; event e's input is ``flat[start_E[e]:][:L]``, the last
-        ``L`` items before it."""
+        """``(flat, start_E)``: each stream user's ``L`` pads, known items (in time order) and
+        stream items, concatenated; event e's input is ``flat[start_E[e]:][:L]``."""
         length, n = self.max_len, self.num_items
         if self.mode != "sequence":
             return np.full(1, n, np.int32), np.zeros(len(self.s_E), np.int64)
@@ -333,5 +355,5 @@ class StreamingEvaluator:
         return rows
 
 
-def _plain(value):
+def _plain(value):  # a numpy scalar -> its Python value, for results.json
     return value.item() if hasattr(value, "item") else value

@@ -20,6 +20,8 @@ the losses and evaluators that need them) with ``isinstance``:
 :class:`NextItemStates` ``next_item_states(users_B, key, *, train)``, ``item_vectors``
 :class:`HistoryInput`  ``history_tables(interactions)``: the per-user input it scores from
 :class:`SequenceScorer` ``score_sequence(seq_BxL)``: next-item scores from any item sequence
+:class:`UserFactors`   ``user_factors(users_B)``, ``score_factors(p_BxD, users_B)``: scores of
+                       any user vector (gradient fold-in)
 =====================  ==============================================================
 
 Which cold-start slices a model can score is data on the instance
@@ -167,6 +169,20 @@ class SequenceScorer(Protocol):
     max_len: int
 
     def score_sequence(self, seq_BxL: jax.Array) -> jax.Array: ...
+
+
+@runtime_checkable
+class UserFactors(Protocol):
+    """Scores every item from a user vector: what a gradient fold-in (streaming
+    ``eval.fold_in=sgd``, `jaxrec.metrics.streaming`) updates for MF-style models.
+
+    ``score_factors(user_factors(users_B), users_B)`` must equal ``score_all(users_B)``;
+    ``score_factors`` must be differentiable in ``p_BxD``.
+    """
+
+    def user_factors(self, users_B: jax.Array) -> jax.Array: ...
+
+    def score_factors(self, p_BxD: jax.Array, users_B: jax.Array) -> jax.Array: ...
 
 
 def scores_cold(model: Any, side: str) -> bool:

@@ -67,9 +67,10 @@ def _metrics(ranks, k):
             f"mrr@{k}": np.where(r < k, 1 / (r + 1), 0)}
 
 
-def _run(model, *, windows=1, window_by="count", block=256, fold_in="auto"):
+def _run(model, *, windows=1, window_by="count", block=256, fold_in="auto", **sgd):
     ev = StreamingEvaluator(STREAM, KNOWN, ks=[3, 5], metrics=["hit", "ndcg", "mrr"],
-                            windows=windows, window_by=window_by, block=block, fold_in=fold_in)
+                            windows=windows, window_by=window_by, block=block, fold_in=fold_in,
+                            **sgd)
     ev.attach(model)
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     return ev, graphdef, (params, rest)
@@ -181,9 +182,12 @@ def test_models_that_cannot_stream_fail_in_one_line():
         resolve_fold_in(mf, "closed_form")
     with pytest.raises(ValueError, match="eval.fold_in=sequence: EASE cannot score"):
         resolve_fold_in(_ease(), "sequence")
+    with pytest.raises(ValueError, match="eval.fold_in=sgd: EASE has no user vector"):
+        resolve_fold_in(_ease(), "sgd")
     cfg = SimpleNamespace(protocol="streaming", mask="train_valid", test_input="auto",
                           num_negatives=99, fold_in="sequence", windows=2, window_by="count",
-                          metrics=["ndcg"], ks=[10], slices=[], user_block=256)
+                          metrics=["ndcg"], ks=[10], slices=[], user_block=256, sgd_steps=3,
+                          sgd_lr=0.5)
     split = SimpleNamespace(method="temporal", valid=0.1)
     with pytest.raises(ValueError, match="eval.fold_in=sequence: MF"):
         check_protocol(cfg, split, mf)
@@ -193,7 +197,9 @@ def test_models_that_cannot_stream_fail_in_one_line():
                               ("window_by", "day", "eval.window_by='day'"),
                               ("metrics", ["coverage"], "'coverage' is not a streaming metric"),
                               ("slices", ["cold_item"], "slices are not computed"),
-                              ("user_block", 0, "eval.user_block=0")]:
+                              ("user_block", 0, "eval.user_block=0"),
+                              ("sgd_lr", 0.0, "eval.sgd_lr=0.0"),
+                              ("sgd_steps", -1, "eval.sgd_steps=-1")]:
         bad = SimpleNamespace(**{**vars(cfg), key: value})
         with pytest.raises(ValueError, match=match):
             check_protocol(bad, split)
@@ -240,3 +246,31 @@ def test_on_a_leave_last_split_the_stream_is_the_full_ranking_test():
     assert stream.scored_E.sum() == full.num_users
     for key, value in want.items():
         assert got[key.replace("test/", "test/streaming/")] == pytest.approx(value, abs=1e-6)
+
+
+@pytest.mark.slow  # three compiles (~4 s on a loaded host)
+def test_sgd_folds_the_updated_history_into_the_user_vector():
+    model = MF(ModelContext(INFO), dim=3, init_std=0.5, rngs=nnx.Rngs(2))
+    model.item_bias_N[...] = jnp.linspace(-0.3, 0.3, N)
+    p0, q = (np.asarray(model.user_emb_UxD[...], np.float64),
+             np.asarray(model.item_emb_NxD[...], np.float64))
+    bias = np.asarray(model.item_bias_N[...], np.float64)
+
+    def score_event(u, items, seen):  # 4 steps of gradient descent, the gradient by hand
+        p, x = p0[u].copy(), np.zeros(N)
+        x[list(seen)] = 1.0
+        for _ in range(4):
+            s = q @ p + bias
+            pi = np.exp(s - s.max()) / np.exp(s - s.max()).sum()
+            # d/dp of -(1/|S|) sum_S log softmax_i: -(mean_S q_i - pi q); 0 for no history
+            p -= 0.7 * -(x @ q - x.sum() * (pi @ q)) / max(x.sum(), 1.0)
+        return q @ p + bias  # + user bias and global mean: the same for every item
+
+    want = _replay(score_event)
+    ev, graphdef, state = _run(model, fold_in="sgd", sgd_steps=4, sgd_lr=0.7)
+    assert ev.mode == "sgd"
+    np.testing.assert_array_equal(ev.ranks(scoring_fn(ev, graphdef), state), want)
+    still = _run(model, fold_in="sgd", sgd_steps=0)  # no steps: the trained vectors
+    none = _run(model, fold_in="none")
+    np.testing.assert_array_equal(still[0].ranks(scoring_fn(still[0], still[1]), still[2]),
+                                  none[0].ranks(scoring_fn(none[0], none[1]), none[2]))
