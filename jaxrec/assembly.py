@@ -17,14 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from jaxrec.config import (
-    EvalConfig,
-    LoggerConfig,
-    OptimConfig,
-    TrainerConfig,
-    typed,
-    validate_trainer,
-)
+from jaxrec.config import EvalConfig, LoggerConfig, OptimConfig, TrainerConfig, typed
 
 
 @dataclasses.dataclass
@@ -103,21 +96,26 @@ def instantiate(section: str, node):
         raise ValueError(f"{section} ({node.get('_target_')}): {cause}") from None
 
 
-def build_model(cfg: DictConfig, dataset, seed: int):
-    """The model of ``cfg`` for ``dataset``, initialised from ``seed``."""
+def build_model(cfg: DictConfig, dataset, seed: int, *, abstract: bool = False):
+    """The model of ``cfg`` for ``dataset``, initialised from ``seed``; ``abstract``: built
+    by ``nnx.eval_shape`` (parameter shapes only, nothing allocated: the memory plan)."""
+    from flax import nnx
+
     from jaxrec.models.base import build_model as build
     from jaxrec.models.base import check_scorer
     from jaxrec.models.config_check import check_model_config
 
     check_model_config(cfg.model)  # unknown keys, wrong types: one line, before building
-    model = build(instantiate("model", cfg.model), dataset.info, seed, train=dataset.train,
-                  features=dataset.features, load_run=load_model)
+    make = instantiate("model", cfg.model)
+    model = (nnx.eval_shape if abstract else lambda f: f())(
+        lambda: build(make, dataset.info, seed, train=dataset.train, features=dataset.features,
+                      load_run=load_model))
     check_scorer(model)
     return model
 
 
 def assemble(cfg: DictConfig, *, dataset=None, evaluators: tuple[list, list] | None = None,
-             evaluate: bool = True, training: bool = True) -> Run:
+             evaluate: bool = True, training: bool = True, abstract: bool = False) -> Run:
     """Build and check everything of one run; nothing is compiled.
 
     Args:
@@ -127,10 +125,12 @@ def assemble(cfg: DictConfig, *, dataset=None, evaluators: tuple[list, list] | N
       evaluate: build the evaluators (``recommend`` needs none).
       training: also check what only training needs (W&B credentials, negatives) and
         save the sampled protocol's negatives into the run dir.
+      abstract: the model's parameters as shapes only (`build_model`).
 
     Raises:
       ValueError, jaxrec.data.interactions.DataError: one line naming the bad value.
     """
+    from jaxrec.config import validate_trainer
     from jaxrec.data.pipeline import build_dataset
     from jaxrec.data.sampling import check_negatives, negative_pool, resolve_negatives
     from jaxrec.metrics.protocols import check_protocol
@@ -154,7 +154,7 @@ def assemble(cfg: DictConfig, *, dataset=None, evaluators: tuple[list, list] | N
     if dataset is None:
         dataset = build_dataset(cfg.data)
     loss = instantiate("loss", cfg.loss)
-    model = build_model(cfg, dataset, int(cfg.seed))
+    model = build_model(cfg, dataset, int(cfg.seed), abstract=abstract)
     loss.check_model(model)
     check_protocol(eval_cfg, dataset.split, model)
     negatives = resolve_negatives(trainer.negatives, dataset.split.method)

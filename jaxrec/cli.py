@@ -1,6 +1,7 @@
 """The ``jaxrec`` command.
 
     jaxrec train [hydra overrides]                  train and evaluate (Hydra CLI)
+    jaxrec train --dry-run [hydra overrides]        per-device memory plan; trains nothing
     jaxrec evaluate RUN_DIR [split=all|test|valid] [eval overrides]
                                                     re-evaluate a saved best checkpoint
     jaxrec recommend RUN_DIR --user ID [-k 10]      top-k unseen items for a user
@@ -275,6 +276,7 @@ def main(argv: list[str] | None = None) -> None:
     if command == "train":  # the Hydra entry point runs as a script: nothing imports it
         import runpy
 
+        rest = ["trainer.dry_run=true" if a == "--dry-run" else a for a in rest]
         sys.argv = [f"{sys.argv[0]} train", *rest]
         runpy.run_module("jaxrec.train", run_name="__main__", alter_sys=True)
         return

@@ -69,10 +69,21 @@ class OptimConfig:
 class MeshConfig:
     """The device mesh a single run trains on (`jaxrec.training.mesh`)."""
 
-    data: int = -1  # devices the global batch is split over; -1: all local devices / model
+    data: int = -1  # devices the global batch is split over; -1: all devices / model
     model: int = 1  # devices embedding tables' rows are split over
     rules: dict[str, str] = dataclasses.field(default_factory=dict)  # {regex over a parameter
     #   path: rows | replicated}, overriding the rule (2-D tables of users / items: rows)
+
+
+@dataclasses.dataclass
+class DistributedConfig:
+    """Several processes, one run (`jaxrec.multihost`): null coordinator = one process, or
+    Slurm's tasks when launched by ``srun`` with more than one."""
+
+    coordinator: str | None = None  # host:port of process 0 (every process names the same)
+    num_processes: int | None = None  # with a coordinator: how many processes join
+    process_id: int | None = None  # with a coordinator: this process, 0..num_processes-1
+    timeout_seconds: int = 300  # how long processes wait for each other to join
 
 
 @dataclasses.dataclass
@@ -95,6 +106,9 @@ class TrainerConfig:
     #   training interactions: held-out cold items are never negatives) | all_items | auto
     #   (train_items on a cold_item split, else all_items)
     mesh: MeshConfig = dataclasses.field(default_factory=MeshConfig)
+    distributed: DistributedConfig = dataclasses.field(default_factory=DistributedConfig)
+    dry_run: bool = False  # print the memory plan per device (parameters, optimiser, data,
+    #   evaluation) and exit without training or allocating (`jaxrec train --dry-run`)
 
 
 @dataclasses.dataclass
@@ -245,7 +259,7 @@ def validate_mesh(mesh: MeshConfig) -> None:
     import re
 
     if isinstance(mesh.data, bool) or not (mesh.data == -1 or mesh.data >= 1):
-        raise ValueError(f"trainer.mesh.data: must be >= 1 or -1 (all local devices), "
+        raise ValueError(f"trainer.mesh.data: must be >= 1 or -1 (all devices), "
                          f"got {mesh.data}")
     if isinstance(mesh.model, bool) or mesh.model < 1:
         raise ValueError(f"trainer.mesh.model: must be >= 1, got {mesh.model}")

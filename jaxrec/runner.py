@@ -21,9 +21,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from jaxrec.assembly import Run, assemble
+from jaxrec.config import DistributedConfig, typed
 from jaxrec.environment import environment
 from jaxrec.io import atomic_write_json, atomic_write_text
 from jaxrec.logging.console import say
+from jaxrec.multihost import barrier, initialize, is_primary, process_count
 from jaxrec.training.loop import FitResult, Member, Program, fit
 from jaxrec.training.step import init_state
 
@@ -33,6 +35,8 @@ def write_config(cfg: DictConfig) -> None:
     from jaxrec.io import check_output_dir
 
     run_dir = Path(cfg.paths.output_dir)
+    if not is_primary():  # several processes: process 0 writes the run folder
+        return
     check_output_dir(run_dir)  # a file, or a folder that cannot be written: one line
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -45,6 +49,8 @@ def open_writer(run: Run, position: dict[str, Any] | None = None):
     from jaxrec.logging import ConsoleWriter, JsonlWriter, MultiWriter, WandbWriter
 
     log, writers, position = run.log_cfg, [], position or {}
+    if not is_primary():  # several processes: metrics and W&B are logged once, by process 0
+        return MultiWriter(writers)
     if log.console:
         writers.append(ConsoleWriter(keys=("train/loss", run.monitor)))
     if log.jsonl:
@@ -66,8 +72,9 @@ def checkpoints(run: Run, *, fresh: bool = False):
     from jaxrec.training.resume import MemberCheckpoints
 
     directory = run.run_dir / "checkpoints" / "state"
-    if fresh or run.trainer.resume == "never":
+    if (fresh or run.trainer.resume == "never") and is_primary():
         shutil.rmtree(directory, ignore_errors=True)
+    barrier("jaxrec-checkpoints-fresh")  # several processes: before any opens the folder
     t = run.trainer
     return MemberCheckpoints(directory, every=t.checkpoint_every, seconds=t.checkpoint_seconds,
                              keep=t.keep_checkpoints, config=run.resolved)
@@ -101,6 +108,8 @@ def start_outputs(run: Run, *, resumed: bool) -> None:
 
     now = fingerprint(run.dataset)
     path = run.run_dir / "data.json"
+    if not is_primary():
+        return
     if resumed and path.is_file():
         check_same(json.loads(path.read_text()), now, str(run.run_dir))
     if not resumed:
@@ -113,6 +122,8 @@ def start_outputs(run: Run, *, resumed: bool) -> None:
 
 def write_status(run_dir, status: str) -> None:
     """``status`` in the run folder: running, finished, failed, diverged or preempted."""
+    if not is_primary():
+        return
     atomic_write_text(Path(run_dir) / "status", status + "\n")
 
 
@@ -127,7 +138,8 @@ def status_of(error: BaseException | None) -> str:
 
 def program(run: Run, graphdef, *, mesh=None) -> Program:
     """The shared part of a fit of ``run`` (and of the members assembled like it);
-    ``mesh``: a `jaxrec.training.mesh.MeshPlan` (single runs only), None: one device."""
+    ``mesh``: a `jaxrec.training.mesh.MeshPlan` (a single run) or ``MemberPlan`` (a
+    vectorised group), None: one device."""
     return Program(graphdef=graphdef, loss=run.loss, tx=run.tx, data=run.train_data(),
                    valid_evals=run.valid_evals, test_evals=run.test_evals, trainer=run.trainer,
                    monitor=run.monitor, higher_is_better=run.higher_is_better,
@@ -163,6 +175,7 @@ def results_dict(run: Run, result: FitResult, *, total_seconds: float) -> dict[s
         "total_seconds": total_seconds,
         "devices": math.prod(mesh.values()) if mesh else 1,  # trainer.mesh
         "mesh": mesh or {"data": 1, "model": 1},
+        "processes": process_count(),  # jaxrec.multihost: > 1 when several hosts trained it
         "data": {"name": ds.info.name, "users": ds.info.num_users, "items": ds.info.num_items,
                  "train": len(ds.train), "valid": 0 if ds.valid is None else len(ds.valid),
                  "test": len(ds.test),
@@ -202,7 +215,8 @@ def finish(run: Run, result: FitResult, writer, *, total_seconds: float,
     privacy = {f"privacy/{k}": v for k, v in results.get("privacy", {}).items()
                if isinstance(v, int | float | str)}
     writer.summary({**result.metrics, "best_epoch": result.best_epoch, **privacy})
-    atomic_write_json(run.run_dir / "results.json", results)
+    if is_primary():  # several processes: one results.json
+        atomic_write_json(run.run_dir / "results.json", results)
     return results
 
 
@@ -211,13 +225,22 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     Continues from the run folder's latest state checkpoint when there is one
     (``trainer.resume=auto``). SIGTERM / SIGINT stop it after the current epoch with a
-    checkpoint (:class:`~jaxrec.training.resume.Preempted`).
+    checkpoint (:class:`~jaxrec.training.resume.Preempted`). With ``trainer.distributed``
+    (or under ``srun`` with several tasks) each process calls it and process 0 writes
+    (`jaxrec.multihost`).
     """
     from jaxrec.training import compile_cache
     from jaxrec.training.resume import Preempted
     from jaxrec.training.signals import stop_on_signals
 
     t_start = time.perf_counter()
+    dist = typed(cfg.trainer, "distributed", DistributedConfig) \
+        if "distributed" in cfg.trainer else DistributedConfig()  # configs saved before it
+    if initialize(dist) and not is_primary():
+        import logging  # before any device use; process 0 logs the run (train.log)
+
+        root = logging.getLogger()
+        root.handlers = [h for h in root.handlers if not isinstance(h, logging.FileHandler)]
     compiled = compile_cache.snapshot()
     write_config(cfg)
     run_dir = Path(cfg.paths.output_dir)

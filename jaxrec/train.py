@@ -3,6 +3,7 @@
     jaxrec train [overrides]          # or: python -m jaxrec.train [overrides]
     jaxrec train model=seed_concat
     jaxrec train --cfg job            # print the composed config
+    jaxrec train --dry-run [...]      # per-device memory plan, then exit (trainer.dry_run)
 
 A thin shell over `jaxrec.runner.train`; nothing imports this module. Console lines go
 through `logging` (``configs/hydra/job_logging/jaxrec.yaml``), so the run folder's
@@ -43,6 +44,11 @@ def main(cfg: DictConfig) -> float | None:
 
         try:
             check_model_config(cfg.model)  # a wrong model key or type: one line, before data
+            if cfg.trainer.dry_run:  # the memory plan: nothing allocated, compiled or written
+                from jaxrec.memory_plan import dry_run
+
+                dry_run(cfg)
+                return None
             results = train(cfg)
         except Preempted as err:  # a checkpoint was written: the same command resumes
             say(f"stopped: {err}", logging.WARNING)

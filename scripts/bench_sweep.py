@@ -12,7 +12,9 @@ Modes (every one trains the same 16 configurations of ``sweeps/mf_lr_l2.yaml``):
 * ``sequential``: ``jaxrec sweep sweeps/mf_lr_l2.yaml sweep.vectorize=false``;
 * ``vectorised``: ``jaxrec sweep sweeps/mf_lr_l2.yaml`` (automatic grouping: one
   compiled program for the group; vmap lanes chosen from the state size and device);
-* ``vmap16``: the same with ``sweep.lanes=16`` (all 16 states stacked side by side).
+* ``vmap16``: the same with ``sweep.lanes=16`` (all 16 states stacked side by side);
+* ``single``: the first trial alone, one ``jaxrec train`` (what one trial costs; not in
+  the default ``--modes``).
 
 W&B logging is off in every mode (``sweep.wandb=false``) so that the times compare
 launching and training. Wall times include everything (interpreter start, data,
@@ -41,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 SPEC = ROOT / "sweeps" / "mf_lr_l2.yaml"
 MARK_START, MARK_END = benchmarks.markers("bench_sweep")
-MODES = ("processes", "multirun", "sequential", "vectorised", "vmap16")
+MODES = ("processes", "multirun", "sequential", "vectorised", "vmap16", "single")
 QUIET = ["logger.console=false", "trainer.progress=false"]
 
 
@@ -79,15 +81,16 @@ def bench(mode: str, fixed: list[str], trials: list[dict], tmp: Path, env: dict,
     """``(wall seconds, best valid/rmse, command)`` of one mode."""
     out = tmp / mode
     out.mkdir()
-    if mode == "processes":
+    if mode in ("processes", "single"):  # single: the first trial alone, one process
         wall, best = 0.0, []
-        for i, t in enumerate(trials):
+        for i, t in enumerate(trials if mode == "processes" else trials[:1]):
             words = [f"{k}={v}" for k, v in t.items()]
             wall += run(jaxrec("train", *fixed, *words, *QUIET, *extra,
                                f"paths.output_dir={out / str(i)}"), tmp, env)
             best.append(json.loads((out / str(i) / "results.json").read_text())
                         ["metrics"]["valid/rmse"])
-        return wall, min(best), "16 x jaxrec train " + " ".join(fixed) + " optim.lr=.. loss.l2=.."
+        many = "16 x " if mode == "processes" else ""
+        return wall, min(best), f"{many}jaxrec train " + " ".join(fixed) + " optim.lr=.. loss.l2=.."
     if mode == "multirun":
         keys = list(trials[0])
         values = {k: list(dict.fromkeys(t[k] for t in trials)) for k in keys}
@@ -121,9 +124,10 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--modes", default=",".join(MODES),
+    parser.add_argument("--modes", default=",".join(MODES[:-1]),
                         help=f"comma-separated subset of {', '.join(MODES)}")
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
+    parser.add_argument("--json", type=Path, help="also write {mode: [wall s, best]} here")
     parser.add_argument("overrides", nargs="*", help="train overrides for every mode "
                         "(e.g. trainer.epochs=10 for a quick look)")
     args = parser.parse_args()
@@ -141,8 +145,11 @@ def main() -> None:
         for mode in modes:
             wall, best, command = bench(mode, fixed, trials, Path(tmp), env, args.overrides)
             results[mode] = (wall, best, command)
-            print(f"{mode:11s} {wall:7.1f} s  ({wall / len(trials):5.2f} s/trial)  "
+            per = wall / (1 if mode == "single" else len(trials))
+            print(f"{mode:11s} {wall:7.1f} s  ({per:5.2f} s/trial)  "
                   f"best valid/rmse {best:.4f}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({m: [w, b] for m, (w, b, _) in results.items()}))
     table = render(results, len(trials), where, args.overrides)
     print("\n" + table)
     if args.write:
@@ -163,7 +170,8 @@ def render(results: dict, n: int, where: str, overrides: list[str]) -> str:
     for mode, (wall, best, command) in results.items():
         rel = f"{wall / base:.2f}x" if base else "-"
         rel_seq = f"{wall / seq:.2f}x" if seq else "-"
-        lines.append(f"| {mode} | {wall:.1f} s | {wall / n:.2f} s | {rel} | {rel_seq} | "
+        per = wall / (1 if mode == "single" else n)
+        lines.append(f"| {mode} | {wall:.1f} s | {per:.2f} s | {rel} | {rel_seq} | "
                      f"{best:.4f} | `{command}` |")
     return "\n".join(lines)
 

@@ -23,7 +23,6 @@ import dataclasses
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxrec.data.sampling import num_search_steps
@@ -63,6 +62,26 @@ class TrainData:
         return int(self.arrays["users"].shape[0])
 
 
+def host_arrays(train, pool_P: np.ndarray, *, rows: str = "interactions"
+                ) -> dict[str, np.ndarray]:
+    """The host (numpy) arrays `train_data` puts on device (the memory plan sizes them)."""
+    if rows not in ROWS:
+        raise ValueError(f"loss.rows: {rows!r} is not one of {', '.join(ROWS)}")
+    indptr, indices = train.csr()
+    arrays = {"users": np.asarray(train.users, np.int32),
+              "items": np.asarray(train.items, np.int32),
+              "ratings": np.asarray(train.ratings, np.float32),
+              "indptr": np.asarray(indptr, np.int32), "indices": np.asarray(indices, np.int32),
+              "item_counts": np.bincount(train.items, minlength=train.num_items
+                                         ).astype(np.float32),
+              "neg_pool": np.asarray(pool_P)}
+    if rows == "users":
+        active = np.flatnonzero(np.diff(np.asarray(indptr)) > 0).astype(np.int32)
+        arrays.update(users=active, items=np.zeros(len(active), np.int32),
+                      ratings=np.ones(len(active), np.float32))
+    return arrays
+
+
 def train_data(train, pool_P: np.ndarray, *, rows: str = "interactions") -> TrainData:
     """Put the training split on device for an epoch over ``rows``.
 
@@ -73,19 +92,8 @@ def train_data(train, pool_P: np.ndarray, *, rows: str = "interactions") -> Trai
         user with a training interaction: whole-user losses) or ``none`` (closed-form
         solves, which read the interactions).
     """
-    if rows not in ROWS:
-        raise ValueError(f"loss.rows: {rows!r} is not one of {', '.join(ROWS)}")
-    indptr, indices = train.csr()
-    # converted on the host, then copied: a dtype conversion on device compiles a program
-    arrays = jax.device_put({
-        "users": np.asarray(train.users, np.int32), "items": np.asarray(train.items, np.int32),
-        "ratings": np.asarray(train.ratings, np.float32),
-        "indptr": np.asarray(indptr, np.int32), "indices": np.asarray(indices, np.int32),
-        "item_counts": np.bincount(train.items, minlength=train.num_items).astype(np.float32),
-        "neg_pool": np.asarray(pool_P)})
-    if rows == "users":
-        active = np.flatnonzero(np.diff(np.asarray(indptr)) > 0).astype(np.int32)
-        arrays.update(users=jnp.asarray(active), items=jnp.zeros(len(active), jnp.int32),
-                      ratings=jnp.ones(len(active), jnp.float32))
-    return TrainData(arrays, num_items=int(train.num_items),
-                     search_steps=num_search_steps(indptr), num_interactions=len(train))
+    arrays = host_arrays(train, pool_P, rows=rows)
+    # put as they are: a dtype conversion on device would compile a program per array
+    return TrainData(jax.device_put(arrays), num_items=int(train.num_items),
+                     search_steps=num_search_steps(arrays["indptr"]),
+                     num_interactions=len(train))

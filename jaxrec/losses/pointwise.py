@@ -124,8 +124,12 @@ def negatives_objective(loss, model, batch, data, key) -> tuple[jax.Array, jax.A
     """
     users, items = batch["users"], batch["items"]
     neg_BxM = sample_batch_negatives(key, users, loss.num_negatives, data)
-    value = loss(model(users, items), model(users[:, None], neg_BxM), mask_B=batch["mask"])
-    return value, jnp.concatenate([items[:, None], neg_BxM], axis=1)
+    # one model call for the positive and its negatives: a graph model (LightGCN)
+    # propagates once per step, not twice
+    items_Bx1M = jnp.concatenate([items[:, None], neg_BxM], axis=1)
+    scores_Bx1M = model(users[:, None], items_Bx1M)
+    value = loss(scores_Bx1M[:, 0], scores_Bx1M[:, 1:], mask_B=batch["mask"])
+    return value, items_Bx1M
 
 
 @dataclasses.dataclass(frozen=True)

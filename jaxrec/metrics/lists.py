@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrec.metrics.catalog import MetricSet
+from jaxrec.multihost import fetch
 
 _SHARED: OrderedDict = OrderedDict()  # (score_fn, program key) -> jitted program
 _SHARED_MAX = 64
@@ -116,12 +117,12 @@ class ListEvaluator:
         values_BxMxU, aggregates_A = self._program(score_fn)(params, self._blocks,
                                                              self.metric_set.ctx)
         keys = self.metric_set.user_keys
-        values_BxMxU = np.asarray(values_BxMxU)
+        values_BxMxU = fetch(values_BxMxU)  # gathered from every process's shards
         values_MxV = values_BxMxU.transpose(1, 0, 2).reshape(len(keys), -1)[:, :self.num_users] \
             if keys else np.zeros((0, self.num_users), np.float32)
         means_M = values_MxV.astype(np.float64).sum(1) / self.num_users
         values = dict(zip(keys, means_M.tolist(), strict=True))
-        values.update(zip(self.metric_set.aggregate_keys, np.asarray(aggregates_A).tolist(),
+        values.update(zip(self.metric_set.aggregate_keys, fetch(aggregates_A).tolist(),
                           strict=True))
         per_user = {key: values_MxV[i] for i, key in enumerate(keys)}
         return {key: float(values[key]) for key in self.keys}, (self.users.copy(), per_user)

@@ -51,6 +51,7 @@ def write_per_user(run_dir: str | Path, vectors: dict[str, Iterable[Any]],
       The file names written.
     """
     from jaxrec.io import atomic_write_with
+    from jaxrec.multihost import is_primary
 
     written = []
     for split, split_vectors in vectors.items():
@@ -58,7 +59,9 @@ def write_per_user(run_dir: str | Path, vectors: dict[str, Iterable[Any]],
         if frame is None:
             continue
         name = f"per_user_{split}.parquet"
-        atomic_write_with(Path(run_dir) / name, lambda tmp, f=frame: f.to_parquet(tmp, index=False))
+        if is_primary():  # every process computes (collectives), process 0 writes
+            atomic_write_with(Path(run_dir) / name,
+                              lambda tmp, f=frame: f.to_parquet(tmp, index=False))
         written.append(name)
     return written
 

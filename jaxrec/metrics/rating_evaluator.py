@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrec.metrics.rating import absolute_error, squared_error
+from jaxrec.multihost import fetch
 
 if TYPE_CHECKING:
     from jaxrec.data.interactions import Interactions
@@ -87,7 +88,7 @@ class RatingEvaluator:
 
     def errors(self, predict_fn: PredictFn, params: Any) -> tuple[np.ndarray, np.ndarray]:
         """Every target pair's ``(squared error, absolute error)``, float64 ``[num_pairs]``."""
-        out = np.asarray(_program(predict_fn)(params, self._batches), np.float64)
+        out = fetch(_program(predict_fn)(params, self._batches)).astype(np.float64)
         return tuple(out[:, i, :].reshape(-1)[:self.num_pairs] for i in range(2))
 
     def evaluate(self, predict_fn: PredictFn, params: Any

@@ -16,9 +16,9 @@ out of the loop (the compiled validation program holds all ``2 K`` segment sums
 in its entry computation, none in the loop body), so one evaluation pass
 propagates once. Measured on ml-latest-small (2-core CPU, shared): one
 propagation 55 ms; a validation pass 131 ms with 3 user blocks, 112 ms with one.
-Training calls the model twice per step (positives, then negatives), which XLA
-does not merge: 170 ms per gradient step against 107 ms for one shared
-propagation (batch 4096).
+The negatives-based losses (bpr, bce) score a positive and its negatives in one
+model call, so a gradient step propagates once (two calls, which XLA does not merge,
+took 170 ms per step against 107 ms for one shared propagation, batch 4096).
 """
 
 from __future__ import annotations

@@ -50,14 +50,12 @@ def run_launched_trial(cfg: DictConfig) -> str:
     return record["status"]
 
 
-def run_with_launcher(study: Study, trials: list[Trial]) -> None:
-    """Launch ``trials`` as one batch of Hydra jobs with the study's launcher overrides."""
-    if not trials:
-        return
+def make_launcher(overrides: list[str], sweep_dir: Path, task_function=None):
+    """The Hydra launcher ``overrides`` (``hydra/launcher=...`` and its settings) choose,
+    its jobs' outputs under ``sweep_dir``; one-line error when its plugin is missing."""
     from hydra._internal.hydra import Hydra
     from hydra._internal.utils import create_config_search_path
     from hydra.core.plugins import Plugins
-    from hydra.core.utils import JobStatus
     from hydra.errors import HydraException
     from hydra.types import HydraContext, RunMode
 
@@ -73,21 +71,28 @@ def run_with_launcher(study: Study, trials: list[Trial]) -> None:
     hydra = Hydra.create_main_hydra2(task_name="jaxrec_sweep",
                                      config_search_path=create_config_search_path(
                                          str(CONFIG_DIR)))
-    overrides = [*study.launcher_overrides, f"hydra.sweep.dir={study.dir / 'launcher'}",
-                 "hydra.job.chdir=false"]
+    overrides = [*overrides, f"hydra.sweep.dir={sweep_dir}", "hydra.job.chdir=false"]
     try:
         cfg = hydra.compose_config("train", overrides, run_mode=RunMode.MULTIRUN,
                                    with_log_configuration=False)
     except HydraException as err:  # most often: the launcher's plugin is not installed
         from jaxrec.sweep.spec import SpecError
 
-        raise SpecError(f"{' '.join(study.launcher_overrides)}: {' '.join(str(err).split())} "
+        raise SpecError(f"{' '.join(overrides[:-2])}: {' '.join(str(err).split())} "
                         "(launchers are extras: pip install 'jaxrec[sweep]' for joblib / "
                         "local, 'jaxrec[slurm]', 'jaxrec[ray]')") from None
     context = HydraContext(config_loader=hydra.config_loader, callbacks=Callbacks(cfg))
-    launcher = Plugins.instance().instantiate_launcher(hydra_context=context,
-                                                      task_function=run_launched_trial,
-                                                      config=cfg)
+    return Plugins.instance().instantiate_launcher(
+        hydra_context=context, task_function=task_function or run_launched_trial, config=cfg)
+
+
+def run_with_launcher(study: Study, trials: list[Trial]) -> None:
+    """Launch ``trials`` as one batch of Hydra jobs with the study's launcher overrides."""
+    if not trials:
+        return
+    from hydra.core.utils import JobStatus
+
+    launcher = make_launcher(study.launcher_overrides, study.dir / "launcher")
     for trial in trials:
         study.start(trial)
     print(f"launching {len(trials)} trial(s) with {type(launcher).__name__}", file=sys.stderr,

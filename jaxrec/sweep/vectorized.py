@@ -14,7 +14,10 @@ a leading ``K`` axis and one ``jax.jit(jax.vmap(epoch))`` trains them all:
   check, before compiling) and trained by the one training loop
   (`jaxrec.training.loop.fit`), which keeps each member's batch order, keys,
   early stopping and divergence apart, so a member reproduces the separately
-  trained run to float tolerance.
+  trained run to float tolerance;
+* with several local devices the member axis is placed on them (a 1-D mesh
+  ``members``, `jaxrec.training.mesh.member_plan`): 16 members on 8 devices train
+  2 per device, each on the arithmetic of the one-device program.
 
 This module only groups trials and stacks them; each member then writes the
 same run directory as ``jaxrec train`` (`jaxrec.runner.finish`).
@@ -132,8 +135,8 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
       cfgs: composed train configs that differ only in :data:`VECTOR_KEYS` (and
         their output dirs and names).
       dataset: the group's dataset (built from ``cfgs[0]`` when None).
-      lanes: members stepped side by side by ``jax.vmap``; None: all of them (see
-        `jaxrec.training.loop.fit`).
+      lanes: members stepped side by side by ``jax.vmap`` (per device on a member mesh);
+        None: all of them (see `jaxrec.training.loop.fit`).
       on_done: called as ``on_done(index, result_or_exception)`` as soon as a
         member's outputs are written.
 
@@ -151,7 +154,7 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
         write_config,
     )
     from jaxrec.training.loop import fit
-    from jaxrec.training.mesh import group_note
+    from jaxrec.training.mesh import member_plan
     from jaxrec.training.resume import Preempted
     from jaxrec.training.signals import stop_on_signals
     from jaxrec.training.step import init_state
@@ -186,8 +189,9 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
         start_outputs(run, resumed=m.resume is not None)
     writers = [m.writer for m in members]
     del states
-    n_lanes = K if lanes is None else max(1, min(lanes, K))
-    mesh_note = group_note(first.trainer.mesh)  # groups train on one device
+    plan, mesh_note = member_plan(first.trainer.mesh, K)  # the member axis on the devices
+    devices = 1 if plan is None else plan.devices
+    n_lanes = K // devices if lanes is None else max(1, min(lanes, K // devices))
     outputs: list[dict | Exception | None] = [None] * K
 
     def done(k: int, result) -> None:
@@ -195,7 +199,7 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
         if not isinstance(result, Exception):
             group_seconds = time.perf_counter() - t_start
             extra = {"vectorized": {"group_size": K, "lanes": n_lanes, "member": k,
-                                    "group_seconds": group_seconds}}
+                                    "devices": devices, "group_seconds": group_seconds}}
             if mesh_note:
                 extra["vectorized"]["mesh"] = mesh_note
             try:
@@ -212,7 +216,7 @@ def train_group(cfgs: list[DictConfig], *, dataset=None, lanes: int | None = Non
     try:
         with stop_on_signals() as stop:
             try:
-                fit(program(first, graphdef), members, lanes=n_lanes, on_done=done,
+                fit(program(first, graphdef, mesh=plan), members, lanes=n_lanes, on_done=done,
                     stop_requested=stop)
             except Preempted as err:
                 err.signum = stop.signum

@@ -23,6 +23,8 @@ import jax
 import numpy as np
 from flax import nnx
 
+from jaxrec.multihost import barrier, fetch, is_primary
+
 logging.getLogger("absl").setLevel(logging.WARNING)  # orbax logs every save at INFO
 
 
@@ -35,18 +37,23 @@ def save_params(path: str | os.PathLike, params: nnx.State) -> None:
     import orbax.checkpoint as ocp
 
     path = Path(path).absolute()
-    fresh = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    several = jax.process_count() > 1  # every process saves (orbax syncs them), 0 renames
+    fresh = path.with_name(f"{path.name}.tmp-{'hosts' if several else os.getpid()}")
     old = path.with_name(f"{path.name}.old")
-    shutil.rmtree(fresh, ignore_errors=True)
-    pure = jax.tree.map(np.asarray, params.to_pure_dict())
+    if is_primary():
+        shutil.rmtree(fresh, ignore_errors=True)
+    barrier("jaxrec-save-params-start")
+    pure = jax.tree.map(fetch, params.to_pure_dict())
     with ocp.StandardCheckpointer() as ckptr:
         ckptr.save(fresh, pure)
         ckptr.wait_until_finished()
-    if path.exists():
+    if is_primary():
+        if path.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            path.rename(old)  # a crash from here on leaves `old`, which _existing() falls back to
+        fresh.rename(path)
         shutil.rmtree(old, ignore_errors=True)
-        path.rename(old)  # a crash from here on leaves `old`, which _existing() falls back to
-    fresh.rename(path)
-    shutil.rmtree(old, ignore_errors=True)
+    barrier("jaxrec-save-params-done")
 
 
 def _existing(path: Path) -> Path:
@@ -132,7 +139,7 @@ class StateCheckpoints:
         import orbax.checkpoint as ocp
 
         leaves = jax.tree.leaves(tree)
-        arrays = {f"{i:05d}": np.asarray(jax.random.key_data(x) if _is_key(x) else x)
+        arrays = {f"{i:05d}": fetch(jax.random.key_data(x) if _is_key(x) else x)
                   for i, x in enumerate(leaves)}
         self._manager.save(epoch, args=ocp.args.Composite(
             arrays=ocp.args.StandardSave(arrays), meta=ocp.args.JsonSave(meta)))

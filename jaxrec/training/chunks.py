@@ -4,6 +4,8 @@ A chunk of several members holds their states stacked on a leading axis and
 steps them with ``jax.jit(jax.vmap(epoch))``, a stopped member frozen by an
 ``active`` mask; a chunk of one holds a plain state and steps it with the
 jitted epoch a single run uses. Chunks of the same width share one program.
+With a member mesh (`jaxrec.training.mesh.MemberPlan`) chunk widths are multiples
+of its devices and each stacked chunk is sharded on its member axis.
 """
 
 from __future__ import annotations
@@ -43,19 +45,37 @@ class Chunk:
             self.state = states[0]
             self.hparams = {k: jnp.asarray(v, jnp.float32) for k, v in hparams[0].items()}
         self.program = None
+        self.home = None  # with a member mesh: the device members are gathered to
+
+    def _member(self, tree, pos: int):
+        """Member ``pos`` of a stacked tree: one program on one device; with a member mesh,
+        each array's row from the shard that holds it (no cross-device program), moved to
+        ``home``."""
+        if self.home is None:
+            return _member(tree, pos)
+        return jax.tree.map(lambda x: self._row(x, pos), tree)
+
+    def _row(self, x, pos: int):
+        for shard in x.addressable_shards:
+            rows = shard.index[0] if shard.index else slice(None)
+            start = rows.start or 0
+            stop = x.shape[0] if rows.stop is None else rows.stop
+            if start <= pos < stop:
+                return jax.device_put(shard.data[pos - start], self.home)
+        raise IndexError(pos)
 
     def member_state(self, pos: int, *, copy: bool = False):
         """``(params, rest)`` of the member at ``pos``; ``copy`` for a state that must
         outlive the next (donating) epoch."""
         if self.stacked:
-            return _member((self.state.params, self.state.rest), pos)
+            return self._member((self.state.params, self.state.rest), pos)
         state = (self.state.params, self.state.rest)
         return _copy(state) if copy else state
 
     def member_train_state(self, pos: int):
         """The whole `TrainState` of the member at ``pos`` (a copy for a stacked chunk)."""
         if self.stacked:
-            return _member(self.state, pos)
+            return self._member(self.state, pos)
         return self.state
 
     def args(self, data, trackers, epoch: int, shared_order: bool) -> tuple:
@@ -77,12 +97,19 @@ class Chunk:
         return loss
 
 
-def make_chunks(members: list, *, lanes: int) -> list[Chunk]:
-    """Balanced chunks of at most ``lanes`` members (16 members in lanes of 6: 6, 5, 5)."""
+def make_chunks(members: list, *, lanes: int, multiple: int = 1) -> list[Chunk]:
+    """Balanced chunks of at most ``lanes`` members (16 members in lanes of 6: 6, 6, 4).
+
+    With ``multiple`` > 1 (a member mesh's devices, which must divide the members)
+    ``lanes`` counts members per device and every chunk's width is a multiple of it
+    (16 members on 8 devices in lanes of 1: 8, 8)."""
     K = len(members)
-    lanes = max(1, min(lanes, K))
-    n_chunks = -(-K // lanes)
-    size = -(-K // n_chunks)
+    if K % multiple:
+        raise ValueError(f"{K} members do not split over {multiple} devices")
+    rows = K // multiple
+    lanes = max(1, min(lanes, rows))
+    n_chunks = -(-rows // lanes)
+    size = -(-rows // n_chunks) * multiple
     return [Chunk(list(range(i, min(i + size, K))), [m.state for m in members[i:i + size]],
                   [m.hparams for m in members[i:i + size]]) for i in range(0, K, size)]
 
@@ -110,9 +137,12 @@ def epoch_programs(program, *, shared_order: bool, state=None) -> tuple[Any, Any
         return jax.tree.map(lambda n, o: jnp.where(active, n, o), new_state, state), loss
 
     order_axis = None if shared_order else 0
-    stacked = jax.jit(jax.vmap(member, in_axes=(0, None, 0, 0, order_axis, order_axis, 0)),
-                      donate_argnums=0)
-    mesh = getattr(program, "mesh", None)  # jaxrec.training.mesh.MeshPlan
+    vmapped = jax.vmap(member, in_axes=(0, None, 0, 0, order_axis, order_axis, 0))
+    mesh = getattr(program, "mesh", None)  # jaxrec.training.mesh.MeshPlan or MemberPlan
+    if hasattr(mesh, "jit_stacked"):  # the member axis on the devices
+        return jax.jit(epoch, donate_argnums=0), mesh.jit_stacked(vmapped,
+                                                                  shared_order=shared_order)
+    stacked = jax.jit(vmapped, donate_argnums=0)
     if mesh is not None:
         return mesh.jit_epoch(epoch, state), stacked
     return jax.jit(epoch, donate_argnums=0), stacked
@@ -136,6 +166,10 @@ def compile_programs(program, chunks: list[Chunk], trackers, *, shared_order: bo
     single, stacked = epoch_programs(program, shared_order=shared_order, state=chunks[0].state)
     if stacked is None and any(c.stacked for c in chunks):
         raise ValueError("closed-form models (loss=none) train one member at a time")
+    place = getattr(getattr(program, "mesh", None), "place_chunk", None)
+    for chunk in chunks:
+        if place is not None and chunk.stacked:
+            place(chunk)
     compiled: dict[int, Any] = {}
     for chunk in chunks:
         width = len(chunk.indices) if chunk.stacked else 1

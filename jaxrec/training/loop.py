@@ -85,7 +85,8 @@ class Program:
     monitor: str
     higher_is_better: bool
     privacy: Any = None  # jaxrec.privacy.PrivacyPlan: DP-SGD batches and step (None: off)
-    mesh: Any = None  # jaxrec.training.mesh.MeshPlan; None: one device, the default program
+    mesh: Any = None  # jaxrec.training.mesh.MeshPlan (or MemberPlan for a group); None: one
+    #   device, the default program
 
 
 class Tracker:
@@ -154,8 +155,9 @@ def fit(program: Program, members: list[Member], *, lanes: int | None = None,
     Args:
       program: the shared graph, loss, optimiser, device data, evaluators and trainer.
       members: K >= 1 members (K > 1 needs a gradient-trained loss).
-      lanes: members stepped side by side by ``jax.vmap`` (None: all of them); with
-        fewer lanes the members are split into chunks that share compiled programs.
+      lanes: members stepped side by side by ``jax.vmap`` (None: all of them), per device
+        with a member mesh; with fewer lanes the members are split into chunks that share
+        compiled programs.
       on_done: ``on_done(index, result_or_exception)``, called as each member finishes.
       stop_requested: ``() -> bool``, polled after each epoch (a signal handler's flag):
         when true, every member's checkpoint is written and :class:`Preempted` raised.
@@ -171,7 +173,8 @@ def fit(program: Program, members: list[Member], *, lanes: int | None = None,
     if program.mesh is not None:  # states, data and evaluators onto the device mesh
         program = program.mesh.prepare(program, members, trackers)
     shared_order = len({m.seed for m in members}) == 1
-    chunks = make_chunks(members, lanes=K if lanes is None else lanes)
+    chunks = make_chunks(members, lanes=K if lanes is None else lanes,
+                         multiple=getattr(program.mesh, "multiple", 1))
     has_valid = bool(program.valid_evals)
     num_rows = data.num_rows
 

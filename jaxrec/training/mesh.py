@@ -1,6 +1,7 @@
 """Data-parallel training over a device mesh: shardings are data, not code paths.
 
-``trainer.mesh`` names a 2-D mesh ``(data, model)`` of local devices. The epoch
+``trainer.mesh`` names a 2-D mesh ``(data, model)`` of every process's devices
+(``jax.devices()``: the local ones, unless `jaxrec.multihost` joined several processes). The epoch
 program is the same function on one device or many; on a mesh of more than one
 device it is jitted with shardings (:meth:`MeshPlan.jit_epoch`):
 
@@ -18,9 +19,17 @@ device it is jitted with shardings (:meth:`MeshPlan.jit_epoch`):
 * full-ranking evaluation splits each block of users over ``data``.
 
 A mesh of one device (the default on a one-device machine) returns no plan, and
-the loop compiles exactly the program it always did. Vectorised sweep groups
-(K > 1 stacked members) train on one device: `jaxrec.runner.program` gives them no
-plan. One host only (no multi-process meshes yet).
+the loop compiles exactly the program it always did.
+
+Vectorised sweep groups (K > 1 stacked members) place their member axis on the
+devices instead (:class:`MemberPlan`, :func:`member_plan`): a 1-D mesh ``members``
+of the devices ``trainer.mesh`` asks for (all local devices by default), the
+stacked states, hyperparameters and keys sharded ``P("members")`` on their leading
+axis, the data replicated. Each member's arithmetic is the one-device program's,
+on the device holding its row.
+Over several processes every process builds the same host values (data, batch
+order, initial state) and `to_global` makes them global arrays; the jitted epoch's
+arguments are made so on each call (`MeshPlan.jit_epoch`).
 """
 
 from __future__ import annotations
@@ -37,17 +46,17 @@ from jaxrec.config import MeshConfig, validate_mesh
 
 
 def mesh_shape(mesh: MeshConfig, num_devices: int) -> tuple[int, int]:
-    """``(data, model)`` sizes for ``num_devices`` local devices (one-line errors)."""
+    """``(data, model)`` sizes for ``num_devices`` devices (one-line errors)."""
     validate_mesh(mesh)
     model = mesh.model
     if mesh.data == -1:
         if num_devices % model:
             raise ValueError(f"trainer.mesh.model: {model} does not divide the {num_devices} "
-                             "local devices (trainer.mesh.data=-1 takes them all)")
+                             "devices (trainer.mesh.data=-1 takes them all)")
         return num_devices // model, model
     if mesh.data * model > num_devices or num_devices % (mesh.data * model):
         raise ValueError(f"trainer.mesh: data x model = {mesh.data} x {model} must divide the "
-                         f"{num_devices} local devices")
+                         f"{num_devices} devices")
     return mesh.data, model
 
 
@@ -117,11 +126,11 @@ class MeshPlan:
         """``state`` moved onto the mesh by :meth:`state_shardings` (None stays None)."""
         if state is None:
             return None
-        return jax.device_put(state, self.state_shardings(state))
+        return to_global(state, self.state_shardings(state))
 
     def place_data(self, data):
         """The training data (a `TrainData`), replicated on every device of the mesh."""
-        return jax.device_put(data, self.replicated)
+        return to_global(data, jax.tree.map(lambda _: self.replicated, data))
 
     def place_evaluators(self, evaluators) -> None:
         """Split each full-ranking block's users over ``data`` (when the block divides)."""
@@ -138,7 +147,8 @@ class MeshPlan:
         import dataclasses
 
         if len(members) > 1:
-            raise ValueError("trainer.mesh: a vectorised group trains on one device")
+            raise ValueError("trainer.mesh: a vectorised group trains on a member mesh "
+                             "(MemberPlan), not a data x model mesh")
         for m, t in zip(members, trackers, strict=True):
             m.state = self.place(m.state)
             t.best_state = self.place(t.best_state)
@@ -150,16 +160,62 @@ class MeshPlan:
         the state keeps its shardings from epoch to epoch and is donated."""
         shardings = self.state_shardings(state)
         rep = self.replicated
-        return jax.jit(epoch, donate_argnums=0,
-                       in_shardings=(shardings, rep, rep, self.batches, self.batches, rep),
-                       out_shardings=(shardings, rep))
+        ins = (shardings, rep, rep, self.batches, self.batches, rep)
+        jitted = jax.jit(epoch, donate_argnums=0, in_shardings=ins,
+                         out_shardings=(shardings, rep))
+        if jax.process_count() == 1:
+            return jitted
+        def put(args):
+            return to_global(args, tuple(
+                jax.tree.map(lambda _, s=s: s, a) if isinstance(s, NamedSharding) else s
+                for a, s in zip(args, ins, strict=True)))
+
+        return _GlobalArgs(jitted, put)
+
+
+class _GlobalArgs:
+    """A jitted function (or its lowered / compiled form) whose arguments are made global
+    arrays first: several processes pass identical host values (batch order, keys)."""
+
+    def __init__(self, fn, put):
+        self.fn, self.put = fn, put
+
+    def lower(self, *args):
+        return _GlobalArgs(self.fn.lower(*self.put(args)), self.put)
+
+    def compile(self):
+        return _GlobalArgs(self.fn.compile(), self.put)
+
+    def __call__(self, *args):
+        return self.fn(*self.put(args))
+
+
+def to_global(tree, shardings):
+    """``tree`` placed by ``shardings`` (a matching pytree). On one process: `jax.device_put`.
+    Over several, each leaf that is not yet a global array is built from this process's
+    copy, which every process holds identically (PRNG keys through their key data)."""
+    if jax.process_count() == 1:
+        return jax.device_put(tree, shardings)
+
+    def one(x, sharding):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            return x if x.sharding == sharding else jax.jit(lambda v: v,
+                                                            out_shardings=sharding)(x)
+        if hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            data = one(jax.random.key_data(x), sharding)
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+        host = np.asarray(x)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree.map(one, tree, shardings)
 
 
 def make_plan(mesh: MeshConfig, *, batch_size: int, table_rows: tuple[int, ...] = (),
               devices: list | None = None) -> MeshPlan | None:
-    """The plan of ``trainer.mesh`` on the local devices, or None for a one-device mesh
-    (the default program, compiled as without a mesh). One-line errors before compiling."""
-    devices = jax.local_devices() if devices is None else devices
+    """The plan of ``trainer.mesh`` on every process's devices, or None for a one-device
+    mesh (the default program, compiled as without a mesh). One-line errors before
+    compiling."""
+    devices = jax.devices() if devices is None else devices
     data, model = mesh_shape(mesh, len(devices))
     if data * model == 1:
         return None
@@ -171,17 +227,87 @@ def make_plan(mesh: MeshConfig, *, batch_size: int, table_rows: tuple[int, ...] 
                     table_rows=table_rows, rules=mesh.rules)
 
 
-def group_note(mesh: MeshConfig) -> str | None:
-    """The one-line note of a vectorised group whose ``trainer.mesh`` asks for more than
-    one device (groups train on one; the mesh applies to single runs), else None."""
+class MemberPlan:
+    """The stacked members of a vectorised group on a 1-D mesh axis ``members``.
+
+    Chunks of the group (`jaxrec.training.chunks`) are sized to multiples of the
+    axis (:attr:`multiple`); each chunk's stacked state is sharded on its leading
+    axis, so a chunk of 16 members on 8 devices holds 2 members per device.
+    """
+
+    def __init__(self, mesh: Mesh):
+        self.mesh = mesh
+        self.replicated = NamedSharding(mesh, P())
+        self.members = NamedSharding(mesh, P("members"))
+
+    @property
+    def axes(self) -> dict[str, int]:
+        return {"members": int(self.mesh.devices.size)}
+
+    @property
+    def devices(self) -> int:
+        return int(self.mesh.devices.size)
+
+    @property
+    def multiple(self) -> int:
+        """Chunk widths are multiples of this (the number of devices)."""
+        return self.devices
+
+    def prepare(self, program, members, trackers):
+        """Before compiling: the training data replicated on the member devices."""
+        import dataclasses
+
+        return dataclasses.replace(program, data=jax.device_put(program.data, self.replicated))
+
+    def place_chunk(self, chunk) -> None:
+        """A stacked chunk's state and hyperparameters, sharded on their member axis."""
+        chunk.state = jax.device_put(chunk.state, self.members)
+        chunk.hparams = jax.device_put(chunk.hparams, self.members)
+        chunk.home = self.mesh.devices.flat[0]
+
+    def jit_stacked(self, fn, *, shared_order: bool):
+        """``jax.jit(fn)`` of the stacked epoch ``fn(state, data, hparams, active, perm, mask,
+        keys)``: member-axis arguments sharded, the data (and a shared order) replicated."""
+        m, rep = self.members, self.replicated
+        order = rep if shared_order else m
+        return jax.jit(fn, donate_argnums=0, in_shardings=(m, rep, m, m, order, order, m),
+                       out_shardings=(m, m))
+
+
+def requested_devices(mesh: MeshConfig) -> int:
+    """The local devices ``trainer.mesh`` asks for (1 when it does not fit them)."""
     try:
         data, model = mesh_shape(mesh, jax.local_device_count())
+    except ValueError:
+        return 1
+    return data * model
+
+
+def member_devices(mesh: MeshConfig, members: int) -> tuple[int, str | None]:
+    """How many devices a group of ``members`` places its member axis on: the largest
+    divisor of ``members`` not above the devices ``trainer.mesh`` asks for, and a note
+    when that is fewer than it asks for (None otherwise)."""
+    try:
+        mesh_shape(mesh, jax.local_device_count())
     except ValueError as err:
-        return f"{err}; a vectorised group trains on one device"
-    if data * model == 1:
-        return None
-    return (f"trainer.mesh asks for {data} x {model} devices; a vectorised group trains on "
-            "one device (the mesh applies to single runs)")
+        return 1, f"{err}; the vectorised group trains on one device"
+    wanted = requested_devices(mesh)
+    n = max(d for d in range(1, min(wanted, members) + 1) if members % d == 0)
+    if n == wanted:
+        return n, None
+    return n, (f"trainer.mesh asks for {wanted} devices; the group's {members} members are "
+               f"placed on {n} (the largest divisor of {members} that fits)")
+
+
+def member_plan(mesh: MeshConfig, members: int,
+                devices: list | None = None) -> tuple[MemberPlan | None, str | None]:
+    """``(plan, note)`` for a vectorised group of ``members``; no plan on one device."""
+    n, note = member_devices(mesh, members)
+    if n == 1:
+        return None, note
+    devices = jax.local_devices() if devices is None else devices
+    grid = np.asarray(devices[:n], dtype=object)
+    return MemberPlan(Mesh(grid, ("members",), axis_types=(AxisType.Auto,))), note
 
 
 def describe(plan: MeshPlan | None) -> dict[str, Any]:

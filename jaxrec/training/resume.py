@@ -24,7 +24,8 @@ from jaxrec.training.checkpoint import CheckpointError, StateCheckpoints
 BOOKKEEPING = ("name", "logger", "paths", "trainer.progress", "trainer.resume",
                "trainer.checkpoint_every", "trainer.checkpoint_seconds",
                "trainer.keep_checkpoints", "trainer.save_checkpoint", "eval.save_per_user",
-               "trainer.mesh")  # a mesh changes float rounding only: resume on another
+               "trainer.mesh", "trainer.distributed", "trainer.dry_run")
+#   a mesh (of one process or several) changes float rounding only: resume on another
 
 
 class Preempted(RuntimeError):

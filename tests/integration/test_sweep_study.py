@@ -214,19 +214,25 @@ parameters:
     assert proc.returncode != 0 and "has no study.json" in proc.stderr
 
 
-@pytest.mark.slow
-def test_local_launcher_runs_trials_as_processes(tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    spec = spec_file(tmp_path, "par", """
+def launched(tmp: Path, *args: str) -> tuple[subprocess.CompletedProcess, Path]:
+    """A 2-trial grid (two learning rates) swept with ``args`` (a launcher and its options)."""
+    spec = spec_file(tmp, "par", """
 method: grid
 metric: {name: valid/rmse, goal: minimize}
 parameters:
   optim.lr: {values: [0.01, 0.05]}
 """)
-    study = tmp_path / "study"
-    proc = sweep(tmp_path, str(spec), f"sweep.dir={study}", "sweep.wandb=false",
-                 "hydra/launcher=local", env=wandb_env(tmp_path, WANDB_MODE="offline"))
+    study = tmp / "study"
+    proc = sweep(tmp, str(spec), f"sweep.dir={study}", *args,
+                 env=wandb_env(tmp, WANDB_MODE="offline"))
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc, study
+
+
+@pytest.mark.slow
+def test_local_launcher_runs_trials_as_processes(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    proc, study = launched(tmp_path, "sweep.wandb=false", "hydra/launcher=local")
     assert "with JoblibLauncher" in proc.stderr
     table = rows(study)
     assert [r["status"] for r in table.values()] == ["ok", "ok"]

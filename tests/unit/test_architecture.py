@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "jaxrec"
 # Lower layers never import higher ones (docs/architecture.md, "Layers").
 LAYERS = [
     {"jaxrec", "jaxrec.types", "jaxrec.config", "jaxrec.paths", "jaxrec.io", "jaxrec.trust",
-     "jaxrec.environment", "jaxrec.extras"},
+     "jaxrec.environment", "jaxrec.extras", "jaxrec.multihost"},
     {"jaxrec.data"},
     {"jaxrec.models"},
     {"jaxrec.losses"},
@@ -21,7 +21,7 @@ LAYERS = [
     {"jaxrec.privacy"},
     {"jaxrec.training"},
     {"jaxrec.assembly"},
-    {"jaxrec.runner", "jaxrec.recommend", "jaxrec.api"},
+    {"jaxrec.runner", "jaxrec.recommend", "jaxrec.api", "jaxrec.memory_plan"},
     {"jaxrec.sweep", "jaxrec.reproduce", "jaxrec.compare", "jaxrec.benchmarks"},
     {"jaxrec.cli"},
     {"jaxrec.train"},

@@ -221,19 +221,5 @@ def test_placement_rule_by_shape_and_overrides():
     assert describe(plan) == {"devices": 1, "mesh": {"data": 1, "model": 1}}
 
 
-def test_a_vectorised_group_notes_that_it_trains_on_one_device(monkeypatch):
-    import jax
-
-    from jaxrec.training.mesh import group_note
-
-    assert group_note(MeshConfig()) is None or jax.local_device_count() > 1
-    monkeypatch.setattr(jax, "local_device_count", lambda: 8)
-    assert group_note(MeshConfig(data=1)) is None
-    assert group_note(MeshConfig()) == ("trainer.mesh asks for 8 x 1 devices; a vectorised "
-                                        "group trains on one device (the mesh applies to "
-                                        "single runs)")
-    assert "must divide" in group_note(MeshConfig(data=3))
-
-
 if __name__ == "__main__":
     print(json.dumps(_worker(json.loads(sys.argv[1]))))
