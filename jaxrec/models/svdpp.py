@@ -87,6 +87,7 @@ class SVDpp(MF):
 
     default_loss: ClassVar[str] = "mse"  # the loss= it is meant for
     compatible_losses: ClassVar[tuple[str, ...]] = ("mse", "bce", "bpr")
+    init_from_info: ClassVar[bool] = False  # reads ctx.train (N(u)): not MF's jitted init
 
     def __init__(self, ctx: ModelContext, *, dim: int = 20, init_std: float = 0.01,
                  use_bias: bool = True, learn_mean: bool = True, bias_l2_scale: float = 0.1,
