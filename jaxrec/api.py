@@ -5,7 +5,8 @@
     results = jaxrec.run(["model=mf", "trainer.epochs=5"])      # = jaxrec train ...
     rec = jaxrec.Recommender.load(results["run_dir"])
     rec.recommend(user=1, k=10)              # DataFrame: item, title, score (unseen items)
-    rec.recommend(history=[1, 50, 260])      # a new user's items (fold-in models)
+    rec.recommend(history=[1, 50, 260])      # a live session (sequential, fold-in models)
+    rec.recommend(user=1, history=[1, 50])   # the user's known sequence, then the session
     rec.score(users=[1, 1], items=[1, 50])   # model scores of (user, item) pairs
     rec.evaluate("eval.ks=[5,50]")           # like `jaxrec evaluate RUN eval.ks=[5,50]`
 
@@ -80,36 +81,31 @@ class Recommender:
         return self.loaded.dataset
 
     def recommend(self, user: Any = None, k: int = 10, *, history: Sequence[Any] | None = None,
-                  exclude_seen: bool = True):
+                  replace: bool = False, exclude_seen: bool = True):
         """The ``k`` best items for a known ``user`` (without the items they interacted
-        with, in any split) or for a ``history`` of raw item ids (a user the model has
-        not seen: models that fold a history in, e.g. EASE, iALS, Mult-VAE).
+        with, in any split), or after a live session ``history`` of raw item ids in time
+        order: sequential models (SASRec) score the next item after the user's known
+        sequence with ``history`` appended (or ``history`` alone: no ``user``, or
+        ``replace=True``); fold-in models (EASE, iALS, Mult-VAE) fold the user's items plus
+        ``history`` in (`jaxrec.recommend.recommend_session`).
 
         Returns a DataFrame with columns ``item``, ``title`` and ``score``, best first.
         """
-        import jax.numpy as jnp
         import pandas as pd
 
-        from jaxrec.models.base import FoldIn
-        from jaxrec.recommend import recommend, top_items
+        from jaxrec.recommend import item_indices, recommend, recommend_session, user_index
 
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        if (user is None) == (history is None):
-            raise ValueError("recommend: give a user or a history, not both")
-        if user is not None:
+        if user is None and history is None:
+            raise ValueError("recommend: give a user, a history, or both")
+        if history is None:
             rows = recommend(self.loaded, user, k, model=self.model, exclude_seen=exclude_seen)
         else:
-            if not isinstance(self.model, FoldIn):
-                raise ValueError(f"recommend(history=...): {type(self.model).__name__} scores "
-                                 "known users only; use a fold-in model (ease, ials, multvae)")
-            items = self._items(history)
-            row = np.zeros((1, self.dataset.info.num_items), np.float32)
-            row[0, items] = 1.0
-            scores = np.array(self.model.score_history(jnp.asarray(row))[0])
-            if exclude_seen:
-                scores[items] = -np.inf
-            rows = top_items(self.dataset.train, scores, k)
+            rows = recommend_session(
+                self.loaded, item_indices(self.loaded, history), k, model=self.model,
+                user=None if user is None else user_index(self.loaded, user), replace=replace,
+                exclude_seen=exclude_seen)
         return pd.DataFrame(rows, columns=["item", "title", "score"])
 
     def score(self, users: Sequence[Any], items: Sequence[Any]) -> np.ndarray:
@@ -149,13 +145,6 @@ class Recommender:
         return metrics
 
     def _items(self, raw_items: Sequence[Any]) -> np.ndarray:
-        from jaxrec.recommend import index_of
+        from jaxrec.recommend import item_indices
 
-        index = self.dataset.train.item_index
-        out = []
-        for item in raw_items:
-            found = index_of(index, item)
-            if found is None:
-                raise ValueError(f"item {item!r} is not an item of {self.dataset.info.name}")
-            out.append(found)
-        return np.asarray(out, np.int32)
+        return item_indices(self.loaded, raw_items)

@@ -5,6 +5,7 @@
     jaxrec evaluate RUN_DIR [split=all|test|valid] [eval overrides]
                                                     re-evaluate a saved best checkpoint
     jaxrec recommend RUN_DIR --user ID [-k 10]      top-k unseen items for a user
+        [--history ITEM ...] [--replace]            ... after a live session of items
     jaxrec data list                                the dataset registry's cards
     jaxrec data download|info DATASET|PATH          fetch or summarise a data config or a file
     jaxrec data export RUN_DIR|DATASET --format csv|recbole|adjacency --out DIR
@@ -233,17 +234,29 @@ def cmd_compare(argv: list[str]) -> None:
 def cmd_recommend(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="jaxrec recommend")
     parser.add_argument("run_dir")
-    parser.add_argument("--user", required=True, help="raw user id as in the dataset")
+    parser.add_argument("--user", help="raw user id as in the dataset")
+    parser.add_argument("--history", nargs="+", metavar="ITEM",
+                        help="a live session: raw item ids in time order (sequential models "
+                        "append it to the user's sequence, fold-in models fold it in)")
+    parser.add_argument("--replace", action="store_true",
+                        help="the session replaces the user's known history")
     parser.add_argument("-k", type=int, default=10)
     args = parser.parse_args(argv)
     if args.k < 1:
         parser.error(f"-k must be >= 1, got {args.k}")
+    if args.user is None and args.history is None:
+        parser.error("give --user, --history or both")
     from jaxrec.assembly import load_run
-    from jaxrec.recommend import recommend
+    from jaxrec.recommend import item_indices, recommend, recommend_session, user_index
 
     run = load_run(args.run_dir, evaluate=False)
-    for rank, (item_id, title, score) in enumerate(recommend(run, args.user, args.k,
-                                                             name="--user"), 1):
+    if args.history is None:
+        rows = recommend(run, args.user, args.k, name="--user")
+    else:  # a bad id: main prints the ValueError in one line
+        user = None if args.user is None else user_index(run, args.user, "--user")
+        rows = recommend_session(run, item_indices(run, args.history, "--history item"),
+                                 args.k, user=user, replace=args.replace)
+    for rank, (item_id, title, score) in enumerate(rows, 1):
         print(f"{rank:3d}  {item_id!s:>10}  {score:8.4f}  {title}")
 
 

@@ -133,6 +133,14 @@ class EvalConfig:
     save_per_user: bool = True  # per_user_{valid,test}.parquet in the run dir
     slices: list[str] = dataclasses.field(default_factory=list)  # jaxrec.metrics.slices:
     #   cold_item | warm_item | cold_user | warm_user | activity (cold splits add their own)
+    fold_in: str = "auto"  # streaming: how revealed events reach the model: sequence (the
+    #   updated item sequence) | closed_form (score_history of the updated 0/1 history) | sgd
+    #   (gradient steps on the user vector) | none (the trained state as is) | auto (sequence,
+    #   else closed_form, else none)
+    windows: int = 1  # streaming: metrics also over this many consecutive windows of the stream
+    window_by: str = "count"  # streaming windows: count (equal events) | time (equal spans)
+    sgd_steps: int = 10  # streaming eval.fold_in=sgd: gradient steps on the user's vector
+    sgd_lr: float = 0.5  # ... and their step size
 
 
 @dataclasses.dataclass

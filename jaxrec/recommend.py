@@ -1,4 +1,4 @@
-"""Top-k recommendations for one user from a trained run."""
+"""Top-k recommendations for one user, or a live session, from a trained run."""
 
 from __future__ import annotations
 
@@ -25,15 +25,78 @@ def recommend(run, raw_user, k: int = 10, *, model=None, exclude_seen: bool = Tr
     if k < 1:
         raise ValueError(f"-k: must be >= 1, got {k}")
     ds = run.dataset
-    user = index_of(ds.train.user_index, raw_user)
-    if user is None:
-        raise ValueError(f"{name} {raw_user!r} is not a user of {ds.info.name} "
-                         f"({ds.info.num_users} users)")
+    user = user_index(run, raw_user, name)
     model = nnx.merge(run.graphdef, *run.state) if model is None else model
     scores = np.array(model.score_all(jnp.asarray([user], jnp.int32))[0])
     if exclude_seen:
         scores[seen_items(run, user)] = -np.inf
     return top_items(ds.train, scores, k)
+
+
+def recommend_session(run, items: np.ndarray, k: int = 10, *, user: int | None = None,
+                      replace: bool = False, model=None, exclude_seen: bool = True
+                      ) -> list[tuple[object, str, float]]:
+    """The ``k`` best items after a live session ``items`` (indices, in time order).
+
+    Sequential models (`jaxrec.models.base.SequenceScorer`) score the next item after the
+    user's known sequence (every split, in time order) with the session appended, or after
+    the session alone (``replace`` or no ``user``); fold-in models
+    (`jaxrec.models.base.FoldIn`: EASE, iALS, Mult-VAE) score the 0/1 row of the user's
+    items plus the session's. Scored on device; nothing is refitted. ``exclude_seen`` leaves out
+    the session's items and (unless ``replace``) the user's.
+    """
+    from jaxrec.models.base import FoldIn, SequenceScorer
+
+    if k < 1:
+        raise ValueError(f"-k: must be >= 1, got {k}")
+    model = nnx.merge(run.graphdef, *run.state) if model is None else model
+    ds, n = run.dataset, run.dataset.info.num_items
+    known = np.zeros(0, np.int64)
+    if user is not None and not replace:
+        rows = np.flatnonzero(ds.full.users == user)
+        order = np.lexsort((rows, ds.full.items[rows], ds.full.timestamps[rows]))
+        known = ds.full.items[rows[order]]
+    items = np.concatenate([known, np.asarray(items, np.int64)]).astype(np.int32)
+    if isinstance(model, SequenceScorer):
+        seq = np.full(model.max_len, n, np.int32)
+        tail = items[-model.max_len:]
+        seq[model.max_len - len(tail):] = tail
+        scores = np.array(model.score_sequence(jnp.asarray(seq[None]))[0])
+    elif isinstance(model, FoldIn):
+        row = np.zeros((1, n), np.float32)
+        row[0, items] = 1.0
+        scores = np.array(model.score_history(jnp.asarray(row))[0])
+    else:
+        raise ValueError(f"recommend(history=...): {type(model).__name__} scores known users "
+                         "only; use a sequential model (sasrec) or a fold-in one (ease, ials, "
+                         "multvae)")
+    if exclude_seen:
+        scores[items] = -np.inf
+        if user is not None and not replace:
+            scores[seen_items(run, user)] = -np.inf
+    return top_items(ds.train, scores, k)
+
+
+def item_indices(run, raw_items, name: str = "item") -> np.ndarray:
+    """int32 indices of raw item ids; a one-line ``ValueError`` naming an unknown one."""
+    index = run.dataset.train.item_index
+    out = []
+    for item in raw_items:
+        found = index_of(index, item)
+        if found is None:
+            raise ValueError(f"{name} {item!r} is not an item of {run.dataset.info.name}")
+        out.append(found)
+    return np.asarray(out, np.int32)
+
+
+def user_index(run, raw_user, name: str = "user") -> int:
+    """The index of a raw user id; a one-line ``ValueError`` naming an unknown one."""
+    ds = run.dataset
+    user = index_of(ds.train.user_index, raw_user)
+    if user is None:
+        raise ValueError(f"{name} {raw_user!r} is not a user of {ds.info.name} "
+                         f"({ds.info.num_users} users)")
+    return user
 
 
 def index_of(index: dict, raw_id) -> int | None:

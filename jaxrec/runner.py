@@ -184,6 +184,10 @@ def results_dict(run: Run, result: FitResult, *, total_seconds: float) -> dict[s
     }
     if run.notes:
         out["notes"] = run.notes
+    for ev in run.test_evals:  # eval.protocol=streaming: the per-window table
+        if hasattr(ev, "window_table"):
+            out["streaming_windows"] = ev.window_table(result.metrics)
+            out["protocol_details"]["stream"]["fold_in"] = ev.mode  # auto resolved
     if run.privacy is not None:  # the guarantee and the settings that give it
         out["privacy"] = run.privacy.record(result.epochs_run)
     out["environment"] = environment()

@@ -29,6 +29,7 @@ from jaxrec.metrics.ranking import (
 )
 from jaxrec.metrics.rating import absolute_error, mae, rmse, squared_error
 from jaxrec.metrics.sampled import SampledRankingEvaluator
+from jaxrec.metrics.streaming import StreamingEvaluator
 
 __all__ = [
     "ALL_METRICS",
@@ -41,6 +42,7 @@ __all__ = [
     "RankingEvaluator",
     "RatingEvaluator",
     "SampledRankingEvaluator",
+    "StreamingEvaluator",
     "absolute_error",
     "average_precision",
     "build_evaluators",

@@ -81,3 +81,5 @@ def attach_test_inputs(test_evals: list, model: Any, dataset: Any, eval_cfg: Any
     tables = input_tables(model, dataset, eval_cfg)
     for ev in test_evals:
         ev.input_tables = tables
+        if hasattr(ev, "attach"):  # the streaming evaluator reads the model's capabilities
+            ev.attach(model)

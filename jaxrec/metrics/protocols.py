@@ -14,6 +14,9 @@
 ``strong``
     held-out users scored from a fold-in history (the Mult-VAE protocol;
     `jaxrec.metrics.strong`); needs ``data.split.method=strong``.
+``streaming``
+    the test period replayed in time order, each event ranked from the user's
+    history up to it (`jaxrec.metrics.streaming`); validation is full ranking.
 
 ``results.json`` carries ``"protocol": <name>`` and ``"protocol_details"``
 (`describe`).
@@ -35,7 +38,7 @@ from jaxrec.metrics.evaluator import (
 )
 from jaxrec.metrics.inputs import resolve_test_input
 
-PROTOCOLS = ("full_ranking", "sampled", "strong")
+PROTOCOLS = ("full_ranking", "sampled", "strong", "streaming")
 
 
 def check_protocol(eval_cfg: EvalConfig, split_cfg: SplitConfig | None = None,
@@ -60,6 +63,12 @@ def check_protocol(eval_cfg: EvalConfig, split_cfg: SplitConfig | None = None,
         from jaxrec.metrics.strong import check_fold_in_model
 
         check_fold_in_model(model)
+    if eval_cfg.protocol == "streaming":
+        from jaxrec.metrics.streaming import check_streaming, resolve_fold_in
+
+        check_streaming(eval_cfg, split_cfg)
+        if model is not None:
+            resolve_fold_in(model, eval_cfg.fold_in)
 
 
 def build_evaluators(dataset: Any, eval_cfg: EvalConfig, *, seed: int,
@@ -84,6 +93,8 @@ def build_evaluators(dataset: Any, eval_cfg: EvalConfig, *, seed: int,
         valid, test = strong_evaluators(dataset, eval_cfg)
         share_layout(valid + test)
         return valid, test
+    if eval_cfg.protocol == "streaming":
+        return _streaming_evaluators(dataset, eval_cfg)
     out: dict[str, list[Evaluator]] = {"valid": [], "test": []}
     for name, target, exclude in dataset.eval_parts(eval_cfg.mask):
         if eval_cfg.protocol == "full_ranking":
@@ -99,6 +110,30 @@ def build_evaluators(dataset: Any, eval_cfg: EvalConfig, *, seed: int,
             out[name].append(RatingEvaluator(name, target, batch=eval_cfg.rating_batch))
     share_layout(out["valid"] + out["test"])  # one program per kind for both splits
     return out["valid"], out["test"]
+
+
+def _streaming_evaluators(dataset, eval_cfg):
+    """Full-ranking validation; the test part replayed as a stream after train (+ valid)."""
+    import dataclasses
+
+    from jaxrec.metrics.streaming import StreamingEvaluator
+
+    valid, test = [], []
+    full = dataclasses.replace(eval_cfg, protocol="full_ranking")
+    for name, target, exclude in dataset.eval_parts(eval_cfg.mask):
+        if name == "valid":
+            valid = make_evaluators(name, target, list(exclude), full,
+                                    explicit=not dataset.info.implicit)
+        elif eval_cfg.metrics and eval_cfg.ks:
+            known = exclude[0]
+            for other in exclude[1:]:
+                known = known.concat(other)
+            test = [StreamingEvaluator(target, known, ks=list(eval_cfg.ks),
+                                       metrics=list(eval_cfg.metrics), windows=eval_cfg.windows,
+                                       window_by=eval_cfg.window_by, block=eval_cfg.user_block,
+                                       fold_in=eval_cfg.fold_in,
+                                       sgd_steps=eval_cfg.sgd_steps, sgd_lr=eval_cfg.sgd_lr)]
+    return valid, test
 
 
 def _sampled_evaluator(name, dataset, target, exclude, eval_cfg, *, seed, run_dir):
@@ -144,6 +179,12 @@ def describe(eval_cfg: EvalConfig, split_cfg: SplitConfig | None = None) -> dict
             "test": (f"{eval_cfg.negatives_file} (saved as negatives_test.parquet)"
                      if eval_cfg.negatives_file
                      else "negatives_test.parquet (drawn once, seed stream [seed, 2])")}
+    elif eval_cfg.protocol == "streaming":
+        out["candidates"] = ("all items; the items the user has seen so far excluded (train, "
+                             "valid, earlier test events)")
+        out["stream"] = {"order": "test events by time, then item index", "fold_in":
+                         eval_cfg.fold_in, "windows": eval_cfg.windows,
+                         "window_by": eval_cfg.window_by, "repeats": "revealed, not scored"}
     else:
         out["candidates"] = "all items; the held-out user's fold-in items excluded"
         if split_cfg is not None:

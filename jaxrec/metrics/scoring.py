@@ -1,8 +1,9 @@
 """The model functions evaluators consume, and one call that runs a list of evaluators.
 
 An evaluator declares its ``inputs``: ``users`` (full ranking: ``score_all``),
-``pairs`` (rating metrics, sampled candidates: ``__call__``) or ``history``
-(fold-in: ``score_history``). The functions are pure over ``(params, rest)``
+``pairs`` (rating metrics, sampled candidates: ``__call__``), ``history``
+(fold-in: ``score_history``) or ``stream`` (`jaxrec.metrics.streaming`). The
+functions are pure over ``(params, rest)``
 and cached per graph definition, so each evaluator compiles once per model.
 An evaluator's ``input_tables`` (the test part of a time-ordered split:
 `jaxrec.metrics.inputs`) replace the model's per-user input tables in the state it
@@ -44,6 +45,10 @@ def scoring_fn(evaluator: Any, graphdef):
     """The model function an evaluator consumes, by its ``inputs``: users, pairs or history."""
     if evaluator.inputs == "history":
         return history_score_fn(graphdef)
+    if evaluator.inputs == "stream":  # jaxrec.metrics.streaming: the mode the model resolved
+        from jaxrec.metrics.streaming import stream_score_fn
+
+        return stream_score_fn(graphdef, evaluator.mode, evaluator.sgd_steps, evaluator.sgd_lr)
     score_fn, predict_fn = model_fns(graphdef)
     return score_fn if evaluator.inputs == "users" else predict_fn
 

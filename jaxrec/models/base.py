@@ -19,6 +19,9 @@ the losses and evaluators that need them) with ``isinstance``:
 :class:`NextItemLogits` ``next_item_logits(users_B, neg_BxLxM, key, *, train)``: sequences
 :class:`NextItemStates` ``next_item_states(users_B, key, *, train)``, ``item_vectors``
 :class:`HistoryInput`  ``history_tables(interactions)``: the per-user input it scores from
+:class:`SequenceScorer` ``score_sequence(seq_BxL)``: next-item scores from any item sequence
+:class:`UserFactors`   ``user_factors(users_B)``, ``score_factors(p_BxD, users_B)``: scores of
+                       any user vector (gradient fold-in)
 =====================  ==============================================================
 
 Which cold-start slices a model can score is data on the instance
@@ -149,6 +152,37 @@ class HistoryInput(Protocol):
     """
 
     def history_tables(self, interactions: Any) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class SequenceScorer(Protocol):
+    """Scores the next item after any given item sequence, with no per-user parameters:
+    what streaming evaluation (`jaxrec.metrics.streaming`) and live sessions
+    (``recommend(history=...)``) need from a next-item model (SASRec, BERT4Rec, GRU4Rec, ...).
+
+    ``seq_BxL`` is int32, time-ordered and left-padded with ``N`` (the number of items);
+    ``L <= max_len`` (longer histories keep their last ``max_len`` items). Returns float
+    ``[B, N]``, the score of every item as the one after the sequence. Must be pure and
+    jittable, and a prediction must depend on the given items only.
+    """
+
+    max_len: int
+
+    def score_sequence(self, seq_BxL: jax.Array) -> jax.Array: ...
+
+
+@runtime_checkable
+class UserFactors(Protocol):
+    """Scores every item from a user vector: what a gradient fold-in (streaming
+    ``eval.fold_in=sgd``, `jaxrec.metrics.streaming`) updates for MF-style models.
+
+    ``score_factors(user_factors(users_B), users_B)`` must equal ``score_all(users_B)``;
+    ``score_factors`` must be differentiable in ``p_BxD``.
+    """
+
+    def user_factors(self, users_B: jax.Array) -> jax.Array: ...
+
+    def score_factors(self, p_BxD: jax.Array, users_B: jax.Array) -> jax.Array: ...
 
 
 def scores_cold(model: Any, side: str) -> bool:

@@ -57,12 +57,19 @@ class MF(nnx.Module):
         return scores
 
     def score_all(self, users_U: jax.Array) -> jax.Array:
-        p_UxD = self.user_emb_UxD[...][users_U]
-        scores_UxN = p_UxD @ self.item_emb_NxD[...].T
+        return self.score_factors(self.user_factors(users_U), users_U)
+
+    def user_factors(self, users_B: jax.Array) -> jax.Array:
+        """The trained user vectors ``[B, D]`` (`jaxrec.models.base.UserFactors`)."""
+        return self.user_emb_UxD[...][users_B]
+
+    def score_factors(self, p_BxD: jax.Array, users_B: jax.Array) -> jax.Array:
+        """Scores ``[B, N]`` of user vectors ``p_BxD`` (with the users' biases)."""
+        scores_BxN = p_BxD @ self.item_emb_NxD[...].T
         if self.use_bias:
-            scores_UxN = (scores_UxN + self.user_bias_U[...][users_U][:, None]
+            scores_BxN = (scores_BxN + self.user_bias_U[...][users_B][:, None]
                           + self.item_bias_N[...][None, :] + self.global_bias[...])
-        return scores_UxN
+        return scores_BxN
 
     def l2_rows(self, users: jax.Array, items: jax.Array) -> list[jax.Array]:
         rows = [self.user_emb_UxD[...][users], self.item_emb_NxD[...][items]]

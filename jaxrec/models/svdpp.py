@@ -87,6 +87,8 @@ class SVDpp(MF):
 
     default_loss: ClassVar[str] = "mse"  # the loss= it is meant for
     compatible_losses: ClassVar[tuple[str, ...]] = ("mse", "bce", "bpr")
+    init_from_info: ClassVar[bool] = False  # reads ctx.train (N(u)): not MF's jitted init
+    sparse_rows: ClassVar[bool] = False  # N(u)'s implicit factors get gradient beyond the batch
 
     def __init__(self, ctx: ModelContext, *, dim: int = 20, init_std: float = 0.01,
                  use_bias: bool = True, learn_mean: bool = True, bias_l2_scale: float = 0.1,
@@ -130,10 +132,11 @@ class SVDpp(MF):
         implicit = jnp.sum(self.implicit_factors()[users] * self.item_emb_NxD[...][items], axis=-1)
         return super().__call__(users, items) + implicit
 
-    def score_all(self, users_U: jax.Array) -> jax.Array:
-        """Scores ``[U, N]`` of every item for a block of users."""
-        return (super().score_all(users_U)
-                + self.implicit_factors()[users_U] @ self.item_emb_NxD[...].T)
+    def user_factors(self, users_B: jax.Array) -> jax.Array:
+        """``p_u`` plus the implicit term: the vector ``score_all`` reads (`UserFactors`)."""
+        return super().user_factors(users_B) + self.implicit_factors()[users_B]
+
+    # score_all: MF's, score_factors(user_factors(u)), with the implicit term in user_factors
 
     def l2_rows(self, users: jax.Array, items: jax.Array) -> list[jax.Array]:
         """MF's rows (``p_u``, ``q_i``, scaled biases) and ``sqrt(sum_{j in N(u)} |y_j|^2)``.

@@ -42,7 +42,7 @@ EXPECTED = {
     "ease": ({ClosedForm, FoldIn}, set()),
     "gmf": (set(), set()),
     "hybrid": ({CandidateScorer}, {"items"}),
-    "ials": ({ClosedForm}, set()),
+    "ials": ({ClosedForm, FoldIn}, set()),
     "lightgcn": (set(), set()),
     "mf": (set(), set()),
     "mlp": (set(), set()),
