@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 NAME = "bench_sequential"
 SASREC = "experiment=sasrec_ml-latest-small"
+GRU4REC = "experiment=gru4rec_ml-latest-small"
+SEQUENTIAL = ("sasrec", "bert4rec", "gru4rec")  # rows whose test input is a history
 ROWS = {  # row -> overrides
     "popularity": ["experiment=popularity_leave_last_ml-latest-small"],
     "mf_bpr": ["experiment=mf_bpr_leave_last_ml-latest-small"],
@@ -36,6 +38,10 @@ ROWS = {  # row -> overrides
     "sasrec_softmax_ce": [SASREC, "loss=softmax_ce"],
     "sasrec_sequence_sampled_softmax": [SASREC, "loss=sequence_sampled_softmax"],
     "sasrec_gbce": [SASREC, "loss=gbce"],
+    "bert4rec": ["experiment=bert4rec_ml-latest-small"],
+    "gru4rec_top1max": [GRU4REC, "loss=top1_max"],
+    "gru4rec_bprmax": [GRU4REC, "loss=bpr_max"],
+    "gru4rec_ce": [GRU4REC, "loss=minibatch_ce"],
 }
 WORKER_OVERRIDES = ["logger.console=false"]
 COMPARED = ("model", "loss", "optim", "trainer", "eval", "seed")
@@ -106,7 +112,7 @@ def read_row(row: str, run_dir: Path) -> dict:
     m = res["metrics"]
     before = None
     if res.get("protocol_details", {}).get("test_input") == "train+valid" and (
-            run_dir / "checkpoints" / "best").is_dir() and row.startswith("sasrec"):
+            run_dir / "checkpoints" / "best").is_dir() and row.startswith(SEQUENTIAL):
         before = train_input_metrics(run_dir)["test/ndcg@10"]
     return {"row": row, "overrides": " ".join(ROWS[row]),
             "ndcg10": m["test/ndcg@10"], "hit10": m["test/hit@10"], "ndcg10_train_input": before,

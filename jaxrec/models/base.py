@@ -135,6 +135,21 @@ class NextItemStates(Protocol):
 
 
 @runtime_checkable
+class MaskedItemStates(Protocol):
+    """Cloze training (BERT4Rec): the loss masks stored sequences with ``mask_token``,
+    ``encode`` reads them bidirectionally and ``item_logits`` scores every item."""
+
+    max_len: int
+    mask_token: int
+
+    def cloze_sequences(self, users_B: jax.Array) -> jax.Array: ...
+
+    def encode(self, seq_BxL: jax.Array, key: jax.Array | None = None) -> jax.Array: ...
+
+    def item_logits(self, h_BxLxD: jax.Array) -> jax.Array: ...
+
+
+@runtime_checkable
 class HistoryInput(Protocol):
     """Reads each user's history at scoring time (SASRec's sequence, EASE's and
     Mult-VAE's 0/1 rows, SVD++'s ``N(u)``), from constant tables built from ``ctx.train``.
