@@ -18,6 +18,7 @@ the losses and evaluators that need them) with ``isinstance``:
 :class:`UserLogits`    ``user_logits(users_B, key, *, train)``: whole-user training
 :class:`NextItemLogits` ``next_item_logits(users_B, neg_BxLxM, key, *, train)``: sequences
 :class:`NextItemStates` ``next_item_states(users_B, key, *, train)``, ``item_vectors``
+:class:`MaskedItemStates` ``cloze_sequences``, ``encode``, ``item_logits``: Cloze training
 :class:`HistoryInput`  ``history_tables(interactions)``: the per-user input it scores from
 =====================  ==============================================================
 
