@@ -139,8 +139,10 @@ TINY_GRU4REC = ["model=gru4rec", "model.dim=32", "model.max_len=8", "optim.lr=0.
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("loss", ["bpr_max", "top1_max", "minibatch_ce"])
-def test_planted_next_item_pattern_gru4rec(tmp_path, loss):
-    m = run_train([*_planted_data(tmp_path), *TINY_GRU4REC, f"loss={loss}",
-                   "loss.n_sample=16"], tmp_path / loss)["metrics"]
-    assert m["test/hit@10"] > 0.9, m  # f(valid item) is the test item; MF: < 0.5
+def test_planted_next_item_pattern_gru4rec_bpr_max(tmp_path):
+    m = run_train([*_planted_data(tmp_path), *TINY_GRU4REC, "loss=bpr_max", "loss.n_sample=16"],
+                  tmp_path / "gru4rec")["metrics"]
+    print({k: round(v, 3) for k, v in m.items()})
+    # f(valid item) is the test item; MF reaches < 0.5, popularity < 0.3 (test_bert4rec.py);
+    # measured (top1_max and minibatch_ce too): > 0.9
+    assert m["test/hit@10"] > 0.9, m
