@@ -1,5 +1,5 @@
-"""Next-item benchmark on ml-latest-small leave-last: SASRec's losses against MF-BPR and
-popularity, under the next-item protocol (test scored from train + valid).
+"""Next-item benchmark on ml-latest-small leave-last: SASRec's losses, BERT4Rec and GRU4Rec's
+losses against MF-BPR and popularity, under the next-item protocol (test scored from train + valid).
 
     JAXREC_DATA_DIR=/path/to/data python scripts/bench_sequential.py --out /tmp/bench-seq \
         [--only sasrec_gbce popularity] [--reuse] [--write]
@@ -141,7 +141,7 @@ def format_table(rows: list[dict]) -> str:
 def render_section(*, command: str, machine: str, table: str) -> str:
     start, end = benchmarks.markers(NAME)
     return f"""{start}
-## Next-item protocol and SASRec's losses, ml-latest-small leave-last (scripts/bench_sequential.py)
+## Next-item on ml-latest-small: SASRec's losses, BERT4Rec, GRU4Rec (scripts/bench_sequential.py)
 
 Machine: {machine} (shared: seconds are indicative).
 
@@ -158,7 +158,11 @@ from the training sequence (the protocol before, `seq[-1]` from `seq[:-2]`; MF a
 popularity read no history). Every SASRec row keeps the preset's other settings (lr 0.002, \
 batch 64, max_len 100, D 50, 2 blocks); the losses' own settings are their \
 `configs/loss` defaults (sampled softmax: 256 popularity candidates with logQ; gBCE: \
-k = 256, t = 0.75).
+k = 256, t = 0.75). BERT4Rec and GRU4Rec rows run their presets (`bert4rec_ml-latest-small`: \
+D 64, 2 blocks, 2 heads, mask probability 0.2, max_len 50, lr 0.001, at most 30 epochs; \
+`gru4rec_ml-latest-small`: one GRU layer of 100, constrained embedding, in-batch plus 2048 \
+popularity^0.5 negatives, max_len 100, lr 0.002, at most 20 epochs): budgets of minutes \
+on this CPU, a few hundred Adam steps, far from the papers' training lengths.
 
 {table}
 {end}"""
