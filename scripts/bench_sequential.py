@@ -1,5 +1,5 @@
-"""Next-item benchmark on ml-latest-small leave-last: SASRec's losses against MF-BPR and
-popularity, under the next-item protocol (test scored from train + valid).
+"""Next-item benchmark on ml-latest-small leave-last: SASRec's losses, BERT4Rec and GRU4Rec's
+losses against MF-BPR and popularity, under the next-item protocol (test scored from train + valid).
 
     JAXREC_DATA_DIR=/path/to/data python scripts/bench_sequential.py --out /tmp/bench-seq \
         [--only sasrec_gbce popularity] [--reuse] [--write]
@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks.md"
 NAME = "bench_sequential"
 SASREC = "experiment=sasrec_ml-latest-small"
+GRU4REC = "experiment=gru4rec_ml-latest-small"
+SEQUENTIAL = ("sasrec", "bert4rec", "gru4rec")  # rows whose test input is a history
 ROWS = {  # row -> overrides
     "popularity": ["experiment=popularity_leave_last_ml-latest-small"],
     "mf_bpr": ["experiment=mf_bpr_leave_last_ml-latest-small"],
@@ -36,6 +38,10 @@ ROWS = {  # row -> overrides
     "sasrec_softmax_ce": [SASREC, "loss=softmax_ce"],
     "sasrec_sequence_sampled_softmax": [SASREC, "loss=sequence_sampled_softmax"],
     "sasrec_gbce": [SASREC, "loss=gbce"],
+    "bert4rec": ["experiment=bert4rec_ml-latest-small"],
+    "gru4rec_top1max": [GRU4REC, "loss=top1_max"],
+    "gru4rec_bprmax": [GRU4REC, "loss=bpr_max"],
+    "gru4rec_ce": [GRU4REC, "loss=minibatch_ce"],
 }
 WORKER_OVERRIDES = ["logger.console=false"]
 COMPARED = ("model", "loss", "optim", "trainer", "eval", "seed")
@@ -106,7 +112,7 @@ def read_row(row: str, run_dir: Path) -> dict:
     m = res["metrics"]
     before = None
     if res.get("protocol_details", {}).get("test_input") == "train+valid" and (
-            run_dir / "checkpoints" / "best").is_dir() and row.startswith("sasrec"):
+            run_dir / "checkpoints" / "best").is_dir() and row.startswith(SEQUENTIAL):
         before = train_input_metrics(run_dir)["test/ndcg@10"]
     return {"row": row, "overrides": " ".join(ROWS[row]),
             "ndcg10": m["test/ndcg@10"], "hit10": m["test/hit@10"], "ndcg10_train_input": before,
@@ -135,7 +141,7 @@ def format_table(rows: list[dict]) -> str:
 def render_section(*, command: str, machine: str, table: str) -> str:
     start, end = benchmarks.markers(NAME)
     return f"""{start}
-## Next-item protocol and SASRec's losses, ml-latest-small leave-last (scripts/bench_sequential.py)
+## Next-item on ml-latest-small: SASRec's losses, BERT4Rec, GRU4Rec (scripts/bench_sequential.py)
 
 Machine: {machine} (shared: seconds are indicative).
 
@@ -152,7 +158,11 @@ from the training sequence (the protocol before, `seq[-1]` from `seq[:-2]`; MF a
 popularity read no history). Every SASRec row keeps the preset's other settings (lr 0.002, \
 batch 64, max_len 100, D 50, 2 blocks); the losses' own settings are their \
 `configs/loss` defaults (sampled softmax: 256 popularity candidates with logQ; gBCE: \
-k = 256, t = 0.75).
+k = 256, t = 0.75). BERT4Rec and GRU4Rec rows run their presets (`bert4rec_ml-latest-small`: \
+D 64, 2 blocks, 2 heads, mask probability 0.2, max_len 50, lr 0.001, at most 30 epochs; \
+`gru4rec_ml-latest-small`: one GRU layer of 100, constrained embedding, in-batch plus 2048 \
+popularity^0.5 negatives, max_len 100, lr 0.002, at most 20 epochs): budgets of minutes \
+on this CPU, a few hundred Adam steps, far from the papers' training lengths.
 
 {table}
 {end}"""

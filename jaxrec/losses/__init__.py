@@ -25,3 +25,11 @@ from jaxrec.losses.softmax_ce import SoftmaxCE, softmax_ce_loss  # noqa: E402
 
 __all__ += ["GBCE", "SequenceSampledSoftmax", "SoftmaxCE", "gbce_beta", "gbce_loss",
             "softmax_ce_loss"]
+
+from jaxrec.losses.bpr_max import BPRMax, bpr_max_rows  # noqa: E402  (GRU4Rec's losses)
+from jaxrec.losses.masked_item_ce import MaskedItemCE, cloze_mask  # noqa: E402  (BERT4Rec)
+from jaxrec.losses.minibatch_ce import MiniBatchCE, minibatch_ce_rows  # noqa: E402
+from jaxrec.losses.top1_max import Top1Max, top1_max_rows  # noqa: E402
+
+__all__ += ["BPRMax", "MaskedItemCE", "MiniBatchCE", "Top1Max", "bpr_max_rows", "cloze_mask",
+            "minibatch_ce_rows", "top1_max_rows"]

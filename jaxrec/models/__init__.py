@@ -23,8 +23,10 @@ What a model can do is stated by runtime-checkable protocols, checked with
 * :class:`ClosedForm`: ``solve_epoch(data, key) -> objective`` updates the variables in
   place from the device-resident training arrays; trained with ``loss=none``, one
   "epoch" is one solve (or one alternating sweep);
-* :class:`UserLogits` / :class:`NextItemLogits`: whole-user training (Mult-VAE/DAE with
-  ``loss=multinomial``, SASRec with ``loss=sequence_bce``);
+* :class:`UserLogits` / :class:`NextItemLogits` / :class:`NextItemStates` /
+  :class:`MaskedItemStates`: whole-user training (Mult-VAE/DAE with ``loss=multinomial``,
+  SASRec with ``loss=sequence_bce``, GRU4Rec with ``loss=bpr_max``, BERT4Rec with
+  ``loss=masked_item_ce``);
 * :class:`HistoryInput`: ``history_tables(interactions)`` rebuilds the per-user input a
   model scores from (the test part is scored from train + valid on a time-ordered
   split: `jaxrec.metrics.inputs`).
@@ -39,6 +41,7 @@ from jaxrec.models.base import (
     ClosedForm,
     FoldIn,
     HistoryInput,
+    MaskedItemStates,
     ModelContext,
     NextItemLogits,
     NextItemStates,
@@ -58,7 +61,8 @@ from jaxrec.models.popularity import Popularity
 from jaxrec.models.random_baseline import RandomBaseline
 from jaxrec.models.seed_concat import SeedConcat
 
-__all__ = ["CandidateScorer", "ClosedForm", "FoldIn", "HistoryInput", "ModelContext",
+__all__ = ["CandidateScorer", "ClosedForm", "FoldIn", "HistoryInput", "MaskedItemStates",
+           "ModelContext",
            "NextItemLogits", "NextItemStates",
            "RowRegularized", "Scorer", "UserLogits", "scores_cold"]
 __all__ += ["MF", "Popularity", "SeedConcat"]
@@ -76,6 +80,11 @@ from jaxrec.models.multvae import MultVAE  # noqa: E402  (batch kind users: loss
 from jaxrec.models.sasrec import SASRec  # noqa: E402  (batch kind users: loss=sequence_bce)
 
 __all__ += ["MultVAE", "SASRec"]
+
+from jaxrec.models.bert4rec import BERT4Rec  # noqa: E402  (loss=masked_item_ce)
+from jaxrec.models.gru4rec import GRU4Rec  # noqa: E402  (loss=bpr_max, top1_max, minibatch_ce)
+
+__all__ += ["BERT4Rec", "GRU4Rec"]
 
 from jaxrec.models.svdpp import SVDpp  # noqa: E402
 

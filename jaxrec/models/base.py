@@ -18,6 +18,7 @@ the losses and evaluators that need them) with ``isinstance``:
 :class:`UserLogits`    ``user_logits(users_B, key, *, train)``: whole-user training
 :class:`NextItemLogits` ``next_item_logits(users_B, neg_BxLxM, key, *, train)``: sequences
 :class:`NextItemStates` ``next_item_states(users_B, key, *, train)``, ``item_vectors``
+:class:`MaskedItemStates` ``cloze_sequences``, ``encode``, ``item_logits``: Cloze training
 :class:`HistoryInput`  ``history_tables(interactions)``: the per-user input it scores from
 :class:`SequenceScorer` ``score_sequence(seq_BxL)``: next-item scores from any item sequence
 :class:`UserFactors`   ``user_factors(users_B)``, ``score_factors(p_BxD, users_B)``: scores of
@@ -137,6 +138,21 @@ class NextItemStates(Protocol):
                          ) -> tuple[jax.Array, jax.Array, jax.Array]: ...
 
     def item_vectors(self, items: jax.Array | None = None) -> jax.Array: ...
+
+
+@runtime_checkable
+class MaskedItemStates(Protocol):
+    """Cloze training (BERT4Rec): the loss masks stored sequences with ``mask_token``,
+    ``encode`` reads them bidirectionally and ``item_logits`` scores every item."""
+
+    max_len: int
+    mask_token: int
+
+    def cloze_sequences(self, users_B: jax.Array) -> jax.Array: ...
+
+    def encode(self, seq_BxL: jax.Array, key: jax.Array | None = None) -> jax.Array: ...
+
+    def item_logits(self, h_BxLxD: jax.Array) -> jax.Array: ...
 
 
 @runtime_checkable

@@ -36,11 +36,13 @@ ALL = {Scorer, RowRegularized}
 # config name -> (protocols beyond Scorer and RowRegularized, cold sides scored with
 # item features and no user features)
 EXPECTED = {
+    "bert4rec": (set(), set()),
     "content": ({CandidateScorer}, {"items"}),
     "dcn_v2": (set(), {"items"}),
     "deepfm": (set(), {"items"}),
     "ease": ({ClosedForm, FoldIn}, set()),
     "gmf": (set(), set()),
+    "gru4rec": (set(), set()),
     "hybrid": ({CandidateScorer}, {"items"}),
     "ials": ({ClosedForm, FoldIn}, set()),
     "lightgcn": (set(), set()),

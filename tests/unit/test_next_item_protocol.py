@@ -35,6 +35,27 @@ def _sequences(num_users=6, length=5, num_items=12, seed=0) -> Interactions:
                         user_ids=np.arange(num_users), item_ids=np.arange(num_items))
 
 
+def sequences_split():
+    """The leave-last split of `_sequences` (6 users, 12 items)."""
+    return load_and_split(_sequences(), {"implicit": True}, SPLIT)
+
+
+def check_test_input(ds, model, table: str, num_users: int = 3):
+    """The model as the test evaluator scores it: its ``table`` (left-padded sequences)
+    ends with each user's valid item and scoring reads it (``seq[:-1]`` predicts
+    ``seq[-1]``)."""
+    _, test_evals = build_evaluators(ds, EvalConfig(ks=[3]), seed=0)
+    attach_test_inputs(test_evals, model, ds, EvalConfig())
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    test_model = nnx.merge(graphdef, *scoring_state(test_evals[0], graphdef, (params, rest)))
+    seq = np.asarray(getattr(test_model, table)[...])
+    for u, item in zip(ds.valid.users.tolist(), ds.valid.items.tolist(), strict=True):
+        assert seq[u, -1] == item
+    users = np.arange(num_users, dtype=np.int32)
+    np.testing.assert_allclose(test_model.score_all(users),
+                               model.score_sequence(seq[:num_users, 1:]), rtol=1e-5, atol=1e-5)
+
+
 class _Spy:
     """An evaluator that records the state it is given."""
 
