@@ -30,30 +30,13 @@ import numpy as np
 from flax import nnx
 
 from jaxrec.models.base import ModelContext
-from jaxrec.models.layers.history import UserHistory, dropout
+from jaxrec.models.layers.history import UserHistory, dropout, sequence_tables
 
 
 def sequence_table(train: Any, num_users: int, num_items: int, length: int) -> np.ndarray:
     """int32 ``[U, length]``: each user's last ``length`` training items in time order,
-    left-padded with ``num_items``.
-
-    Ties in time are ordered by item index, then row, as the leave-last split
-    orders them (`jaxrec.data.splits`).
-    """
-    table = np.full((num_users, length), num_items, dtype=np.int32)
-    if train is None or len(train.users) == 0:
-        return table
-    users, items = np.asarray(train.users), np.asarray(train.items)
-    timestamps = np.asarray(train.timestamps)
-    rows = np.arange(len(users))
-    order = np.lexsort((rows, items, timestamps, users))
-    users, items = users[order], items[order]
-    counts = np.bincount(users, minlength=num_users)
-    ends = np.cumsum(counts)
-    from_end = ends[users] - 1 - np.arange(len(users))  # 0 = latest
-    keep = from_end < length
-    table[users[keep], length - 1 - from_end[keep]] = items[keep]
-    return table
+    left-padded with ``num_items`` (`jaxrec.models.layers.history.sequence_tables`)."""
+    return sequence_tables(train, num_users, num_items, length)[0]
 
 
 class SASRec(nnx.Module):
@@ -166,7 +149,7 @@ class SASRec(nnx.Module):
         """
         table = self.seq_UxL1[...][users_B]
         inputs_BxL, targets_BxL = table[:, :-1], table[:, 1:]
-        h_BxLxD = self.encode(inputs_BxL, key if train else None)
+        h_BxLxD = self.encode_users(users_B, slice(None, -1), key if train else None)
         valid_BxL = (inputs_BxL != self.num_items).astype(jnp.float32)
         return h_BxLxD, targets_BxL, valid_BxL
 
@@ -188,21 +171,26 @@ class SASRec(nnx.Module):
         neg_BxLxM = jnp.einsum("bld,blmd->blm", h_BxLxD, self.item_vectors(negatives_BxLxM))
         return pos_BxL, neg_BxLxM, valid_BxL
 
+    def encode_users(self, users_B: jax.Array, window: slice, key: jax.Array | None = None
+                     ) -> jax.Array:
+        """Hidden states ``[B, L, D]`` of the columns ``window`` of the users' stored sequences."""
+        return self.encode(self.seq_UxL1[...][users_B][:, window], key)
+
     def user_state(self, users: jax.Array) -> jax.Array:
         """The last hidden state ``[..., D]`` of each user's latest ``max_len`` items."""
-        seq = self.seq_UxL1[...][users.reshape(-1)][:, 1:]
-        return self.encode(seq)[:, -1].reshape(*users.shape, self.dim)
+        h = self.encode_users(users.reshape(-1), slice(1, None))[:, -1]
+        return h.reshape(*users.shape, h.shape[-1])
 
     def score_sequence(self, seq_BxL: jax.Array) -> jax.Array:
         """Scores ``[B, N]`` of the next item after left-padded sequences (padding = N)."""
         return self.encode(seq_BxL)[:, -1] @ self.item_emb[...][:self.num_items].T
 
     def score_all(self, users_U: jax.Array) -> jax.Array:
-        return self.user_state(users_U) @ self.item_emb[...][:self.num_items].T
+        return self.user_state(users_U) @ self.item_vectors().T
 
     def __call__(self, users: jax.Array, items: jax.Array) -> jax.Array:
         h = self.user_state(users)
-        return jnp.sum(h * self.item_emb[...][items], axis=-1)  # broadcasts [..., D]
+        return jnp.sum(h * self.item_vectors(items), axis=-1)  # broadcasts [..., D]
 
     def l2_rows(self, users: jax.Array, items: jax.Array) -> list[jax.Array]:
         return []  # regularise with optim.weight_decay
