@@ -169,22 +169,12 @@ class HSTU(SASRec):
             o = hstu_attention(u, v, q, k, rab, allowed, self.num_heads)
             o = dropout(o, self.dropout_rate, keys.pop() if keys else None)
             x = (x + self.out[b](o)) * mask  # padded rows stay 0 (Meta: jagged, no rows)
-        return self._normalize(x)
-
-    def _normalize(self, x: jax.Array) -> jax.Array:
-        if not self.l2_norm:
-            return x
-        # rsqrt of a clipped squared norm: finite gradients at the all-zero padded rows
-        return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), 1e-12))
+        return self.normalize(x)
 
     def encode_users(self, users_B: jax.Array, window: slice, key: jax.Array | None = None
                      ) -> jax.Array:
         return self.encode(self.seq_UxL1[...][users_B][:, window],
                            self.time_UxL1[...][users_B][:, window], key)
-
-    def item_vectors(self, items: jax.Array | None = None) -> jax.Array:
-        emb = self.item_emb[...]
-        return self._normalize(emb[:self.num_items] if items is None else emb[items])
 
     def score_sequence(self, seq_BxL: jax.Array, times_BxL: jax.Array | None = None
                        ) -> jax.Array:

@@ -51,6 +51,8 @@ class SASRec(nnx.Module):
       max_len: input length L (longer histories keep their last L items);
         paper: 200 on MovieLens-1M.
       dropout: dropout rate on embeddings, attention weights and the FFN; paper: 0.2.
+      l2_norm: L2-normalise the output state and the output item embeddings (Meta's
+        generative-recommenders SASRec baseline; train with a low loss.temperature).
       ctx.train: the training interactions (``users``, ``items``, ``timestamps``);
         ``jaxrec train`` passes the training split. None: empty histories.
       rngs: Flax random streams (``params`` is used).
@@ -65,7 +67,8 @@ class SASRec(nnx.Module):
         "sequence_bce", "softmax_ce", "sequence_sampled_softmax", "gbce")
 
     def __init__(self, ctx: ModelContext, *, dim: int = 50, num_blocks: int = 2, num_heads: int = 1,
-                 max_len: int = 200, dropout: float = 0.2, rngs: nnx.Rngs):
+                 max_len: int = 200, dropout: float = 0.2, l2_norm: bool = False,
+                 rngs: nnx.Rngs):
         info = ctx.info
         train = ctx.train
         if dim < 1 or num_heads < 1 or dim % num_heads:
@@ -78,6 +81,7 @@ class SASRec(nnx.Module):
             raise ValueError(f"model.dropout: must be in [0, 1), got {dropout}")
         self.num_items, self.max_len, self.dim = info.num_items, int(max_len), int(dim)
         self.num_heads, self.dropout_rate = int(num_heads), float(dropout)
+        self.l2_norm = bool(l2_norm)
         init = nnx.initializers.xavier_uniform()
         self.item_emb = nnx.Param(init(rngs.params(), (info.num_items + 1, dim)))  # row N: pad
         self.pos_emb = nnx.Param(init(rngs.params(), (max_len, dim)))
@@ -137,7 +141,14 @@ class SASRec(nnx.Module):
             x = self.ffn_norm[b](x)
             hidden = dropout(jax.nn.relu(self.ffn_in[b](x)), self.dropout_rate, next_key())
             x = (x + self.ffn_out[b](hidden)) * mask_BxL1
-        return self.final_norm(x)
+        return self.normalize(self.final_norm(x))
+
+    def normalize(self, x: jax.Array) -> jax.Array:
+        """``x / |x|`` over the last axis when ``l2_norm`` (else ``x``)."""
+        if not self.l2_norm:
+            return x
+        # rsqrt of a clipped squared norm: finite gradients at all-zero (padded) rows
+        return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), 1e-12))
 
     def next_item_states(self, users_B: jax.Array, key: jax.Array, *, train: bool = True
                          ) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -156,7 +167,7 @@ class SASRec(nnx.Module):
     def item_vectors(self, items: jax.Array | None = None) -> jax.Array:
         """Output item embeddings ``[..., D]`` of ``items`` (None: all N, ``[N, D]``)."""
         emb = self.item_emb[...]
-        return emb[:self.num_items] if items is None else emb[items]
+        return self.normalize(emb[:self.num_items] if items is None else emb[items])
 
     def next_item_logits(self, users_B: jax.Array, negatives_BxLxM: jax.Array,
                          key: jax.Array, *, train: bool = True
@@ -183,7 +194,7 @@ class SASRec(nnx.Module):
 
     def score_sequence(self, seq_BxL: jax.Array) -> jax.Array:
         """Scores ``[B, N]`` of the next item after left-padded sequences (padding = N)."""
-        return self.encode(seq_BxL)[:, -1] @ self.item_emb[...][:self.num_items].T
+        return self.encode(seq_BxL)[:, -1] @ self.item_vectors().T
 
     def score_all(self, users_U: jax.Array) -> jax.Array:
         return self.user_state(users_U) @ self.item_vectors().T

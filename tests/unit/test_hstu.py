@@ -174,3 +174,14 @@ def test_gradients_are_finite_with_padded_rows():
 
     grads = jax.jit(jax.grad(loss))(params)
     assert all(bool(jnp.isfinite(g).all()) for g in jax.tree.leaves(grads))
+
+
+def test_sasrec_l2_norm_option():
+    from jaxrec.models import SASRec
+
+    model = SASRec(ModelContext(INFO, train=_train()), dim=8, num_blocks=1, max_len=L,
+                   dropout=0.0, l2_norm=True, rngs=nnx.Rngs(0))
+    np.testing.assert_allclose(jnp.linalg.norm(model.item_vectors(), axis=-1), 1.0, rtol=1e-5)
+    users = jnp.arange(U - 1, dtype=jnp.int32)
+    np.testing.assert_allclose(jnp.linalg.norm(model.user_state(users), axis=-1), 1.0,
+                               rtol=1e-5)
