@@ -121,6 +121,7 @@ class HSTU(SASRec):
         self.dim, self.max_len, self.num_heads = int(dim), int(max_len), int(num_heads)
         self.attention_dim, self.linear_dim = int(attention_dim), int(linear_dim)
         self.dropout_rate, self.l2_norm = float(dropout), bool(l2_norm)
+        self.time_features = False  # HSTU reads time through its attention bias
         normal = nnx.initializers.normal(0.02)
         self.item_emb = nnx.Param(nnx.initializers.truncated_normal(0.02)(
             rngs.params(), (info.num_items + 1, dim)))  # row N: pad

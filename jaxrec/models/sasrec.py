@@ -29,8 +29,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxrec.data.features.context import CONTEXT_SIZES, context_values
 from jaxrec.models.base import ModelContext
-from jaxrec.models.layers.history import UserHistory, dropout, sequence_tables
+from jaxrec.models.layers.history import UserHistory, dropout, sequence_slots, sequence_tables
 
 
 def sequence_table(train: Any, num_users: int, num_items: int, length: int) -> np.ndarray:
@@ -53,6 +54,8 @@ class SASRec(nnx.Module):
       dropout: dropout rate on embeddings, attention weights and the FFN; paper: 0.2.
       l2_norm: L2-normalise the output state and the output item embeddings (Meta's
         generative-recommenders SASRec baseline; train with a low loss.temperature).
+      time_features: add hour-of-day, weekday and log time-gap embeddings of each input
+        interaction to its position embedding (`jaxrec.data.features.context`).
       ctx.train: the training interactions (``users``, ``items``, ``timestamps``);
         ``jaxrec train`` passes the training split. None: empty histories.
       rngs: Flax random streams (``params`` is used).
@@ -68,7 +71,7 @@ class SASRec(nnx.Module):
 
     def __init__(self, ctx: ModelContext, *, dim: int = 50, num_blocks: int = 2, num_heads: int = 1,
                  max_len: int = 200, dropout: float = 0.2, l2_norm: bool = False,
-                 rngs: nnx.Rngs):
+                 time_features: bool = False, rngs: nnx.Rngs):
         info = ctx.info
         train = ctx.train
         if dim < 1 or num_heads < 1 or dim % num_heads:
@@ -81,7 +84,7 @@ class SASRec(nnx.Module):
             raise ValueError(f"model.dropout: must be in [0, 1), got {dropout}")
         self.num_items, self.max_len, self.dim = info.num_items, int(max_len), int(dim)
         self.num_heads, self.dropout_rate = int(num_heads), float(dropout)
-        self.l2_norm = bool(l2_norm)
+        self.l2_norm, self.time_features = bool(l2_norm), bool(time_features)
         init = nnx.initializers.xavier_uniform()
         self.item_emb = nnx.Param(init(rngs.params(), (info.num_items + 1, dim)))  # row N: pad
         self.pos_emb = nnx.Param(init(rngs.params(), (max_len, dim)))
@@ -96,18 +99,35 @@ class SASRec(nnx.Module):
         self.ffn_out = nnx.List([nnx.Linear(dim, dim, **lin) for _ in range(num_blocks)])
         self.final_norm = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
         self.num_users = info.num_users
-        self.seq_UxL1 = UserHistory(jnp.asarray(self.history_tables(train)["seq_UxL1"]))
+        if self.time_features:  # one table, a row range per field
+            self.ctx_emb = nnx.Param(init(rngs.params(), (sum(CONTEXT_SIZES.values()), dim)))
+        tables = self.history_tables(train)
+        self.seq_UxL1 = UserHistory(jnp.asarray(tables["seq_UxL1"]))
+        if self.time_features:
+            self.ctx_UxL1xC = UserHistory(jnp.asarray(tables["ctx_UxL1xC"]))
 
     def history_tables(self, interactions: Any) -> dict[str, np.ndarray]:
         """``{"seq_UxL1": [U, max_len + 1]}``: the sequences of ``interactions``
-        (`jaxrec.models.base.HistoryInput`; scoring reads the last ``max_len``)."""
-        return {"seq_UxL1": sequence_table(interactions, self.num_users, self.num_items,
-                                           self.max_len + 1)}
+        (`jaxrec.models.base.HistoryInput`; scoring reads the last ``max_len``); with
+        ``time_features`` also ``"ctx_UxL1xC"``: their context ids, offset per field."""
+        length = self.max_len + 1
+        tables = {"seq_UxL1": sequence_table(interactions, self.num_users, self.num_items,
+                                             length)}
+        if self.time_features:
+            ctx = np.zeros((self.num_users, length, len(CONTEXT_SIZES)), np.int32)
+            rows, users, cols = sequence_slots(interactions, self.num_users, length)
+            if len(rows):
+                offsets = np.cumsum([0, *CONTEXT_SIZES.values()])[:-1]
+                ctx[users, cols] = context_values(interactions)[rows] + offsets
+            tables["ctx_UxL1xC"] = ctx
+        return tables
 
-    def encode(self, seq_BxL: jax.Array, key: jax.Array | None = None) -> jax.Array:
+    def encode(self, seq_BxL: jax.Array, key: jax.Array | None = None,
+               context_BxLxC: jax.Array | None = None) -> jax.Array:
         """Hidden states ``[B, L, D]`` of left-padded item sequences (padding = N).
 
         ``key`` None: no dropout (scoring). Causal: ``h_t`` depends on items ``<= t`` only.
+        ``context_BxLxC``: offset context ids of each input (``time_features``).
         """
         valid_BxL = seq_BxL != self.num_items
         keys = list(jax.random.split(key, 1 + 3 * len(self.qkv))) if key is not None else None
@@ -118,6 +138,8 @@ class SASRec(nnx.Module):
         length = seq_BxL.shape[-1]
         mask_BxL1 = valid_BxL[..., None].astype(jnp.float32)
         x = self.item_emb[...][seq_BxL] * np.sqrt(self.dim) + self.pos_emb[...][None, -length:]
+        if context_BxLxC is not None:
+            x = x + jnp.sum(self.ctx_emb[...][context_BxLxC], axis=-2)
         x = dropout(x, self.dropout_rate, next_key()) * mask_BxL1
         causal_1xLxL = jnp.tril(jnp.ones((1, length, length), bool))
         # query t sees real keys <= t; itself always (a fully padded row stays finite)
@@ -185,7 +207,8 @@ class SASRec(nnx.Module):
     def encode_users(self, users_B: jax.Array, window: slice, key: jax.Array | None = None
                      ) -> jax.Array:
         """Hidden states ``[B, L, D]`` of the columns ``window`` of the users' stored sequences."""
-        return self.encode(self.seq_UxL1[...][users_B][:, window], key)
+        context = self.ctx_UxL1xC[...][users_B][:, window] if self.time_features else None
+        return self.encode(self.seq_UxL1[...][users_B][:, window], key, context)
 
     def user_state(self, users: jax.Array) -> jax.Array:
         """The last hidden state ``[..., D]`` of each user's latest ``max_len`` items."""
