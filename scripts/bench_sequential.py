@@ -1,5 +1,6 @@
-"""Next-item benchmark on ml-latest-small leave-last: SASRec's losses against MF-BPR and
-popularity, under the next-item protocol (test scored from train + valid).
+"""Next-item benchmark on ml-latest-small leave-last: SASRec's losses (and its time
+features) and HSTU against MF-BPR and popularity, under the next-item protocol (test
+scored from train + valid).
 
     JAXREC_DATA_DIR=/path/to/data python scripts/bench_sequential.py --out /tmp/bench-seq \
         [--only sasrec_gbce popularity] [--reuse] [--write]
@@ -36,6 +37,8 @@ ROWS = {  # row -> overrides
     "sasrec_softmax_ce": [SASREC, "loss=softmax_ce"],
     "sasrec_sequence_sampled_softmax": [SASREC, "loss=sequence_sampled_softmax"],
     "sasrec_gbce": [SASREC, "loss=gbce"],
+    "sasrec_time_features": [SASREC, "loss=softmax_ce", "model.time_features=true"],
+    "hstu": ["experiment=hstu_ml-latest-small"],
 }
 WORKER_OVERRIDES = ["logger.console=false"]
 COMPARED = ("model", "loss", "optim", "trainer", "eval", "seed")
