@@ -1,5 +1,6 @@
-"""Next-item benchmark on ml-latest-small leave-last: SASRec's losses, BERT4Rec and GRU4Rec's
-losses against MF-BPR and popularity, under the next-item protocol (test scored from train + valid).
+"""Next-item benchmark on ml-latest-small leave-last: SASRec's losses (and its time
+features), HSTU, BERT4Rec and GRU4Rec's losses against MF-BPR and popularity, under the
+next-item protocol (test scored from train + valid).
 
     JAXREC_DATA_DIR=/path/to/data python scripts/bench_sequential.py --out /tmp/bench-seq \
         [--only sasrec_gbce popularity] [--reuse] [--write]
@@ -30,7 +31,7 @@ DOC = ROOT / "docs" / "benchmarks.md"
 NAME = "bench_sequential"
 SASREC = "experiment=sasrec_ml-latest-small"
 GRU4REC = "experiment=gru4rec_ml-latest-small"
-SEQUENTIAL = ("sasrec", "bert4rec", "gru4rec")  # rows whose test input is a history
+SEQUENTIAL = ("sasrec", "hstu", "bert4rec", "gru4rec")  # rows whose test input is a history
 ROWS = {  # row -> overrides
     "popularity": ["experiment=popularity_leave_last_ml-latest-small"],
     "mf_bpr": ["experiment=mf_bpr_leave_last_ml-latest-small"],
@@ -42,6 +43,8 @@ ROWS = {  # row -> overrides
     "gru4rec_top1max": [GRU4REC, "loss=top1_max"],
     "gru4rec_bprmax": [GRU4REC, "loss=bpr_max"],
     "gru4rec_ce": [GRU4REC, "loss=minibatch_ce"],
+    "sasrec_time_features": [SASREC, "loss=softmax_ce", "model.time_features=true"],
+    "hstu": ["experiment=hstu_ml-latest-small"],
 }
 WORKER_OVERRIDES = ["logger.console=false"]
 COMPARED = ("model", "loss", "optim", "trainer", "eval", "seed")

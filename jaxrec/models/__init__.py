@@ -76,10 +76,11 @@ from jaxrec.models.two_tower import TwoTower  # noqa: E402
 __all__ += ["Content", "Hybrid", "TfIdf", "TwoTower"]
 __all__ += ["GMF", "LightGCN", "NCFMLP", "NeuMF"]
 
+from jaxrec.models.hstu import HSTU  # noqa: E402  (SASRec's interface, with time tables)
 from jaxrec.models.multvae import MultVAE  # noqa: E402  (batch kind users: loss=multinomial)
 from jaxrec.models.sasrec import SASRec  # noqa: E402  (batch kind users: loss=sequence_bce)
 
-__all__ += ["MultVAE", "SASRec"]
+__all__ += ["HSTU", "MultVAE", "SASRec"]
 
 from jaxrec.models.bert4rec import BERT4Rec  # noqa: E402  (loss=masked_item_ce)
 from jaxrec.models.gru4rec import GRU4Rec  # noqa: E402  (loss=bpr_max, top1_max, minibatch_ce)

@@ -131,7 +131,9 @@ class BERT4Rec(nnx.Module):
                                axis=1)
 
     def score_sequence(self, seq_BxL: jax.Array) -> jax.Array:
-        """Scores ``[B, N]`` of the next item after left-padded sequences ``[B, L - 1]``."""
+        """Scores ``[B, N]`` of the next item after left-padded sequences (their latest
+        ``max_len - 1`` items, then [MASK])."""
+        seq_BxL = seq_BxL[:, -(self.max_len - 1):]
         seq = jnp.concatenate([seq_BxL, jnp.full((seq_BxL.shape[0], 1), self.mask_token,
                                                  seq_BxL.dtype)], axis=1)
         return self.item_logits(self.encode(seq)[:, -1])

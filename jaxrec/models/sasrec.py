@@ -29,31 +29,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxrec.data.features.context import CONTEXT_SIZES, context_values
 from jaxrec.models.base import ModelContext
-from jaxrec.models.layers.history import UserHistory, dropout
+from jaxrec.models.layers.history import UserHistory, dropout, sequence_slots, sequence_tables
 
 
 def sequence_table(train: Any, num_users: int, num_items: int, length: int) -> np.ndarray:
     """int32 ``[U, length]``: each user's last ``length`` training items in time order,
-    left-padded with ``num_items``.
-
-    Ties in time are ordered by item index, then row, as the leave-last split
-    orders them (`jaxrec.data.splits`).
-    """
-    table = np.full((num_users, length), num_items, dtype=np.int32)
-    if train is None or len(train.users) == 0:
-        return table
-    users, items = np.asarray(train.users), np.asarray(train.items)
-    timestamps = np.asarray(train.timestamps)
-    rows = np.arange(len(users))
-    order = np.lexsort((rows, items, timestamps, users))
-    users, items = users[order], items[order]
-    counts = np.bincount(users, minlength=num_users)
-    ends = np.cumsum(counts)
-    from_end = ends[users] - 1 - np.arange(len(users))  # 0 = latest
-    keep = from_end < length
-    table[users[keep], length - 1 - from_end[keep]] = items[keep]
-    return table
+    left-padded with ``num_items`` (`jaxrec.models.layers.history.sequence_tables`)."""
+    return sequence_tables(train, num_users, num_items, length)[0]
 
 
 class SASRec(nnx.Module):
@@ -68,6 +52,10 @@ class SASRec(nnx.Module):
       max_len: input length L (longer histories keep their last L items);
         paper: 200 on MovieLens-1M.
       dropout: dropout rate on embeddings, attention weights and the FFN; paper: 0.2.
+      l2_norm: L2-normalise the output state and the output item embeddings (Meta's
+        generative-recommenders SASRec baseline; train with a low loss.temperature).
+      time_features: add hour-of-day, weekday and log time-gap embeddings of each input
+        interaction to its position embedding (`jaxrec.data.features.context`).
       ctx.train: the training interactions (``users``, ``items``, ``timestamps``);
         ``jaxrec train`` passes the training split. None: empty histories.
       rngs: Flax random streams (``params`` is used).
@@ -82,7 +70,8 @@ class SASRec(nnx.Module):
         "sequence_bce", "softmax_ce", "sequence_sampled_softmax", "gbce")
 
     def __init__(self, ctx: ModelContext, *, dim: int = 50, num_blocks: int = 2, num_heads: int = 1,
-                 max_len: int = 200, dropout: float = 0.2, rngs: nnx.Rngs):
+                 max_len: int = 200, dropout: float = 0.2, l2_norm: bool = False,
+                 time_features: bool = False, rngs: nnx.Rngs):
         info = ctx.info
         train = ctx.train
         if dim < 1 or num_heads < 1 or dim % num_heads:
@@ -95,6 +84,7 @@ class SASRec(nnx.Module):
             raise ValueError(f"model.dropout: must be in [0, 1), got {dropout}")
         self.num_items, self.max_len, self.dim = info.num_items, int(max_len), int(dim)
         self.num_heads, self.dropout_rate = int(num_heads), float(dropout)
+        self.l2_norm, self.time_features = bool(l2_norm), bool(time_features)
         init = nnx.initializers.xavier_uniform()
         self.item_emb = nnx.Param(init(rngs.params(), (info.num_items + 1, dim)))  # row N: pad
         self.pos_emb = nnx.Param(init(rngs.params(), (max_len, dim)))
@@ -109,18 +99,35 @@ class SASRec(nnx.Module):
         self.ffn_out = nnx.List([nnx.Linear(dim, dim, **lin) for _ in range(num_blocks)])
         self.final_norm = nnx.LayerNorm(dim, epsilon=1e-8, rngs=rngs)
         self.num_users = info.num_users
-        self.seq_UxL1 = UserHistory(jnp.asarray(self.history_tables(train)["seq_UxL1"]))
+        if self.time_features:  # one table, a row range per field
+            self.ctx_emb = nnx.Param(init(rngs.params(), (sum(CONTEXT_SIZES.values()), dim)))
+        tables = self.history_tables(train)
+        self.seq_UxL1 = UserHistory(jnp.asarray(tables["seq_UxL1"]))
+        if self.time_features:
+            self.ctx_UxL1xC = UserHistory(jnp.asarray(tables["ctx_UxL1xC"]))
 
     def history_tables(self, interactions: Any) -> dict[str, np.ndarray]:
         """``{"seq_UxL1": [U, max_len + 1]}``: the sequences of ``interactions``
-        (`jaxrec.models.base.HistoryInput`; scoring reads the last ``max_len``)."""
-        return {"seq_UxL1": sequence_table(interactions, self.num_users, self.num_items,
-                                           self.max_len + 1)}
+        (`jaxrec.models.base.HistoryInput`; scoring reads the last ``max_len``); with
+        ``time_features`` also ``"ctx_UxL1xC"``: their context ids, offset per field."""
+        length = self.max_len + 1
+        tables = {"seq_UxL1": sequence_table(interactions, self.num_users, self.num_items,
+                                             length)}
+        if self.time_features:
+            ctx = np.zeros((self.num_users, length, len(CONTEXT_SIZES)), np.int32)
+            rows, users, cols = sequence_slots(interactions, self.num_users, length)
+            if len(rows):
+                offsets = np.cumsum([0, *CONTEXT_SIZES.values()])[:-1]
+                ctx[users, cols] = context_values(interactions)[rows] + offsets
+            tables["ctx_UxL1xC"] = ctx
+        return tables
 
-    def encode(self, seq_BxL: jax.Array, key: jax.Array | None = None) -> jax.Array:
+    def encode(self, seq_BxL: jax.Array, key: jax.Array | None = None,
+               context_BxLxC: jax.Array | None = None) -> jax.Array:
         """Hidden states ``[B, L, D]`` of left-padded item sequences (padding = N).
 
         ``key`` None: no dropout (scoring). Causal: ``h_t`` depends on items ``<= t`` only.
+        ``context_BxLxC``: offset context ids of each input (``time_features``).
         """
         valid_BxL = seq_BxL != self.num_items
         keys = list(jax.random.split(key, 1 + 3 * len(self.qkv))) if key is not None else None
@@ -131,6 +138,8 @@ class SASRec(nnx.Module):
         length = seq_BxL.shape[-1]
         mask_BxL1 = valid_BxL[..., None].astype(jnp.float32)
         x = self.item_emb[...][seq_BxL] * np.sqrt(self.dim) + self.pos_emb[...][None, -length:]
+        if context_BxLxC is not None:
+            x = x + jnp.sum(self.ctx_emb[...][context_BxLxC], axis=-2)
         x = dropout(x, self.dropout_rate, next_key()) * mask_BxL1
         causal_1xLxL = jnp.tril(jnp.ones((1, length, length), bool))
         # query t sees real keys <= t; itself always (a fully padded row stays finite)
@@ -154,7 +163,14 @@ class SASRec(nnx.Module):
             x = self.ffn_norm[b](x)
             hidden = dropout(jax.nn.relu(self.ffn_in[b](x)), self.dropout_rate, next_key())
             x = (x + self.ffn_out[b](hidden)) * mask_BxL1
-        return self.final_norm(x)
+        return self.normalize(self.final_norm(x))
+
+    def normalize(self, x: jax.Array) -> jax.Array:
+        """``x / |x|`` over the last axis when ``l2_norm`` (else ``x``)."""
+        if not self.l2_norm:
+            return x
+        # rsqrt of a clipped squared norm: finite gradients at all-zero (padded) rows
+        return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), 1e-12))
 
     def next_item_states(self, users_B: jax.Array, key: jax.Array, *, train: bool = True
                          ) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -166,14 +182,14 @@ class SASRec(nnx.Module):
         """
         table = self.seq_UxL1[...][users_B]
         inputs_BxL, targets_BxL = table[:, :-1], table[:, 1:]
-        h_BxLxD = self.encode(inputs_BxL, key if train else None)
+        h_BxLxD = self.encode_users(users_B, slice(None, -1), key if train else None)
         valid_BxL = (inputs_BxL != self.num_items).astype(jnp.float32)
         return h_BxLxD, targets_BxL, valid_BxL
 
     def item_vectors(self, items: jax.Array | None = None) -> jax.Array:
         """Output item embeddings ``[..., D]`` of ``items`` (None: all N, ``[N, D]``)."""
         emb = self.item_emb[...]
-        return emb[:self.num_items] if items is None else emb[items]
+        return self.normalize(emb[:self.num_items] if items is None else emb[items])
 
     def next_item_logits(self, users_B: jax.Array, negatives_BxLxM: jax.Array,
                          key: jax.Array, *, train: bool = True
@@ -188,21 +204,27 @@ class SASRec(nnx.Module):
         neg_BxLxM = jnp.einsum("bld,blmd->blm", h_BxLxD, self.item_vectors(negatives_BxLxM))
         return pos_BxL, neg_BxLxM, valid_BxL
 
+    def encode_users(self, users_B: jax.Array, window: slice, key: jax.Array | None = None
+                     ) -> jax.Array:
+        """Hidden states ``[B, L, D]`` of the columns ``window`` of the users' stored sequences."""
+        context = self.ctx_UxL1xC[...][users_B][:, window] if self.time_features else None
+        return self.encode(self.seq_UxL1[...][users_B][:, window], key, context)
+
     def user_state(self, users: jax.Array) -> jax.Array:
         """The last hidden state ``[..., D]`` of each user's latest ``max_len`` items."""
-        seq = self.seq_UxL1[...][users.reshape(-1)][:, 1:]
-        return self.encode(seq)[:, -1].reshape(*users.shape, self.dim)
+        h = self.encode_users(users.reshape(-1), slice(1, None))[:, -1]
+        return h.reshape(*users.shape, h.shape[-1])
 
     def score_sequence(self, seq_BxL: jax.Array) -> jax.Array:
         """Scores ``[B, N]`` of the next item after left-padded sequences (padding = N)."""
-        return self.encode(seq_BxL)[:, -1] @ self.item_emb[...][:self.num_items].T
+        return self.encode(seq_BxL)[:, -1] @ self.item_vectors().T
 
     def score_all(self, users_U: jax.Array) -> jax.Array:
-        return self.user_state(users_U) @ self.item_emb[...][:self.num_items].T
+        return self.user_state(users_U) @ self.item_vectors().T
 
     def __call__(self, users: jax.Array, items: jax.Array) -> jax.Array:
         h = self.user_state(users)
-        return jnp.sum(h * self.item_emb[...][items], axis=-1)  # broadcasts [..., D]
+        return jnp.sum(h * self.item_vectors(items), axis=-1)  # broadcasts [..., D]
 
     def l2_rows(self, users: jax.Array, items: jax.Array) -> list[jax.Array]:
         return []  # regularise with optim.weight_decay

@@ -169,3 +169,34 @@ def test_cards_list_every_registry_config():
     for option in ("lastfm-hetrec", "goodbooks", "amazon2014", "amazon2018", "amazon2023",
                    "book-crossing", "steam", "gowalla", "yelp", "adjacency", "recbole"):
         assert any(option in c.config.split(", ") for c in cards), option
+
+
+@pytest.mark.parametrize("short,category", [("beauty", "Beauty"),
+                                            ("sports", "Sports_and_Outdoors"),
+                                            ("toys", "Toys_and_Games")])
+def test_amazon_leave_last_configs_on_a_tiny_file(tmp_path, short, category):
+    from hydra.utils import instantiate
+
+    from jaxrec.api import compose
+    from jaxrec.data.pipeline import load_and_split
+
+    rng = np.random.default_rng(0)
+    lines, latest = [], {}
+    for u in range(6):  # 6 users x the same 6 items: 5-core survives
+        days = rng.permutation(6)
+        for i, day in enumerate(days):
+            t = 1393545600 + 86400 * int(day)
+            lines.append(amazon_line(f"U{u}", f"B{i:09d}", 1.0 + i % 5, t))
+        latest[f"U{u}"] = [f"B{i:09d}" for i in np.argsort(days)[-2:]]
+    path = folder(tmp_path, "amazon2014") / f"reviews_{category}_5.json.gz"
+    path.write_bytes(gzip.compress("".join(lines).encode()))
+    cfg = compose([f"data=amazon-{short}-leave-last", f"paths.data_dir={tmp_path}",
+                   f"paths.cache_dir={tmp_path / 'cache'}"], output_dir=tmp_path)
+    ds = load_and_split(instantiate(cfg.data.dataset), cfg.data.preprocess, cfg.data.split)
+    inter = ds.train
+    assert len(ds.train) == 6 * 4 and len(ds.valid) == 6 and len(ds.test) == 6
+    assert set(np.unique(ds.train.ratings).tolist()) == {1.0}  # implicit
+    for part, k in ((ds.valid, 0), (ds.test, 1)):
+        got = {inter.user_ids[u]: inter.item_ids[i] for u, i in zip(part.users, part.items,
+                                                                    strict=True)}
+        assert got == {u: pair[k] for u, pair in latest.items()}

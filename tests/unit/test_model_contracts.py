@@ -54,6 +54,7 @@ EXPECTED = {
     "popularity": ({ClosedForm}, {"items", "users"}),
     "random": ({ClosedForm}, {"items", "users"}),
     "sasrec": ({NextItemLogits}, set()),
+    "hstu": ({NextItemLogits}, set()),
     "seed_concat": (set(), set()),
     "svdpp": (set(), set()),
     "tfidf": ({ClosedForm}, {"items"}),

@@ -180,3 +180,11 @@ def test_planted_pattern_is_learnt_with_every_sasrec_loss(tmp_path, loss):
     m = run_train([*_planted_data(tmp_path), *TINY_SASREC, f"loss={loss}", *extra],
                   tmp_path / loss)["metrics"]
     assert m["test/hit@10"] > 0.9, m  # measured: 1.0 for each
+
+
+@pytest.mark.slow
+def test_planted_pattern_is_learnt_by_hstu(tmp_path):
+    m = run_train([*_planted_data(tmp_path), *TINY_SASREC, "model=hstu", "model.attention_dim=8",
+                   "model.linear_dim=8", "loss=softmax_ce", "loss.temperature=0.05"],
+                  tmp_path / "hstu")["metrics"]
+    assert m["test/hit@10"] > 0.9, m

@@ -2,7 +2,8 @@
 
 * `features`: constant feature tables, bag embeddings, masked id embeddings, an MLP;
 * `fields`: per-field embeddings and the pair-scoring base of DeepFM / DCN-V2;
-* `history`: per-user training tables and keyed dropout (Mult-VAE/DAE, SASRec);
+* `history`: per-user training tables and time-ordered sequences and keyed dropout
+  (Mult-VAE/DAE, SASRec, HSTU);
 * `checks`: one-line hyperparameter checks.
 """
 
@@ -15,9 +16,9 @@ from jaxrec.models.layers.fields import (
     blocked_pair_scores,
     partial_dense,
 )
-from jaxrec.models.layers.history import UserHistory, dropout, history_matrix
+from jaxrec.models.layers.history import UserHistory, dropout, history_matrix, sequence_tables
 
 __all__ = ["MLP", "BagEmbedding", "FeatureTable", "FieldEmbeddings", "FieldInteractionModel",
            "IdEmbedding", "UserHistory", "align_ranks", "blocked_pair_scores",
            "check_positive_int", "check_positive_ints", "dropout", "history_matrix",
-           "partial_dense"]
+           "partial_dense", "sequence_tables"]

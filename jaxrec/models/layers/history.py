@@ -68,3 +68,44 @@ def sparse_history_product(history_UxN: jax.Array, weights_NxM: jax.Array, *, ca
 
     del num_items
     return jax.lax.cond(count <= cap, sparse, dense, None)
+
+
+def sequence_slots(train: Any, num_users: int, length: int
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(rows, users, cols)``: the rows of ``train`` that are each user's last ``length``
+    in time order, and their cells in a left-padded ``[U, length]`` table (host).
+
+    Ties in time are ordered by item index, then row, as the leave-last split
+    orders them (`jaxrec.data.splits`).
+    """
+    if train is None or len(train.users) == 0:
+        return (np.zeros(0, np.int64),) * 3
+    users, items = np.asarray(train.users), np.asarray(train.items)
+    rows = np.lexsort((np.arange(len(users)), items, np.asarray(train.timestamps), users))
+    users = users[rows]
+    ends = np.cumsum(np.bincount(users, minlength=num_users))
+    from_end = ends[users] - 1 - np.arange(len(users))  # 0 = latest
+    keep = from_end < length
+    return rows[keep], users[keep], length - 1 - from_end[keep]
+
+
+def sequence_tables(train: Any, num_users: int, num_items: int, length: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's last ``length`` training items in time order, and their times (host).
+
+    Returns ``(items, times)``, both int32 ``[U, length]``: items left-padded with
+    ``num_items``; times in seconds since the user's first kept item (so they fit
+    int32; only differences are used), padding repeats the first kept time (0).
+    Order: `sequence_slots`.
+    """
+    table = np.full((num_users, length), num_items, dtype=np.int32)
+    times = np.zeros((num_users, length), dtype=np.int32)
+    rows, users, cols = sequence_slots(train, num_users, length)
+    if len(rows) == 0:
+        return table, times
+    timestamps = np.asarray(train.timestamps).astype(np.int64)[rows]
+    first = np.full(num_users, np.iinfo(np.int64).max)
+    np.minimum.at(first, users, timestamps)
+    table[users, cols] = np.asarray(train.items)[rows]
+    times[users, cols] = np.clip(timestamps - first[users], 0, 2**31 - 1).astype(np.int32)
+    return table, times
