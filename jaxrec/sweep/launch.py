@@ -55,6 +55,7 @@ def make_launcher(overrides: list[str], sweep_dir: Path, task_function=None):
     its jobs' outputs under ``sweep_dir``; one-line error when its plugin is missing."""
     from hydra._internal.hydra import Hydra
     from hydra._internal.utils import create_config_search_path
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.plugins import Plugins
     from hydra.errors import HydraException
     from hydra.types import HydraContext, RunMode
@@ -68,6 +69,7 @@ def make_launcher(overrides: list[str], sweep_dir: Path, task_function=None):
         from hydra.core.utils import Callbacks  # type: ignore[no-redef]
 
     register_configs()
+    GlobalHydra.instance().clear()  # a fresh Hydra per batch (a bayes study launches several)
     hydra = Hydra.create_main_hydra2(task_name="jaxrec_sweep",
                                      config_search_path=create_config_search_path(
                                          str(CONFIG_DIR)))
@@ -90,6 +92,7 @@ def run_with_launcher(study: Study, trials: list[Trial]) -> None:
     """Launch ``trials`` as one batch of Hydra jobs with the study's launcher overrides."""
     if not trials:
         return
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.utils import JobStatus
 
     launcher = make_launcher(study.launcher_overrides, study.dir / "launcher")
@@ -97,7 +100,10 @@ def run_with_launcher(study: Study, trials: list[Trial]) -> None:
         study.start(trial)
     print(f"launching {len(trials)} trial(s) with {type(launcher).__name__}", file=sys.stderr,
           flush=True)
-    returns = launcher.launch([t.overrides for t in trials], initial_job_idx=0)
+    try:
+        returns = launcher.launch([t.overrides for t in trials], initial_job_idx=0)
+    finally:  # leave no global Hydra behind (later compose calls in this process)
+        GlobalHydra.instance().clear()
     for trial, ret in zip(trials, returns, strict=True):
         if ret.status != JobStatus.COMPLETED:  # the job died before recording its outcome
             error = ret._return_value if isinstance(ret._return_value, BaseException) else \

@@ -128,7 +128,7 @@ def test_submitit_local_runs_a_sweep(tmp_path):
     assert len(logs) == 2  # one submitit job per trial
 
 
-def test_slurm_preset_submits_with_its_parameters(tmp_path, monkeypatch):
+def test_slurm_preset_submits_with_its_parameters(tmp_path, monkeypatch, request):
     """hydra/launcher=slurm through the plugin's own launch, up to the sbatch script."""
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     import submitit
@@ -147,8 +147,11 @@ def test_slurm_preset_submits_with_its_parameters(tmp_path, monkeypatch):
         return []
 
     monkeypatch.setattr(submitit.AutoExecutor, "map_array", capture)
+    from hydra.core.global_hydra import GlobalHydra
+
     launcher = make_launcher(["hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
                              tmp_path / "launcher")
+    request.addfinalizer(GlobalHydra.instance().clear)  # later tests compose their own
     assert type(launcher).__name__ == "SlurmLauncher"
     assert launcher.launch([["optim.lr=0.1"]], initial_job_idx=0) == []
     slurm = executors[0]._executor

@@ -60,7 +60,7 @@ def test_results_json_holds_the_environment():
     full = SimpleNamespace(universe=None)
     run = SimpleNamespace(dataset=SimpleNamespace(info=info, train=[1], valid=None, test=[1],
                                                   full=full),
-                          protocol=dict, notes=[], privacy=None)
+                          protocol=dict, notes=[], privacy=None, test_evals=[])
     result = SimpleNamespace(metrics={}, best_epoch=1, epochs_run=1, stop_reason="epochs",
                              monitor="valid/rmse", compile_seconds=0.0, seconds_per_epoch=0.0,
                              eval_seconds=0.0, loop_seconds=0.0)
