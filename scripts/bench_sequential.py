@@ -61,14 +61,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def compose_cfg(overrides, output_dir):
-    from hydra import compose, initialize_config_dir
+    from jaxrec.api import compose
 
-    from jaxrec.config import register_configs
-    from jaxrec.paths import CONFIG_DIR
-
-    register_configs()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose("train", overrides=[f"paths.output_dir={output_dir}", *overrides])
+    return compose(overrides, output_dir=output_dir)
 
 
 def same_config(run_dir: Path, overrides: list[str]) -> bool:

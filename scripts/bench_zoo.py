@@ -64,20 +64,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="implicit BPR iterations")
     ap.add_argument("--worker", metavar="PRESET", help=argparse.SUPPRESS)
     ap.add_argument("--peer-split", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--peer-speed", default="", help=argparse.SUPPRESS)  # ALGO:FACTORS:CG,...
     return ap.parse_args(argv)
 
 
 # ---------------------------------------------------------------- jaxrec side (one preset)
 
 def compose_cfg(overrides, output_dir):
-    from hydra import compose, initialize_config_dir
+    from jaxrec.api import compose
 
-    from jaxrec.config import register_configs
-    from jaxrec.paths import CONFIG_DIR
-
-    register_configs()
-    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
-        return compose("train", overrides=[f"paths.output_dir={output_dir}", *overrides])
+    return compose(overrides, output_dir=output_dir)
 
 
 def split_digest(dataset) -> str:
@@ -113,6 +109,7 @@ def worker_main(preset: str) -> None:
         "batch_size": int(cfg.trainer.batch_size),
         "negatives": int(cfg.loss.get("num_negatives", 0) or 0),
         "dim": int(cfg.model.get("dim", 0) or 0),
+        "cg_steps": int(cfg.model.get("cg_steps", 0) or 0),
         "compile_seconds": res["compile_seconds"], "wall_seconds": wall,
         "epochs_run": res["epochs_run"], "best_epoch": res["best_epoch"],
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -177,11 +174,23 @@ def ensure_peer_venv(venv: Path, log=print) -> tuple[Path | None, str]:
     return None, f"implicit could not be installed in {venv} (see {log_path})"
 
 
+def speed_fits(rows: list[dict], factors: int) -> str:
+    """``ALGO:FACTORS:CG_STEPS,...``: the extra peer fits that time implicit at the jaxrec
+    presets' own dimension (and iALS's CG steps) when the quality fit's factors differ."""
+    by_preset = {r["preset"]: r for r in rows}
+    fits = []
+    for preset, (algo, _) in TARGETS.items():
+        s = by_preset.get(preset)
+        if s is not None and s["dim"] and (s["dim"] != factors or s.get("cg_steps")):
+            fits.append(f"{algo}:{s['dim']}:{s.get('cg_steps', 0)}")
+    return ",".join(fits)
+
+
 def run_peer(python: Path, split: Path, *, factors: int, iterations: int,
-             bpr_iterations: int) -> list[dict]:
+             bpr_iterations: int, speed: str = "") -> list[dict]:
     cmd = [str(python), str(Path(__file__).resolve()), "--peer-split", str(split),
            "--peer-factors", str(factors), "--peer-iterations", str(iterations),
-           "--peer-bpr-iterations", str(bpr_iterations)]
+           "--peer-bpr-iterations", str(bpr_iterations), "--peer-speed", speed]
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",  # implicit asks
            # the peer venv has no jaxrec: this script's jaxrec.benchmarks import (stdlib
            # only) comes from the repository
@@ -190,9 +199,11 @@ def run_peer(python: Path, split: Path, *, factors: int, iterations: int,
     return _parse_result(proc, "implicit ALS")["peers"]
 
 
-def peer_main(split: Path, factors: int, iterations: int, bpr_iterations: int) -> None:
+def peer_main(split: Path, factors: int, iterations: int, bpr_iterations: int,
+              speed: str = "") -> None:
     """Inside the peer venv (numpy, scipy, implicit only): fit ALS and BPR, rank, score like
-    jaxrec."""
+    jaxrec; ``speed`` (``ALGO:FACTORS:CG_STEPS,...``) adds fits on train at jaxrec's
+    dimension and CG steps, for the per-epoch speed ratios."""
     import resource
 
     import implicit
@@ -219,11 +230,17 @@ def peer_main(split: Path, factors: int, iterations: int, bpr_iterations: int) -
     test.eliminate_zeros()
     discounts = 1.0 / np.log2(np.arange(2, 22))
     results = []
-    fits = [("ALS", "train", train), ("ALS", "train+valid", seen), ("BPR", "train", train)]
-    for algo, fit_on, fit_matrix in fits:
+    fits = [("ALS", "train", train, factors, 0), ("ALS", "train+valid", seen, factors, 0),
+            ("BPR", "train", train, factors, 0)]
+    for spec in filter(None, speed.split(",")):
+        algo, dim, cg = spec.split(":")
+        fits.append((algo, "train (speed)", train, int(dim), int(cg)))
+    for algo, fit_on, fit_matrix, factors, cg_steps in fits:
         if algo == "ALS":
             model = AlternatingLeastSquares(factors=factors, iterations=iterations,
                                             random_state=0)
+            if cg_steps:
+                model.cg_steps = cg_steps  # implicit's default is 3
         else:  # one sampled negative per training pair and iteration, SGD lr 0.01
             model = BayesianPersonalizedRanking(factors=factors, iterations=bpr_iterations,
                                                 random_state=0)
@@ -245,7 +262,8 @@ def peer_main(split: Path, factors: int, iterations: int, bpr_iterations: int) -
             recall.append(hits.sum() / r)
         results.append({
             "algo": algo, "fit_on": fit_on, "implicit_version": implicit.__version__,
-            "factors": factors, "iterations": model.iterations,
+            "factors": factors, "cg_steps": getattr(model, "cg_steps", None),
+            "iterations": model.iterations,
             "seconds_per_iteration": fit_seconds / model.iterations,
             "regularization": model.regularization,
             "alpha": getattr(model, "alpha", None), "ndcg10": float(np.mean(ndcg)),
@@ -287,7 +305,7 @@ def findings(rows: list[dict], peers: list[dict]) -> list[str]:
         s = by_preset[preset]
         parts = []
         for name, ref in ([(f"implicit ALS fitted on {p['fit_on']}", p) for p in peers
-                           if p.get("algo", "ALS") == "ALS"]
+                           if p.get("algo", "ALS") == "ALS" and "speed" not in p["fit_on"]]
                           + [("popularity", by_preset.get("popularity"))]):
             if ref is not None:
                 parts.append(f"{name} {ref['ndcg10']:.4f} / {ref['recall20']:.4f} "
@@ -306,16 +324,24 @@ def speed_findings(rows: list[dict], peers: list[dict]) -> list[str]:
     """Per-epoch speed against implicit's (same rows and factors), EASE's validation pass,
     and every row's whole-process time."""
     by_preset = {r["preset"]: r for r in rows}
-    peer_of = {p.get("algo", "ALS"): p for p in peers if p["fit_on"] == "train"}
     out = []
     for preset, (algo, target) in TARGETS.items():
-        s, peer = by_preset.get(preset), peer_of.get(algo)
-        if s is None or peer is None or "seconds_per_epoch" not in s:
+        s = by_preset.get(preset)
+        if s is None or "seconds_per_epoch" not in s:
+            continue
+        # the fit at jaxrec's dimension (and CG steps) when there is one
+        fits = [p for p in peers if p.get("algo", "ALS") == algo
+                and p["fit_on"] in ("train", "train (speed)")]
+        same = [p for p in fits if p["factors"] == s["dim"]
+                and (algo != "ALS" or p.get("cg_steps") == s.get("cg_steps"))]
+        peer = (same or fits or [None])[-1]
+        if peer is None:
             continue
         ratio = s["seconds_per_epoch"] / peer["seconds_per_iteration"]
         extra = (f" (jaxrec: {s['negatives']} negatives per positive, batch {s['batch_size']}; "
                  "implicit: one negative per positive, one pair at a time)"
-                 if algo == "BPR" else "")
+                 if algo == "BPR" else
+                 f" ({s.get('cg_steps')} / {peer.get('cg_steps')} conjugate-gradient steps)")
         out.append(f"- Speed, {s['model']} ({preset}) vs implicit {algo}, dim {s['dim']} / "
                    f"{peer['factors']} factors, same training rows: "
                    f"{1e3 * s['seconds_per_epoch']:.1f} ms vs "
@@ -378,7 +404,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if args.peer_split is not None:
         peer_main(args.peer_split, args.peer_factors, args.peer_iterations,
-                  args.peer_bpr_iterations)
+                  args.peer_bpr_iterations, args.peer_speed)
         return
     if args.worker is not None:
         worker_main(args.worker)
@@ -411,7 +437,8 @@ def main(argv=None) -> None:
                 log(f"fitting implicit's ALS ({why} venv {args.peer_venv})")
                 peers = run_peer(python, split, factors=args.peer_factors,
                                  iterations=args.peer_iterations,
-                                 bpr_iterations=args.peer_bpr_iterations)
+                                 bpr_iterations=args.peer_bpr_iterations,
+                                 speed=speed_fits(rows, args.peer_factors))
             same = {r["split_digest"] for r in rows} <= {digest}
             notes.append(
                 f"- Peer: implicit {peers[0]['implicit_version']} `AlternatingLeastSquares("

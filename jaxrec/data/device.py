@@ -12,6 +12,8 @@ Arrays:
   placeholders);
   ``indptr`` ``[U + 1]``, ``indices`` ``[E]``: every user's sorted training items
   (the CSR negative samplers reject against);
+  ``seen_bits`` ``[U, ceil(N / 32)]`` uint32: the same lists as a bitmap, when it fits in
+  `jaxrec.data.sampling.SEEN_BITS_MAX_BYTES` (one gather per rejection test);
   ``item_counts`` ``[N]``: training interactions per item;
   ``neg_pool`` ``[P]``: the items negatives are drawn from
   (`jaxrec.data.sampling.negative_pool`).
@@ -25,7 +27,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxrec.data.sampling import num_search_steps
+from jaxrec.data.sampling import num_search_steps, seen_bits
 
 ROWS = ("interactions", "users", "none")
 
@@ -75,6 +77,9 @@ def host_arrays(train, pool_P: np.ndarray, *, rows: str = "interactions"
               "item_counts": np.bincount(train.items, minlength=train.num_items
                                          ).astype(np.float32),
               "neg_pool": np.asarray(pool_P)}
+    bits = seen_bits(arrays["indptr"], arrays["indices"], train.num_items)
+    if bits is not None:
+        arrays["seen_bits"] = bits
     if rows == "users":
         active = np.flatnonzero(np.diff(np.asarray(indptr)) > 0).astype(np.int32)
         arrays.update(users=active, items=np.zeros(len(active), np.int32),

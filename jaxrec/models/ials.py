@@ -35,6 +35,7 @@ import jax.scipy.linalg as jsl
 from flax import nnx
 
 from jaxrec.models.base import ModelContext
+from jaxrec.models.layers.ops import rowdot
 
 _SOLVERS = ("cg", "cholesky")
 
@@ -98,7 +99,7 @@ class IALS(nnx.Module):
     def objective(self, w_UxD, h_NxD, users_E, items_E, c_E, reg_U, reg_N) -> jax.Array:
         """The loss ``L`` of the module docstring divided by the number of interactions E."""
         hi = jax.lax.Precision.HIGHEST
-        pred_E = jnp.sum(w_UxD[users_E] * h_NxD[items_E], axis=-1)
+        pred_E = rowdot(w_UxD[users_E], h_NxD[items_E])
         all_pairs = jnp.sum(jnp.matmul(w_UxD.T, w_UxD, precision=hi)
                             * jnp.matmul(h_NxD.T, h_NxD, precision=hi))  # sum_{u,i} <w_u, h_i>^2
         loss = (jnp.sum(c_E * (pred_E - 1.0) ** 2) + self.unobserved_weight * all_pairs
@@ -122,7 +123,7 @@ class IALS(nnx.Module):
             return jax.vmap(lambda a, b: jsl.cho_solve(jsl.cho_factor(a), b))(a_RxDxD, b_RxD)
 
         def matvec(v_RxD):
-            s_E = jnp.sum(h_ExD * v_RxD[rows_E], axis=-1)
+            s_E = rowdot(h_ExD, v_RxD[rows_E])
             observed = jax.ops.segment_sum((c_E * s_E)[:, None] * h_ExD, rows_E, num_rows)
             return (jnp.matmul(v_RxD, gram_DxD, precision=hi) + reg_R[:, None] * v_RxD
                     + observed)
@@ -132,7 +133,7 @@ class IALS(nnx.Module):
         return _pcg(matvec, b_RxD, x_RxD, 1.0 / jnp.maximum(diag_RxD, 1e-30), self.cg_steps)
 
     def __call__(self, users: jax.Array, items: jax.Array) -> jax.Array:
-        return jnp.sum(self.user_emb_UxD[...][users] * self.item_emb_NxD[...][items], axis=-1)
+        return rowdot(self.user_emb_UxD[...][users], self.item_emb_NxD[...][items])
 
     def score_all(self, users_U: jax.Array) -> jax.Array:
         return self.user_emb_UxD[...][users_U] @ self.item_emb_NxD[...].T

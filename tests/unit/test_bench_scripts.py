@@ -180,3 +180,11 @@ def test_zoo_speed_findings_compare_per_epoch_with_implicit():
     assert "200.0 ms vs 100.0 ms per epoch, 2.00x (target <= 1.5x: not met)" in text
     assert "EASE validation pass" in text and "0.500 s (target <= 0.3 s: not met)" in text
     assert "mf_bpr 12.0 s, ials 12.0 s, ease 12.0 s" in text
+    # iALS at its own dimension and CG steps: the speed fit is timed against it
+    rows[1].update(dim=128, cg_steps=4)
+    assert zoo.speed_fits(rows, 64) == "ALS:128:4"
+    peers.append({**peer, "algo": "ALS", "fit_on": "train (speed)", "factors": 128,
+                  "cg_steps": 4, "seconds_per_iteration": 0.4})
+    text = "\n".join(zoo.speed_findings(rows, peers))
+    assert "dim 128 / 128 factors" in text and "200.0 ms vs 400.0 ms per epoch, 0.50x" in text
+    assert "(4 / 4 conjugate-gradient steps)" in text

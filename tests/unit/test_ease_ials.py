@@ -188,3 +188,14 @@ def test_random_baseline_is_seeded_uniform_and_fixed_after_solve():
     # the ranking is unrelated to the user: rank correlation between users' scores ~ 0
     corr = np.corrcoef(np.argsort(np.argsort(after, axis=1), axis=1))[np.triu_indices(40, 1)]
     assert np.abs(corr).mean() < 0.1
+
+
+def test_rowdot_is_the_last_axis_dot_product_with_broadcasting():
+    from jaxrec.models.layers.ops import rowdot
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(7, 1, 16)), rng.normal(size=(7, 5, 16))
+    got = rowdot(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32))
+    assert got.shape == (7, 5)
+    want = np.einsum("xyd,xyd->xy", *np.broadcast_arrays(a, b))
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-5, atol=1e-5)

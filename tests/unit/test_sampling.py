@@ -10,6 +10,7 @@ from jaxrec.data.sampling import (
     num_search_steps,
     resolve_negatives,
     sample_negatives,
+    seen_bits,
 )
 from tests.helpers import device_data
 
@@ -30,6 +31,38 @@ def test_is_seen_matches_dense_lookup():
     got = is_seen(jnp.asarray(users), jnp.asarray(cands), jnp.asarray(indptr), jnp.asarray(indices),
                   steps=num_search_steps(indptr))
     np.testing.assert_array_equal(np.asarray(got)[:, 0], seen[users, cands[:, 0]])
+
+
+@pytest.mark.parametrize("num_items", [31, 32, 33, 70])
+def test_seen_bitmap_matches_dense_lookup_and_the_binary_search(num_items):
+    rng = np.random.default_rng(num_items)
+    seen, indptr, indices = _csr(9, num_items, rng, density=0.4)
+    bits = seen_bits(indptr, indices, num_items)
+    assert bits.shape == (9, -(-num_items // 32)) and bits.dtype == np.uint32
+    users = np.repeat(np.arange(9), num_items)
+    cands = np.tile(np.arange(num_items), 9)[:, None]
+    args = (jnp.asarray(users), jnp.asarray(cands), jnp.asarray(indptr), jnp.asarray(indices))
+    by_bits = is_seen(*args, steps=num_search_steps(indptr), bits_UxW=jnp.asarray(bits))
+    by_search = is_seen(*args, steps=num_search_steps(indptr))
+    np.testing.assert_array_equal(np.asarray(by_bits)[:, 0], seen[users, cands[:, 0]])
+    np.testing.assert_array_equal(np.asarray(by_bits), np.asarray(by_search))
+    # the same draws either way: a run's negatives do not depend on which lookup it uses
+    kw = dict(steps=num_search_steps(indptr))
+    users_B = jnp.arange(9, dtype=jnp.int32)
+    a = sample_negatives(jax.random.key(5), users_B, 64, num_items, *args[2:], **kw)
+    b = sample_negatives(jax.random.key(5), users_B, 64, num_items, *args[2:], **kw,
+                         bits_UxW=jnp.asarray(bits))
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_seen_bitmap_is_skipped_above_its_size_cap(monkeypatch):
+    import jaxrec.data.sampling as sampling
+
+    _, indptr, indices = _csr(4, 64, np.random.default_rng(0))
+    monkeypatch.setattr(sampling, "SEEN_BITS_MAX_BYTES", 4 * 2 * 4 - 1)  # 4 users x 2 words
+    assert sampling.seen_bits(indptr, indices, 64) is None
+    monkeypatch.setattr(sampling, "SEEN_BITS_MAX_BYTES", 4 * 2 * 4)
+    assert sampling.seen_bits(indptr, indices, 64).shape == (4, 2)
 
 
 def test_negatives_are_never_seen_and_cover_unseen_items_uniformly():
