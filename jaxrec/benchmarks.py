@@ -51,3 +51,42 @@ def write_section(path: str | os.PathLike, section: str, name: str) -> None:
     path = Path(path)
     doc = path.read_text() if path.exists() else ""
     atomic_write_text(path, replace_section(doc, section, name))
+
+
+def peer_venv(venv: Path, imports: str, installs: list[list[str]], log=print
+              ) -> tuple[Path | None, str]:
+    """The python of the peer library's own venv (``imports`` importable there), creating
+    the venv once; ``(None, why)`` when it cannot be built.
+
+    Args:
+      venv: the venv folder (``~/.cache/jaxrec/bench-venvs/<peer>``).
+      imports: the modules a working venv imports, e.g. ``"implicit, scipy"``.
+      installs: ``pip install`` argument lists tried in order until ``imports`` works,
+        e.g. ``[["implicit", "scipy"]]``; the pip log is ``<venv>-install.log``.
+    """
+    import subprocess
+    import sys
+
+    python = venv / "bin" / "python"
+
+    def importable() -> bool:
+        return python.exists() and subprocess.run(
+            [str(python), "-c", f"import {imports}"], capture_output=True).returncode == 0
+
+    if importable():
+        return python, "cached"
+    log_path = venv.parent / f"{venv.name}-install.log"
+    log(f"creating the peer venv {venv} (pip log: {log_path})")
+    try:
+        venv.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "w") as out:
+            if subprocess.run([sys.executable, "-m", "venv", str(venv)], stdout=out,
+                              stderr=subprocess.STDOUT).returncode == 0:
+                for args in installs:
+                    subprocess.run([str(python), "-m", "pip", "install", *args], stdout=out,
+                                   stderr=subprocess.STDOUT)
+                    if importable():
+                        return python, "installed"
+    except OSError as err:
+        return None, f"{imports} could not be installed in {venv}: {err}"
+    return None, f"{imports} could not be installed in {venv} (see {log_path})"

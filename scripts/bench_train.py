@@ -188,37 +188,11 @@ def _parse_result(proc: subprocess.CompletedProcess, what: str, prefix: str = RE
 # ---------------------------------------------------------------- peer (Surprise)
 
 def ensure_peer_venv(venv: Path, log=print) -> tuple[Path | None, str]:
-    """The venv's python with ``surprise`` importable, creating it once; (None, why) if not."""
-    python = venv / "bin" / "python"
-
-    def importable() -> bool:
-        return python.exists() and subprocess.run(
-            [str(python), "-c", "import surprise"], capture_output=True).returncode == 0
-
-    if importable():
-        return python, "cached"
-    log_path = venv.parent / f"{venv.name}-install.log"
-    log(f"creating the Surprise venv {venv} (pip log: {log_path})")
-    steps = [[sys.executable, "-m", "venv", str(venv)],
-             [str(python), "-m", "pip", "install", "scikit-surprise"]]
-    fallback = [[str(python), "-m", "pip", "install", "cython", "numpy<2"],
-                [str(python), "-m", "pip", "install", "--no-build-isolation", "scikit-surprise"]]
-    try:
-        venv.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "w") as out:
-            for cmd in steps:
-                if subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT).returncode != 0:
-                    break
-            if not importable() and python.exists():
-                log("pip install scikit-surprise failed; retrying with cython and numpy<2")
-                for cmd in fallback:
-                    subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT)
-    except OSError as err:
-        return None, f"scikit-surprise could not be installed in {venv}: {err}"
-    if importable():
-        return python, "installed"
-    return None, f"scikit-surprise could not be installed in {venv} (see {log_path})"
-
+    """The venv's python with ``surprise`` importable, creating it once; (None, why) if not
+    (a second try builds it against cython and numpy<2)."""
+    return benchmarks.peer_venv(venv, "surprise", [
+        ["scikit-surprise"], ["cython", "numpy<2"],
+        ["--no-build-isolation", "scikit-surprise"]], log)
 
 def export_split(out_dir: Path) -> dict:
     """jaxrec's default split (train and test rows, raw ids) as CSV for the peer."""

@@ -153,26 +153,7 @@ def export_split(path: Path) -> str:
 
 def ensure_peer_venv(venv: Path, log=print) -> tuple[Path | None, str]:
     """The venv's python with ``implicit`` importable, creating it once; (None, why) if not."""
-    python = venv / "bin" / "python"
-
-    def importable() -> bool:
-        return python.exists() and subprocess.run(
-            [str(python), "-c", "import implicit, scipy"], capture_output=True).returncode == 0
-
-    if importable():
-        return python, "cached"
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    log_path = venv.parent / f"{venv.name}-install.log"
-    log(f"creating the implicit venv {venv} (pip log: {log_path})")
-    with open(log_path, "w") as out:
-        for cmd in ([sys.executable, "-m", "venv", str(venv)],
-                    [str(python), "-m", "pip", "install", "implicit", "scipy", "numpy"]):
-            if subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT).returncode != 0:
-                break
-    if importable():
-        return python, "installed"
-    return None, f"implicit could not be installed in {venv} (see {log_path})"
-
+    return benchmarks.peer_venv(venv, "implicit, scipy", [["implicit", "scipy", "numpy"]], log)
 
 def speed_fits(rows: list[dict], factors: int) -> str:
     """``ALGO:FACTORS:CG_STEPS,...``: the extra peer fits that time implicit at the jaxrec

@@ -31,6 +31,7 @@ import numpy as np
 from flax import nnx
 
 from jaxrec.models.base import ModelContext
+from jaxrec.models.layers.ops import edge_sum
 
 EDGE_KEYS = tuple(f"{order}_{col}" for order in ("by_user", "by_item")
                   for col in ("users", "items", "weight"))
@@ -116,12 +117,10 @@ class LightGCN(nnx.Module):
         for _ in range(self.num_layers):
             # one layer of D^-1/2 A D^-1/2: items -> users and users -> items
             users_UxD, items_NxD = (
-                jax.ops.segment_sum(g["by_user_weight"][:, None] * items_NxD[g["by_user_items"]],
-                                    g["by_user_users"], num_segments=num_users,
-                                    indices_are_sorted=True),
-                jax.ops.segment_sum(g["by_item_weight"][:, None] * users_UxD[g["by_item_users"]],
-                                    g["by_item_items"], num_segments=num_items,
-                                    indices_are_sorted=True))
+                edge_sum(items_NxD, g["by_user_items"], g["by_user_users"],
+                         g["by_user_weight"], num_users),
+                edge_sum(users_UxD, g["by_item_users"], g["by_item_items"],
+                         g["by_item_weight"], num_items))
             sum_u, sum_i = sum_u + users_UxD, sum_i + items_NxD
         scale = 1.0 / (self.num_layers + 1)
         return sum_u * scale, sum_i * scale
