@@ -12,7 +12,9 @@ files).
 
 jaxrec: one subprocess through ``jaxrec.api.run``; *s / epoch* is the run's
 ``seconds_per_epoch`` (compile and evaluation excluded). RecBole: its own venv
-(``~/.cache/jaxrec/bench-venvs/recbole``, created once with ``pip install torch recbole``;
+(``~/.cache/jaxrec/bench-venvs/recbole``, created once with ``pip install torch recbole
+'numpy<2' 'pandas<2.3' 'scipy<1.12'``: RecBole 1.2 uses ``np.float_`` and
+``dok_matrix._update``;
 never a jaxrec dependency) runs ``scripts/_bench_peer_recbole.py``, which times each
 ``Trainer._train_epoch`` call. Target (the performance issue): jaxrec <= 0.1x RecBole's
 seconds per epoch. ``--write`` replaces this script's section of ``docs/benchmarks.md``.
@@ -42,6 +44,7 @@ RESULT_PREFIX = "BENCH_LIGHTGCN "
 PEER_SCRIPT = Path(__file__).resolve().parent / "_bench_peer_recbole.py"
 DEFAULT_PEER_VENV = Path("~/.cache/jaxrec/bench-venvs/recbole").expanduser()
 TARGET = 0.1  # jaxrec / RecBole seconds per epoch
+PEER_INSTALL = ["torch", "recbole", "numpy<2", "pandas<2.3", "scipy<1.12"]
 SHAPE = {"users": 6040, "items": 3706, "per_user": 165}  # ml-1m: 6,040 x 3,706, ~1M ratings
 SETTING = {"dim": 64, "layers": 2, "batch_size": 2048, "lr": 0.001, "reg": 1e-5}
 
@@ -181,13 +184,17 @@ def main(argv=None) -> None:
         log(f"jaxrec: {args.epochs} epochs")
         row = run_jaxrec(Path(tmp), args.epochs)
         if not args.no_peer:
-            python, why = benchmarks.peer_venv(args.peer_venv, "torch, recbole",
-                                               [["torch", "recbole"]], log)
+            python, why = benchmarks.peer_venv(args.peer_venv, "torch, recbole", [PEER_INSTALL],
+                                               log)
             if python is None:
                 note = f"{why}."
             else:
                 log(f"RecBole ({why} venv {args.peer_venv}): {args.epochs} epochs")
-                peer = run_peer(python, Path(tmp) / "recbole", args.epochs)
+                try:
+                    peer = run_peer(python, Path(tmp) / "recbole", args.epochs)
+                except RuntimeError as err:  # the jaxrec row still counts
+                    log(str(err))
+                    note = f"RecBole failed: {str(err).splitlines()[-1]}"
     lines = findings(row, peer, note)
     print("\n".join(lines))
     if args.json:

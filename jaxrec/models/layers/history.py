@@ -56,9 +56,10 @@ def sparse_history_product(history_UxN: jax.Array, weights_NxM: jax.Array, *, ca
             r = jax.lax.dynamic_slice_in_dim(rows, k * chunk, chunk)
             c = jax.lax.dynamic_slice_in_dim(cols, k * chunk, chunk)
             live = (k * chunk + jnp.arange(chunk)) < count
-            r = jnp.where(live, r, num_users)  # padding: an out-of-range segment, dropped
-            return acc + jax.ops.segment_sum(weights[c], r, num_segments=num_users,
-                                             indices_are_sorted=True)
+            r = jnp.where(live, r, num_users)  # padding: an out-of-range row, dropped
+            # in place: only the chunk's rows are written (adding a [U, M] segment sum
+            # per chunk cost U x M per chunk)
+            return acc.at[r].add(weights[c], mode="drop", indices_are_sorted=True)
 
         init = jnp.zeros((num_users, weights.shape[1]), jnp.float32)
         return jax.lax.fori_loop(0, (count + chunk - 1) // chunk, body, init)
