@@ -45,6 +45,7 @@ MARK_START, MARK_END = benchmarks.markers("bench_zoo")
 RESULT_PREFIX = "BENCH_ZOO "
 PRESETS = ("ease", "ials", "mf_bpr", "multdae", "multvae", "popularity", "random")
 PRESETS += ("gmf", "mlp", "neumf", "lightgcn")  # NCF (He et al. 2017), LightGCN
+BPR_SPEED_OVERRIDES = ("loss.num_negatives=1", "trainer.epochs=10", "trainer.patience=0")
 WORKER_OVERRIDES = ("trainer.progress=false", "logger.console=false",
                     "trainer.save_checkpoint=false")
 
@@ -62,7 +63,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--peer-iterations", type=int, default=15, help="implicit ALS iterations")
     ap.add_argument("--peer-bpr-iterations", type=int, default=100,
                     help="implicit BPR iterations")
-    ap.add_argument("--worker", metavar="PRESET", help=argparse.SUPPRESS)
+    ap.add_argument("--worker", nargs="+", metavar="PRESET", help=argparse.SUPPRESS)
     ap.add_argument("--peer-split", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--peer-speed", default="", help=argparse.SUPPRESS)  # ALGO:FACTORS:CG,...
     return ap.parse_args(argv)
@@ -87,7 +88,7 @@ def split_digest(dataset) -> str:
     return h.hexdigest()[:12]
 
 
-def worker_main(preset: str) -> None:
+def worker_main(preset: str, extra: list[str]) -> None:
     import resource
 
     from jaxrec.data.pipeline import build_dataset
@@ -95,12 +96,14 @@ def worker_main(preset: str) -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-zoo-") as out:
         t = time.perf_counter()
-        cfg = compose_cfg([f"experiment={preset}_ml-latest-small", *WORKER_OVERRIDES], out)
+        cfg = compose_cfg([f"experiment={preset}_ml-latest-small", *WORKER_OVERRIDES, *extra],
+                          out)
         res = train(cfg)
         wall = time.perf_counter() - t
     m = res["metrics"]
     print(RESULT_PREFIX + json.dumps({
-        "preset": preset, "model": str(cfg.model._target_).rsplit(".", 1)[-1],
+        "preset": preset, "overrides": extra,
+        "model": str(cfg.model._target_).rsplit(".", 1)[-1],
         "loss": str(cfg.loss._target_).rsplit(".", 1)[-1],
         "ndcg10": m["test/ndcg@10"], "recall20": m["test/recall@20"],
         "valid_ndcg10": m.get("valid/ndcg@10"),
@@ -117,8 +120,8 @@ def worker_main(preset: str) -> None:
     }), flush=True)
 
 
-def run_worker(preset: str) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", preset]
+def run_worker(preset: str, extra: tuple[str, ...] = ()) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", preset, *extra]
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     # the whole process: interpreter, imports, data, compile, training, test (and the
@@ -301,10 +304,13 @@ TARGETS = {"mf_bpr": ("BPR", 1.0), "ials": ("ALS", 1.5)}  # jaxrec / implicit, p
 TARGET_EASE_EVAL_SECONDS = 0.3
 
 
-def speed_findings(rows: list[dict], peers: list[dict]) -> list[str]:
-    """Per-epoch speed against implicit's (same rows and factors), EASE's validation pass,
+def speed_findings(rows: list[dict], peers: list[dict], speed_rows: list[dict] = ()
+                   ) -> list[str]:
+    """Per-epoch speed against implicit's (same rows and factors; for BPR the speed row
+    with implicit's one negative per positive when there is one), EASE's validation pass,
     and every row's whole-process time."""
     by_preset = {r["preset"]: r for r in rows}
+    by_preset.update({r["preset"]: r for r in speed_rows})
     out = []
     for preset, (algo, target) in TARGETS.items():
         s = by_preset.get(preset)
@@ -319,8 +325,9 @@ def speed_findings(rows: list[dict], peers: list[dict]) -> list[str]:
         if peer is None:
             continue
         ratio = s["seconds_per_epoch"] / peer["seconds_per_iteration"]
-        extra = (f" (jaxrec: {s['negatives']} negatives per positive, batch {s['batch_size']}; "
-                 "implicit: one negative per positive, one pair at a time)"
+        extra = (f" (jaxrec: {s['negatives']} negatives per positive, batch {s['batch_size']}"
+                 + (f", the preset with {' '.join(s['overrides'])}" if s.get("overrides") else "")
+                 + "; implicit: one negative per positive, one pair at a time)"
                  if algo == "BPR" else
                  f" ({s.get('cg_steps')} / {peer.get('cg_steps')} conjugate-gradient steps)")
         out.append(f"- Speed, {s['model']} ({preset}) vs implicit {algo}, dim {s['dim']} / "
@@ -388,7 +395,7 @@ def main(argv=None) -> None:
                   args.peer_bpr_iterations, args.peer_speed)
         return
     if args.worker is not None:
-        worker_main(args.worker)
+        worker_main(args.worker[0], args.worker[1:])
         return
     data_dir = os.environ.get("JAXREC_DATA_DIR")
     if not data_dir or not (Path(data_dir) / "ml-latest-small").is_dir():
@@ -402,6 +409,10 @@ def main(argv=None) -> None:
     for preset in [p for p in PRESETS if not args.only or p in args.only]:
         log(f"training experiment={preset}_ml-latest-small")
         rows.append(run_worker(preset))
+    speed_rows = []
+    if not args.only or "mf_bpr" in args.only:  # implicit's BPR draws one negative
+        log("timing experiment=mf_bpr_ml-latest-small with one negative per positive")
+        speed_rows.append(run_worker("mf_bpr", BPR_SPEED_OVERRIDES))
 
     peers, notes = [], []
     if args.no_peer:
@@ -431,7 +442,7 @@ def main(argv=None) -> None:
                 f"validation rows, which jaxrec's models never train on. Split digest {digest} "
                 f"{'matches every jaxrec row' if same else 'DIFFERS from a jaxrec row'}.")
     notes.extend(findings(rows, peers))
-    notes.extend(speed_findings(rows, peers))
+    notes.extend(speed_findings(rows, peers, speed_rows))
     notes.append("- jaxrec rows run with checkpoints off (`trainer.save_checkpoint=false`); "
                  "EASE's checkpoint holds its 9,724 x 9,724 float32 weights (~380 MB).")
     table = format_table(rows, peers)
@@ -440,7 +451,8 @@ def main(argv=None) -> None:
     command += "".join(" " + shlex.quote(a) for a in shown)
     print(f"\n{table}\n\n" + "\n".join(notes))
     if args.json:
-        args.json.write_text(json.dumps({"machine": machine, "rows": rows, "peers": peers},
+        args.json.write_text(json.dumps({"machine": machine, "rows": rows, "peers": peers,
+                                         "speed_rows": speed_rows},
                                         indent=1))
     if args.write:
         section = render_section(command=command, machine=machine, table=table,

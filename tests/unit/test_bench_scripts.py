@@ -188,3 +188,9 @@ def test_zoo_speed_findings_compare_per_epoch_with_implicit():
     text = "\n".join(zoo.speed_findings(rows, peers))
     assert "dim 128 / 128 factors" in text and "200.0 ms vs 400.0 ms per epoch, 0.50x" in text
     assert "(4 / 4 conjugate-gradient steps)" in text
+    # BPR: the one-negative timing row replaces the preset's
+    fast = {**rows[0], "negatives": 1, "seconds_per_epoch": 0.02,
+            "overrides": ["loss.num_negatives=1"]}
+    text = "\n".join(zoo.speed_findings(rows, peers, [fast]))
+    assert "20.0 ms vs 100.0 ms per epoch, 0.20x (target <= 1x: met)" in text
+    assert "1 negatives per positive, batch 4096, the preset with loss.num_negatives=1" in text
