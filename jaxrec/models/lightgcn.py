@@ -23,6 +23,7 @@ took 170 ms per step against 107 ms for one shared propagation, batch 4096).
 
 from __future__ import annotations
 
+import functools
 from typing import ClassVar
 
 import jax
@@ -111,19 +112,7 @@ class LightGCN(nnx.Module):
     def propagate(self) -> tuple[jax.Array, jax.Array]:
         """Final embeddings ``(users_UxD, items_NxD)``: the mean of layers 0..K."""
         g = {key: getattr(self, f"{key}_E")[...] for key in EDGE_KEYS}
-        users_UxD, items_NxD = self.user_emb_UxD[...], self.item_emb_NxD[...]
-        num_users, num_items = users_UxD.shape[0], items_NxD.shape[0]
-        sum_u, sum_i = users_UxD, items_NxD
-        for _ in range(self.num_layers):
-            # one layer of D^-1/2 A D^-1/2: items -> users and users -> items
-            users_UxD, items_NxD = (
-                edge_sum(items_NxD, g["by_user_items"], g["by_user_users"],
-                         g["by_user_weight"], num_users),
-                edge_sum(users_UxD, g["by_item_users"], g["by_item_items"],
-                         g["by_item_weight"], num_items))
-            sum_u, sum_i = sum_u + users_UxD, sum_i + items_NxD
-        scale = 1.0 / (self.num_layers + 1)
-        return sum_u * scale, sum_i * scale
+        return _propagate(self.user_emb_UxD[...], self.item_emb_NxD[...], g, self.num_layers)
 
     def __call__(self, users: jax.Array, items: jax.Array) -> jax.Array:
         users = jnp.broadcast_to(users, items.shape)
@@ -136,3 +125,41 @@ class LightGCN(nnx.Module):
 
     def l2_rows(self, users: jax.Array, items: jax.Array) -> list[jax.Array]:
         return [self.user_emb_UxD[...][users], self.item_emb_NxD[...][items]]
+
+
+def _layers(users_UxD, items_NxD, g, num_layers: int) -> tuple[jax.Array, jax.Array]:
+    """``(E^(0) + ... + E^(K)) / (K + 1)`` of ``E^(0) = (users, items)``."""
+    num_users, num_items = users_UxD.shape[0], items_NxD.shape[0]
+    sum_u, sum_i = users_UxD, items_NxD
+    for _ in range(num_layers):
+        # one layer of D^-1/2 A D^-1/2: items -> users and users -> items
+        users_UxD, items_NxD = (
+            edge_sum(items_NxD, g["by_user_items"], g["by_user_users"], g["by_user_weight"],
+                     num_users),
+            edge_sum(users_UxD, g["by_item_users"], g["by_item_items"], g["by_item_weight"],
+                     num_items))
+        sum_u, sum_i = sum_u + users_UxD, sum_i + items_NxD
+    scale = 1.0 / (num_layers + 1)
+    return sum_u * scale, sum_i * scale
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _propagate(users_UxD, items_NxD, g, num_layers: int) -> tuple[jax.Array, jax.Array]:
+    """:func:`_layers` with its own gradient: the propagation is linear and symmetric
+    (``(sum_k L^k / (K + 1))^T = sum_k L^k / (K + 1)`` for the symmetric-normalised
+    adjacency ``L``), so the gradient propagates the cotangents through the same sorted
+    edge lists. Autodiff's transpose scatters into the other side's unsorted rows and
+    took ~18% longer per step (ml-1m-sized graph, 2 layers, 2-core CPU)."""
+    return _layers(users_UxD, items_NxD, g, num_layers)
+
+
+def _propagate_fwd(users_UxD, items_NxD, g, num_layers):
+    return _layers(users_UxD, items_NxD, g, num_layers), g
+
+
+def _propagate_bwd(num_layers, g, cotangents):
+    grad_u, grad_i = _layers(cotangents[0], cotangents[1], g, num_layers)
+    return grad_u, grad_i, None  # the graph is constant
+
+
+_propagate.defvjp(_propagate_fwd, _propagate_bwd)

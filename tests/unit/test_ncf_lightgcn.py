@@ -93,6 +93,26 @@ def test_edge_sum_matches_a_dense_product_and_its_gradient(chunk):
     np.testing.assert_allclose(grad, dense.T @ cot, rtol=1e-5, atol=1e-5)
 
 
+def test_lightgcn_symmetric_gradient_equals_autodiff():
+    from jaxrec.models.lightgcn import EDGE_KEYS, _layers, _propagate
+
+    graph = _graph(np.random.default_rng(3))
+    model = LightGCN(ModelContext(INFO, train=graph), dim=4, num_layers=2, init_std=1.0,
+                     rngs=nnx.Rngs(0))
+    g = {key: getattr(model, f"{key}_E")[...] for key in EDGE_KEYS}
+    u0, i0 = model.user_emb_UxD[...], model.item_emb_NxD[...]
+    rng = np.random.default_rng(4)
+    cu, ci = rng.normal(size=u0.shape), rng.normal(size=i0.shape)
+
+    def loss(fn):
+        return lambda u, i: jnp.sum(jnp.tanh(fn(u, i)[0]) * cu) + jnp.sum(fn(u, i)[1] ** 2 * ci)
+
+    want = jax.grad(loss(lambda u, i: _layers(u, i, g, 2)), argnums=(0, 1))(u0, i0)
+    got = jax.jit(jax.grad(loss(lambda u, i: _propagate(u, i, g, 2)), argnums=(0, 1)))(u0, i0)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
 def test_normalized_edges_dedups_and_weights():
     e = normalized_edges(np.array([0, 0, 0, 1]), np.array([2, 2, 1, 2]), 3, 4)
     np.testing.assert_array_equal(e["by_user_users"], [0, 0, 1])
