@@ -72,7 +72,8 @@ class ContextFields(nnx.Module):
     def _ids(self, users: jax.Array, context: jax.Array | None) -> jax.Array:
         """Offset ids ``[..., C]``: ``context`` (``users.shape + (C,)``) or the request table's."""
         ids = self.request_UxC[...][users] if context is None else context
-        return ids + jnp.asarray(self.offsets, jnp.int32)
+        offsets = jnp.asarray(self.offsets, jnp.int32).reshape((1,) * (ids.ndim - 1) + (-1,))
+        return ids + offsets
 
     def fields(self, users: jax.Array, context: jax.Array | None = None) -> jax.Array:
         """``[..., C, D]`` context field vectors of ``users`` (any shape)."""
