@@ -137,7 +137,7 @@ def test_context_reaches_pairs_and_score_all_through_the_request_table(name):
                                atol=1e-6)
     assert not np.allclose(model.score_all(users), scores)  # the built-in table differs
     # a training row's own context: [B] users, [B] items, [B, C] context
-    rows = np.arange(10)
+    rows = np.arange(4)
     ctx_ids = jnp.asarray(model.context_ids(train)[rows])
     one = model(jnp.asarray(train.users[rows]), jnp.asarray(train.items[rows]), context=ctx_ids)
     cols = [model(jnp.asarray(train.users[r:r + 1]), jnp.asarray(train.items[r:r + 1]),
@@ -232,3 +232,24 @@ def test_deepfm_with_and_without_context_on_ml_latest_small(tmp_path):
     for m in (plain, ctx):
         assert 0.05 < m["test/ndcg@10"] < 0.5 and 0.05 < m["test/recall@20"] < 0.5, m
     assert ctx["test/ndcg@10"] != plain["test/ndcg@10"]
+
+
+def test_table_keeps_extra_columns_and_names_a_missing_one(tmp_path):
+    from jaxrec.data.datasets.table import load_table
+    from jaxrec.data.interactions import DataError
+
+    csv = tmp_path / "t.csv"
+    csv.write_text("u,i,device\n1,2,tv\n2,3,\n1,3,phone\n")
+    inter = load_table(csv, {"user": "u", "item": "i"}, extra_columns=["device"], cache_dir=None)
+    assert inter.extra_columns["device"].tolist() == ["tv", "", "phone"]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"u": [1, 2], "i": [2, 3], "device": [7, None]}),
+                   tmp_path / "t.parquet")
+    inter = load_table(tmp_path / "t.parquet", {"user": "u", "item": "i"},
+                       extra_columns=["device"], cache_dir=None)
+    assert inter.extra_columns["device"].tolist() == ["7", ""]
+    with pytest.raises(DataError, match=r"missing column 'os' \(extra_columns; the file has: "
+                       r"u, i, device\)"):
+        load_table(csv, {"user": "u", "item": "i"}, extra_columns=["os"], cache_dir=None)
