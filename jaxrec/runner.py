@@ -311,7 +311,7 @@ def fit_model(model, loss, dataset, *, trainer, tx=None, eval_cfg=None, evaluato
     from jaxrec.data.sampling import check_negatives, negative_pool
     from jaxrec.logging import MultiWriter
     from jaxrec.metrics import higher_is_better
-    from jaxrec.metrics.inputs import attach_inputs
+    from jaxrec.metrics.inputs import attach_requests
     from jaxrec.metrics.protocols import build_evaluators
     from jaxrec.models.base import row_inputs
 
@@ -323,7 +323,7 @@ def fit_model(model, loss, dataset, *, trainer, tx=None, eval_cfg=None, evaluato
         check_negatives(train, pool, negatives)
     if evaluators is None:
         evaluators = build_evaluators(dataset, eval_cfg or EvalConfig(), seed=seed)
-        attach_inputs(*evaluators, model, dataset, eval_cfg or EvalConfig(), histories=False)
+        attach_requests(*evaluators, model, dataset, eval_cfg or EvalConfig())
     tx = optax.identity() if loss.rows == "none" else tx
     graphdef, state = init_state(model, tx)
     monitor = loss.default_monitor if trainer.monitor == "auto" else trainer.monitor

@@ -98,23 +98,29 @@ def request_inputs(model: Any, dataset: Any, eval_cfg: Any) -> tuple[dict, dict]
 
 
 def attach_inputs(valid_evals: list, test_evals: list, model: Any, dataset: Any,
-                  eval_cfg: Any, *, histories: bool = True) -> None:
+                  eval_cfg: Any) -> None:
     """Give each evaluator the model input tables of its split: the test evaluators the
-    train + valid histories when the protocol says so (``histories``), each split its
-    request context (`jaxrec.metrics.scoring.scoring_state` swaps them in at scoring time)."""
-    valid_requests, test_requests = request_inputs(model, dataset, eval_cfg)
-    history = (input_tables(model, dataset, eval_cfg) if histories else None) or {}
-    tables = {**history, **test_requests} or None
-    for ev in valid_evals:
-        if valid_requests:
-            ev.input_tables = valid_requests
-    for ev in test_evals:
-        ev.input_tables = tables
-        if hasattr(ev, "attach"):  # the streaming evaluator reads the model's capabilities
-            ev.attach(model)
+    train + valid histories when the protocol says so, each split its request context
+    (`jaxrec.metrics.scoring.scoring_state` swaps them in at scoring time)."""
+    attach_test_inputs(test_evals, model, dataset, eval_cfg)
+    attach_requests(valid_evals, test_evals, model, dataset, eval_cfg)
+
+
+def attach_requests(valid_evals: list, test_evals: list, model: Any, dataset: Any,
+                    eval_cfg: Any) -> None:
+    """Add each split's request-context tables (:func:`request_inputs`) to its evaluators'
+    ``input_tables``; nothing for a model without context fields."""
+    for evaluators, tables in zip((valid_evals, test_evals),
+                                  request_inputs(model, dataset, eval_cfg), strict=True):
+        for ev in evaluators if tables else ():
+            ev.input_tables = {**(getattr(ev, "input_tables", None) or {}), **tables}
 
 
 def attach_test_inputs(test_evals: list, model: Any, dataset: Any, eval_cfg: Any) -> None:
     """Give each test evaluator the model's train + valid input tables when the protocol
-    says so (:func:`attach_inputs` without validation evaluators)."""
-    attach_inputs([], test_evals, model, dataset, eval_cfg)
+    says so (`jaxrec.metrics.scoring.scoring_state` swaps them in at scoring time)."""
+    tables = input_tables(model, dataset, eval_cfg)
+    for ev in test_evals:
+        ev.input_tables = tables
+        if hasattr(ev, "attach"):  # the streaming evaluator reads the model's capabilities
+            ev.attach(model)

@@ -108,7 +108,7 @@ def test_unknown_or_repeated_fields_are_one_line_errors(tmp_path):
 
 
 MODELS = {"deepfm": lambda ctx, **kw: DeepFM(ctx, dim=4, hidden=(8,), **kw),
-          "dcn_v2": lambda ctx, **kw: DCNv2(ctx, dim=4, hidden=(8,), cross_layers=2, **kw),
+          "dcn_v2": lambda ctx, **kw: DCNv2(ctx, dim=4, hidden=(8,), cross_layers=1, **kw),
           "two_tower": lambda ctx, **kw: TwoTower(ctx, dim=4, hidden=(8,), history=False, **kw)}
 
 
@@ -122,30 +122,36 @@ def test_context_reaches_pairs_and_score_all_through_the_request_table(name):
     assert not uses_context(plain) and row_inputs(plain, train) == {}
     assert plain.context_fields == () and plain.request_tables(train, held) == {}
     assert uses_context(model) and row_inputs(model, train)["context"].shape == (60, 4)
-    users = jnp.arange(U, dtype=jnp.int32)
-    items = jnp.arange(N, dtype=jnp.int32)
     # scoring a split: its request table swapped in, as the evaluators do
     tables = model.request_tables(train, held)
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     ev = types.SimpleNamespace(input_tables={k: jnp.asarray(v) for k, v in tables.items()})
     swapped = nnx.merge(graphdef, *scoring_state(ev, graphdef, (params, rest)))
     request = jnp.asarray(next(iter(tables.values())))
-    scores = swapped.score_all(users)
-    pairs = model(users[:, None], items[None, :], context=request[:, None, :])
-    np.testing.assert_allclose(scores, pairs, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(swapped(users[:, None], items[None, :]), pairs, rtol=1e-5,
-                               atol=1e-6)
-    assert not np.allclose(model.score_all(users), scores)  # the built-in table differs
-    # a training row's own context: [B] users, [B] items, [B, C] context
-    rows = np.arange(4)
+    rows = np.arange(4)  # training rows in their own context: [B] users, [B] items, [B, C]
     ctx_ids = jnp.asarray(model.context_ids(train)[rows])
-    one = model(jnp.asarray(train.users[rows]), jnp.asarray(train.items[rows]), context=ctx_ids)
-    cols = [model(jnp.asarray(train.users[r:r + 1]), jnp.asarray(train.items[r:r + 1]),
-                  context=ctx_ids[r:r + 1])[0] for r in rows]
-    np.testing.assert_allclose(one, np.array(cols), rtol=1e-5, atol=1e-6)
-    if name == "two_tower":
-        cand = model.score_candidates(users, items, context=request)
-        np.testing.assert_allclose(cand, scores, rtol=1e-5, atol=1e-6)
+    row_users, row_items = jnp.asarray(train.users[rows]), jnp.asarray(train.items[rows])
+
+    @nnx.jit  # one program: eager DCN-V2 compiles op by op
+    def scores(model, swapped):
+        users, items = jnp.arange(U, dtype=jnp.int32), jnp.arange(N, dtype=jnp.int32)
+        out = {"all": swapped.score_all(users), "built_in": model.score_all(users),
+               "pairs": model(users[:, None], items[None, :], context=request[:, None, :]),
+               "swapped_pairs": swapped(users[:, None], items[None, :]),
+               "rows": model(row_users, row_items, context=ctx_ids),
+               "row_by_row": jnp.concatenate([
+                   model(row_users[r:r + 1], row_items[r:r + 1], context=ctx_ids[r:r + 1])
+                   for r in range(len(rows))])}
+        if name == "two_tower":
+            out["candidates"] = model.score_candidates(users, items, context=request)
+        return out
+
+    out = scores(model, swapped)
+    for key in ("pairs", "swapped_pairs", "candidates"):
+        if key in out:
+            np.testing.assert_allclose(out[key], out["all"], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(out["built_in"], out["all"])  # the built-in table differs
+    np.testing.assert_allclose(out["rows"], out["row_by_row"], rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
