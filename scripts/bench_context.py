@@ -86,7 +86,17 @@ def section(rows: list[dict], context: tuple[str, ...]) -> str:
         "interaction; each split scored in the context of the user's first held-out "
         "interaction of that split (its hour and weekday, the gap since the user's latest "
         "known interaction before it). Test metrics, full ranking over all items.", "",
-        table(rows, context), "", end])
+        table(rows, context), "",
+        "MovieLens timestamps are when a rating was entered (users rate in bulk sessions), "
+        "not when the movie was watched, and on a per-user random split the held-out "
+        "ratings sit inside the same sessions as the training ones, so hour, weekday and gap "
+        "carry little about which movie comes next: the differences are of the size of "
+        "one-seed noise (two-tower, which stops after 3-4 epochs, varies most). Where the "
+        "data carries the signal the fields learn it: on a planted set whose item depends "
+        "on the weekday and a device column, test HR@4 goes from 0.13 to 1.00 (DeepFM), "
+        "0.09 to 1.00 (DCN-V2) and 0.05 to 0.97 (two-tower) with "
+        "`model.context=[weekday,device]` (`tests/unit/test_context_fields.py`). "
+        "Seconds per epoch are wall time on a machine shared with other jobs.", "", end])
 
 
 def main(argv=None) -> None:
