@@ -78,10 +78,11 @@ class Run:
         """The device-resident training arrays for this run's loss."""
         from jaxrec.data.device import train_data
         from jaxrec.data.sampling import negative_pool
+        from jaxrec.models.base import row_inputs
 
         train = self.dataset.train
         pool = negative_pool(train.items, train.num_items, self.negatives)
-        return train_data(train, pool, rows=self.loss.rows)
+        return train_data(train, pool, rows=self.loss.rows, extra=row_inputs(self.model, train))
 
 
 def instantiate(section: str, node):
@@ -198,7 +199,7 @@ def _privacy(cfg, dataset, trainer, loss, model):
 
 
 def _evaluators(cfg, dataset, eval_cfg, model, monitor, reuse, *, save: bool):
-    from jaxrec.metrics.inputs import attach_test_inputs
+    from jaxrec.metrics.inputs import attach_inputs
     from jaxrec.metrics.protocols import build_evaluators
     from jaxrec.metrics.slices import add_slices, slice_notes
 
@@ -208,7 +209,7 @@ def _evaluators(cfg, dataset, eval_cfg, model, monitor, reuse, *, save: bool):
     evaluators = build_evaluators(dataset, eval_cfg, seed=int(cfg.seed), run_dir=run_dir)
     (valid, test), notes = add_slices(evaluators, dataset, eval_cfg, model=model,
                                       monitor=monitor)
-    attach_test_inputs(test, model, dataset, eval_cfg)  # train + valid histories, if asked
+    attach_inputs(valid, test, model, dataset, eval_cfg)  # histories, request contexts
     return valid, test, notes
 
 

@@ -125,6 +125,7 @@ def plan_memory(cfg) -> MemoryPlan:
     from jaxrec.assembly import assemble
     from jaxrec.data.device import host_arrays
     from jaxrec.data.sampling import negative_pool
+    from jaxrec.models.base import row_inputs
     from jaxrec.runner import mesh_plan
     from jaxrec.training.mesh import describe
 
@@ -146,7 +147,7 @@ def plan_memory(cfg) -> MemoryPlan:
     notes["gradients"] = "one copy of the parameters during a step"
     train = run.dataset.train
     arrays = host_arrays(train, negative_pool(train.items, train.num_items, run.negatives),
-                         rows=run.loss.rows)
+                         rows=run.loss.rows, extra=row_inputs(run.model, train))
     parts["training data"] = sum(nbytes(a) for a in arrays.values())
     notes["training data"] = f"{len(train):,} training interactions + CSR, on every device"
     users, items = run.dataset.info.num_users, run.dataset.info.num_items

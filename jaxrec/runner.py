@@ -311,7 +311,9 @@ def fit_model(model, loss, dataset, *, trainer, tx=None, eval_cfg=None, evaluato
     from jaxrec.data.sampling import check_negatives, negative_pool
     from jaxrec.logging import MultiWriter
     from jaxrec.metrics import higher_is_better
+    from jaxrec.metrics.inputs import attach_requests
     from jaxrec.metrics.protocols import build_evaluators
+    from jaxrec.models.base import row_inputs
 
     validate_trainer(trainer)
     loss.check_model(model)
@@ -321,12 +323,14 @@ def fit_model(model, loss, dataset, *, trainer, tx=None, eval_cfg=None, evaluato
         check_negatives(train, pool, negatives)
     if evaluators is None:
         evaluators = build_evaluators(dataset, eval_cfg or EvalConfig(), seed=seed)
+        attach_requests(*evaluators, model, dataset, eval_cfg or EvalConfig())
     tx = optax.identity() if loss.rows == "none" else tx
     graphdef, state = init_state(model, tx)
     monitor = loss.default_monitor if trainer.monitor == "auto" else trainer.monitor
     higher = trainer.mode == "max" if trainer.mode != "auto" else higher_is_better(monitor)
     shared = Program(graphdef=graphdef, loss=loss, tx=tx,
-                     data=train_data(train, pool, rows=loss.rows), valid_evals=evaluators[0],
+                     data=train_data(train, pool, rows=loss.rows, extra=row_inputs(model, train)),
+                     valid_evals=evaluators[0],
                      test_evals=evaluators[1], trainer=trainer, monitor=monitor,
                      higher_is_better=higher)
     [result] = fit(shared, [Member(state, seed=seed, writer=writer or MultiWriter([]))])

@@ -76,7 +76,8 @@ def save(inter: Interactions, path: str | os.PathLike) -> None:
     arrays = {name: getattr(inter, name) for name in _COLUMNS}
     meta = {"version": FORMAT_VERSION, "name": inter.name, "feature_vocab": inter.feature_vocab,
             "has_titles": inter.item_titles is not None, "features": {},
-            "user_attributes": {}, "string_ids": [], "universe": inter.universe}
+            "user_attributes": {}, "string_ids": [], "universe": inter.universe,
+            "extra_columns": list(inter.extra_columns)}
     for name in ("user_ids", "item_ids"):
         if arrays[name].dtype == object or arrays[name].dtype.kind == "U":
             arrays[f"{name}_blob"], arrays[f"{name}_offsets"] = _encode_strings(arrays.pop(name))
@@ -92,6 +93,9 @@ def save(inter: Interactions, path: str | os.PathLike) -> None:
         else:
             arrays[f"u_{key}"] = value
         meta["user_attributes"][key] = {"strings": value.dtype == object}
+    for key, value in inter.extra_columns.items():  # kept as str (context vocabularies)
+        arrays[f"x_{key}_blob"], arrays[f"x_{key}_offsets"] = _encode_strings(
+            np.asarray(value, dtype=object))
     if inter.item_titles is not None:
         arrays["titles_blob"], arrays["titles_offsets"] = _encode_strings(inter.item_titles)
     for key, value in inter.item_features.items():
@@ -180,10 +184,12 @@ def load(path: str | os.PathLike) -> Interactions:
                        if spec["strings"] else z[f"u_{key}"])
                  for key, spec in meta["user_attributes"].items()}
         user_ids = z["user_attribute_ids"] if "user_attribute_ids" in z else None
+        extra = {key: _decode_strings(z[f"x_{key}_blob"], z[f"x_{key}_offsets"])
+                 for key in meta.get("extra_columns", [])}
     return Interactions(**columns, item_titles=titles, item_features=features,
                         feature_vocab=meta["feature_vocab"], name=meta["name"],
                         user_attributes=users, user_attribute_ids=user_ids, parts=parts,
-                        universe=meta.get("universe"))
+                        universe=meta.get("universe"), extra_columns=extra)
 
 
 def cached(path: str | os.PathLike, build: Callable[[], Interactions]) -> Interactions:

@@ -16,7 +16,9 @@ Arrays:
   `jaxrec.data.sampling.SEEN_BITS_MAX_BYTES` (one gather per rejection test);
   ``item_counts`` ``[N]``: training interactions per item;
   ``neg_pool`` ``[P]``: the items negatives are drawn from
-  (`jaxrec.data.sampling.negative_pool`).
+  (`jaxrec.data.sampling.negative_pool`);
+  ``row_inputs``: further per-row arrays the model reads from its batch (``context``
+  ``[R, C]``: `jaxrec.models.base.row_inputs`), gathered like ``users``.
 """
 
 from __future__ import annotations
@@ -42,12 +44,19 @@ class TrainData:
       num_items: catalogue size N (static).
       search_steps: binary-search iterations covering the longest training list (static).
       num_interactions: E, the number of training interactions (static).
+      row_inputs: names of the further per-row arrays a batch carries (static).
     """
 
     arrays: dict[str, jax.Array]
     num_items: int = dataclasses.field(metadata={"static": True})
     search_steps: int = dataclasses.field(metadata={"static": True})
     num_interactions: int = dataclasses.field(metadata={"static": True})
+    row_inputs: tuple[str, ...] = dataclasses.field(default=(), metadata={"static": True})
+
+    @property
+    def batch_fields(self) -> tuple[str, ...]:
+        """The per-row arrays the epoch gathers into each batch."""
+        return ("users", "items", "ratings", *self.row_inputs)
 
     def __getitem__(self, name: str) -> jax.Array:
         return self.arrays[name]
@@ -64,11 +73,14 @@ class TrainData:
         return int(self.arrays["users"].shape[0])
 
 
-def host_arrays(train, pool_P: np.ndarray, *, rows: str = "interactions"
-                ) -> dict[str, np.ndarray]:
+def host_arrays(train, pool_P: np.ndarray, *, rows: str = "interactions",
+                extra: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """The host (numpy) arrays `train_data` puts on device (the memory plan sizes them)."""
     if rows not in ROWS:
         raise ValueError(f"loss.rows: {rows!r} is not one of {', '.join(ROWS)}")
+    if extra and rows != "interactions":
+        raise ValueError(f"model: per-interaction inputs ({', '.join(extra)}) need a loss "
+                         f"over interactions, not loss.rows={rows}")
     indptr, indices = train.csr()
     arrays = {"users": np.asarray(train.users, np.int32),
               "items": np.asarray(train.items, np.int32),
@@ -76,7 +88,7 @@ def host_arrays(train, pool_P: np.ndarray, *, rows: str = "interactions"
               "indptr": np.asarray(indptr, np.int32), "indices": np.asarray(indices, np.int32),
               "item_counts": np.bincount(train.items, minlength=train.num_items
                                          ).astype(np.float32),
-              "neg_pool": np.asarray(pool_P)}
+              "neg_pool": np.asarray(pool_P), **(extra or {})}
     bits = seen_bits(arrays["indptr"], arrays["indices"], train.num_items)
     if bits is not None:
         arrays["seen_bits"] = bits
@@ -87,7 +99,8 @@ def host_arrays(train, pool_P: np.ndarray, *, rows: str = "interactions"
     return arrays
 
 
-def train_data(train, pool_P: np.ndarray, *, rows: str = "interactions") -> TrainData:
+def train_data(train, pool_P: np.ndarray, *, rows: str = "interactions",
+               extra: dict[str, np.ndarray] | None = None) -> TrainData:
     """Put the training split on device for an epoch over ``rows``.
 
     Args:
@@ -96,9 +109,11 @@ def train_data(train, pool_P: np.ndarray, *, rows: str = "interactions") -> Trai
       rows: ``interactions`` (one row per training interaction), ``users`` (one per
         user with a training interaction: whole-user losses) or ``none`` (closed-form
         solves, which read the interactions).
+      extra: per-row arrays ``[E, ...]`` the model reads from its batch
+        (`jaxrec.models.base.row_inputs`).
     """
-    arrays = host_arrays(train, pool_P, rows=rows)
+    arrays = host_arrays(train, pool_P, rows=rows, extra=extra)
     # put as they are: a dtype conversion on device would compile a program per array
     return TrainData(jax.device_put(arrays), num_items=int(train.num_items),
                      search_steps=num_search_steps(arrays["indptr"]),
-                     num_interactions=len(train))
+                     num_interactions=len(train), row_inputs=tuple(extra or ()))

@@ -48,6 +48,10 @@ class Interactions:
       universe: how a loader with a shipped split formed the item universe, in words
         (``"union of train/valid/test files"``; ``results.json`` states it under
         ``data.universe``), or None when the data has no shipped split.
+      extra_columns: named per-row arrays of other interaction columns a loader kept
+        (``data=table``'s ``extra_columns``: e.g. ``device``, str values), each ``[E]``;
+        kept row-aligned by :meth:`select` / :meth:`concat`, read as context fields
+        (`jaxrec.data.features.context`).
     """
 
     users: np.ndarray
@@ -64,12 +68,17 @@ class Interactions:
     user_attribute_ids: np.ndarray | None = None
     parts: np.ndarray | None = None
     universe: str | None = None
+    extra_columns: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         n = len(self.users)
         for field in ("items", "ratings", "timestamps"):
             if len(getattr(self, field)) != n:
                 raise DataError(f"{self.name}: field {field!r} has {len(getattr(self, field))} "
+                                f"rows, expected {n}")
+        for key, value in self.extra_columns.items():
+            if len(value) != n:
+                raise DataError(f"{self.name}: interaction column {key!r} has {len(value)} "
                                 f"rows, expected {n}")
         if self.parts is not None and len(self.parts) != n:
             raise DataError(f"{self.name}: field 'parts' has {len(self.parts)} rows, "
@@ -125,6 +134,7 @@ class Interactions:
             ratings=self.ratings[mask_or_index],
             timestamps=self.timestamps[mask_or_index],
             parts=None if self.parts is None else self.parts[mask_or_index],
+            extra_columns={k: np.asarray(v)[mask_or_index] for k, v in self.extra_columns.items()},
         )
 
     def concat(self, other: Interactions) -> Interactions:
@@ -137,6 +147,8 @@ class Interactions:
             timestamps=np.concatenate([self.timestamps, other.timestamps]),
             parts=(None if self.parts is None or other.parts is None
                    else np.concatenate([self.parts, other.parts])),
+            extra_columns={k: np.concatenate([np.asarray(v), np.asarray(other.extra_columns[k])])
+                           for k, v in self.extra_columns.items() if k in other.extra_columns},
         )
 
     def csr(self) -> tuple[np.ndarray, np.ndarray]:

@@ -25,7 +25,10 @@ small protocol the train step calls without knowing what the loss samples:
     penalty covers. ``batch`` holds ``users``, ``items``, ``ratings`` and ``mask``
     ``[B]`` (0 for padding) of the rows; ``data`` is the device-resident
     `jaxrec.data.device.TrainData` (CSR for negative sampling, the negative pool);
-    ``key`` is this step's PRNG key and ``step`` the global step count.
+    ``key`` is this step's PRNG key and ``step`` the global step count. A model with
+    context fields (`jaxrec.models.base.ContextInput`) also gets ``context`` ``[B, C]``,
+    each row's context ids, which the loss passes on (:func:`context_kwargs`); such a
+    loss says so with ``passes_context = True``.
 
 A new batch kind is one loss file: the step, the training loop and the sweep
 never branch on it.
@@ -37,7 +40,14 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import jax
 
-from jaxrec.models.base import ClosedForm, NextItemLogits, RowRegularized, Scorer, UserLogits
+from jaxrec.models.base import (
+    ClosedForm,
+    NextItemLogits,
+    RowRegularized,
+    Scorer,
+    UserLogits,
+    uses_context,
+)
 
 
 @runtime_checkable
@@ -86,6 +96,24 @@ def check_gradient_model(loss: Any, model: Any, *, needs: tuple[type, ...] = (Sc
                                        if not n.startswith("_") and n != "max_len"))
             raise ValueError(f"loss: {name} does not train {model_name}: it needs "
                              f"{capability.__name__} ({methods}){hint}")
+    if uses_context(model) and not getattr(loss, "passes_context", False):
+        raise ValueError(f"model.context={list(model.context_fields)}: loss={loss_label(loss)} "
+                         "does not pass per-interaction context to the model; use loss=bce, "
+                         "bpr, mse or sampled_softmax, or model.context=[]")
     if loss.l2 and not isinstance(model, RowRegularized):
         raise ValueError(f"loss.l2={loss.l2}: {model_name} has no l2_rows(users, items); "
                          "set loss.l2=0 and use optim.weight_decay")
+
+
+def loss_label(loss: Any) -> str:
+    """The loss's ``configs/loss`` name (its class name when it has none)."""
+    return getattr(loss, "name", None) or type(loss).__name__
+
+
+def context_kwargs(batch: dict[str, jax.Array], *, axes: int = 0) -> dict[str, jax.Array]:
+    """``{"context": batch["context"]}`` with ``axes`` 1-sized axes inserted before its field
+    axis (to match ``users[:, None]``), or ``{}`` when the batch carries no context."""
+    if "context" not in batch:
+        return {}
+    context = batch["context"]
+    return {"context": context.reshape(context.shape[:-1] + (1,) * axes + context.shape[-1:])}

@@ -39,6 +39,7 @@ class BPR:
     l2: float = 0.0
     name: ClassVar[str] = "bpr"  # its configs/loss file
     sparse_rows: ClassVar[bool] = True  # touched: every item row the gradient reaches
+    passes_context: ClassVar[bool] = True  # batch["context"] reaches the model
     rows: ClassVar[str] = "interactions"
     samples_unseen: ClassVar[bool] = True  # rejection-samples unseen items
     default_monitor: ClassVar[str] = "valid/ndcg@10"

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxrec.data.sampling import sample_batch_negatives
-from jaxrec.losses.base import check_gradient_model, check_loss_suits_model
+from jaxrec.losses.base import check_gradient_model, check_loss_suits_model, context_kwargs
 from jaxrec.models.base import ClosedForm
 
 
@@ -67,6 +67,7 @@ class MSE:
     l2: float = 0.12
     name: ClassVar[str] = "mse"  # its configs/loss file
     sparse_rows: ClassVar[bool] = True  # touched: every item row the gradient reaches
+    passes_context: ClassVar[bool] = True  # batch["context"] reaches the model
     rows: ClassVar[str] = "interactions"
     samples_unseen: ClassVar[bool] = False  # rejection-samples unseen items
     default_monitor: ClassVar[str] = "valid/rmse"
@@ -82,7 +83,7 @@ class MSE:
 
     def objective(self, model, batch, data, key, step):
         del data, key, step
-        preds_B = model(batch["users"], batch["items"])
+        preds_B = model(batch["users"], batch["items"], **context_kwargs(batch))
         return self(preds_B, batch["ratings"], mask_B=batch["mask"]), batch["items"]
 
 
@@ -100,6 +101,7 @@ class BCE:
     l2: float = 0.0
     name: ClassVar[str] = "bce"  # its configs/loss file
     sparse_rows: ClassVar[bool] = True  # touched: every item row the gradient reaches
+    passes_context: ClassVar[bool] = True  # batch["context"] reaches the model
     rows: ClassVar[str] = "interactions"
     samples_unseen: ClassVar[bool] = True  # rejection-samples unseen items
     default_monitor: ClassVar[str] = "valid/ndcg@10"
@@ -129,7 +131,7 @@ def negatives_objective(loss, model, batch, data, key) -> tuple[jax.Array, jax.A
     # one model call for the positive and its negatives: a graph model (LightGCN)
     # propagates once per step, not twice
     items_Bx1M = jnp.concatenate([items[:, None], neg_BxM], axis=1)
-    scores_Bx1M = model(users[:, None], items_Bx1M)
+    scores_Bx1M = model(users[:, None], items_Bx1M, **context_kwargs(batch, axes=1))
     value = loss(scores_Bx1M[:, 0], scores_Bx1M[:, 1:], mask_B=batch["mask"])
     return value, items_Bx1M
 

@@ -36,7 +36,7 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from jaxrec.losses.base import check_gradient_model
+from jaxrec.losses.base import check_gradient_model, context_kwargs
 from jaxrec.losses.pointwise import _masked_mean
 from jaxrec.models.base import CandidateScorer
 
@@ -95,6 +95,7 @@ class SampledSoftmax:
     remove_accidental_hits: bool = True
     l2: float = 0.0
     name: ClassVar[str] = "sampled_softmax"  # its configs/loss file
+    passes_context: ClassVar[bool] = True  # batch["context"] reaches the model
     rows: ClassVar[str] = "interactions"
     samples_unseen: ClassVar[bool] = False  # rejection-samples unseen items
     default_monitor: ClassVar[str] = "valid/ndcg@10"
@@ -121,7 +122,7 @@ class SampledSoftmax:
     def objective(self, model, batch, data, key, step):
         del step
         return sampled_softmax_batch(model, self, batch["users"], batch["items"], batch["mask"],
-                                     data, key)
+                                     data, key, context_BxC=batch.get("context"))
 
 
 def candidates(loss: SampledSoftmax, items_B: jax.Array, mask_B: jax.Array, data,
@@ -156,7 +157,8 @@ def candidates(loss: SampledSoftmax, items_B: jax.Array, mask_B: jax.Array, data
 
 
 def sampled_softmax_batch(model, loss: SampledSoftmax, users_B: jax.Array, items_B: jax.Array,
-                          mask_B: jax.Array, data, key: jax.Array
+                          mask_B: jax.Array, data, key: jax.Array,
+                          context_BxC: jax.Array | None = None
                           ) -> tuple[jax.Array, jax.Array]:
     """The batch loss for the train step: ``(value, touched items [B, 1])``.
 
@@ -164,13 +166,17 @@ def sampled_softmax_batch(model, loss: SampledSoftmax, users_B: jax.Array, items
     family: one ``B x C`` matmul) score the shared candidates with it; others
     through ``model(users[:, None], cand[None, :])``. The L2 penalty covers the
     positives' rows (every in-batch candidate is some example's positive).
+    ``context_BxC``: the rows' context ids, passed on as ``context=`` (a model with
+    ``model.context``); None: none.
     """
     cand_C, log_q_N, valid_C = candidates(loss, items_B, mask_B, data, key)
+    ctx = context_kwargs({} if context_BxC is None else {"context": context_BxC})
     if isinstance(model, CandidateScorer):
-        neg_BxC = model.score_candidates(users_B, cand_C)
+        neg_BxC = model.score_candidates(users_B, cand_C, **ctx)
     else:
-        neg_BxC = model(users_B[:, None], cand_C[None, :])
-    pos_B = model(users_B, items_B)
+        neg_BxC = model(users_B[:, None], cand_C[None, :],
+                        **{k: v[:, None] for k, v in ctx.items()})
+    pos_B = model(users_B, items_B, **ctx)
     valid_BxC = jnp.broadcast_to(valid_C[None, :], neg_BxC.shape)
     if loss.remove_accidental_hits:
         valid_BxC = valid_BxC & (cand_C[None, :] != items_B[:, None])

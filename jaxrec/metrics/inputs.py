@@ -29,6 +29,14 @@ Not rebuilt: LightGCN's propagation graph and the content models' feature profil
 The strong protocol scores held-out users from their fold-in history and ignores
 this key (``fold_in``). ``results.json`` states the resolved value as
 ``protocol_details.test_input``.
+
+**Request context.** A model with context fields (``model.context``;
+`jaxrec.models.base.ContextInput`) scores each split in the context of the user's
+request: the first held-out interaction of that split (its hour, weekday, extra
+columns such as device; the gap since the last interaction the split is scored from:
+train for valid, what ``test_input`` says for test). The time and device of a request
+are known when recommending; no held-out item is revealed. Each evaluator gets its
+split's request table (:func:`attach_inputs`).
 """
 
 from __future__ import annotations
@@ -73,6 +81,39 @@ def input_tables(model: Any, dataset: Any, eval_cfg: Any) -> dict[str, jax.Array
         return None
     known = dataset.train.concat(dataset.valid)
     return {name: jax.device_put(value) for name, value in model.history_tables(known).items()}
+
+
+def request_inputs(model: Any, dataset: Any, eval_cfg: Any) -> tuple[dict, dict]:
+    """``(valid tables, test tables)``: the request-context tables of a model with context
+    fields (device arrays; module docstring), ``({}, {})`` for any other model."""
+    from jaxrec.models.base import uses_context
+
+    test_input = resolve_test_input(eval_cfg, dataset.split)
+    if not uses_context(model) or test_input == "fold_in":
+        return {}, {}
+    train, put = dataset.train, lambda t: {k: jax.device_put(v) for k, v in t.items()}
+    valid = put(model.request_tables(train, dataset.valid)) if dataset.has_valid else {}
+    known = train.concat(dataset.valid) if test_input == "train_valid" else train
+    return valid, put(model.request_tables(known, dataset.test))
+
+
+def attach_inputs(valid_evals: list, test_evals: list, model: Any, dataset: Any,
+                  eval_cfg: Any) -> None:
+    """Give each evaluator the model input tables of its split: the test evaluators the
+    train + valid histories when the protocol says so, each split its request context
+    (`jaxrec.metrics.scoring.scoring_state` swaps them in at scoring time)."""
+    attach_test_inputs(test_evals, model, dataset, eval_cfg)
+    attach_requests(valid_evals, test_evals, model, dataset, eval_cfg)
+
+
+def attach_requests(valid_evals: list, test_evals: list, model: Any, dataset: Any,
+                    eval_cfg: Any) -> None:
+    """Add each split's request-context tables (:func:`request_inputs`) to its evaluators'
+    ``input_tables``; nothing for a model without context fields."""
+    for evaluators, tables in zip((valid_evals, test_evals),
+                                  request_inputs(model, dataset, eval_cfg), strict=True):
+        for ev in evaluators if tables else ():
+            ev.input_tables = {**(getattr(ev, "input_tables", None) or {}), **tables}
 
 
 def attach_test_inputs(test_evals: list, model: Any, dataset: Any, eval_cfg: Any) -> None:

@@ -55,7 +55,8 @@ def scoring_fn(evaluator: Any, graphdef):
 
 def scoring_state(evaluator: Any, graphdef, state):
     """``state`` with the model variables named in ``evaluator.input_tables`` set to those
-    tables (same variable type; `jaxrec.models.base.HistoryInput`), or ``state`` itself.
+    tables (same variable type; `jaxrec.models.base.HistoryInput`; a dotted name is a
+    path of submodules: ``fields.context.request_UxC``), or ``state`` itself.
 
     The variables are replaced, not written into, so ``state`` is left as it was.
     """
@@ -63,8 +64,12 @@ def scoring_state(evaluator: Any, graphdef, state):
     if not tables:
         return state
     model = nnx.merge(graphdef, *state)
-    for name, value in tables.items():
-        setattr(model, name, type(getattr(model, name))(value))
+    for path, value in tables.items():
+        *parents, name = path.split(".")
+        owner = model
+        for part in parents:
+            owner = getattr(owner, part)
+        setattr(owner, name, type(getattr(owner, name))(value))
     _, params, rest = nnx.split(model, nnx.Param, ...)
     return params, rest
 

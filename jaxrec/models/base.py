@@ -23,6 +23,8 @@ the losses and evaluators that need them) with ``isinstance``:
 :class:`SequenceScorer` ``score_sequence(seq_BxL)``: next-item scores from any item sequence
 :class:`UserFactors`   ``user_factors(users_B)``, ``score_factors(p_BxD, users_B)``: scores of
                        any user vector (gradient fold-in)
+:class:`ContextInput`  ``context_fields``, ``context_ids(interactions)``,
+                       ``request_tables(known, heldout)``: per-interaction context
 =====================  ==============================================================
 
 Which cold-start slices a model can score is data on the instance
@@ -199,6 +201,38 @@ class UserFactors(Protocol):
     def user_factors(self, users_B: jax.Array) -> jax.Array: ...
 
     def score_factors(self, p_BxD: jax.Array, users_B: jax.Array) -> jax.Array: ...
+
+
+@runtime_checkable
+class ContextInput(Protocol):
+    """Scores a (user, item) pair in the context of the request (``model.context``:
+    hour, weekday, gap, extra interaction columns; `jaxrec.models.layers.context`).
+
+    ``context_ids(interactions)`` gives int32 ``[E, C]`` ids per row: the training rows'
+    reach the model as ``batch["context"]`` (`row_inputs`), and the losses pass them as
+    ``model(users, items, context=ids)`` (``score_candidates`` likewise).
+    ``score_all(users_U)`` and ``__call__`` without ``context`` read the per-user
+    request table, which each split's evaluators replace with
+    ``request_tables(known, heldout)`` (`jaxrec.metrics.inputs`). A model with no
+    context fields (``context_fields == ()``) is scored as any other.
+    """
+
+    context_fields: tuple[str, ...]
+
+    def context_ids(self, interactions: Any) -> np.ndarray: ...
+
+    def request_tables(self, known: Any, heldout: Any) -> dict[str, Any]: ...
+
+
+def uses_context(model: Any) -> bool:
+    """Whether ``model`` reads per-interaction context (a :class:`ContextInput` with fields)."""
+    return isinstance(model, ContextInput) and bool(model.context_fields)
+
+
+def row_inputs(model: Any, train: Any) -> dict[str, np.ndarray]:
+    """The per-training-row arrays ``model`` reads from its batch beyond users, items and
+    ratings: ``{"context": [E, C]}`` for a :class:`ContextInput` with fields, else ``{}``."""
+    return {"context": model.context_ids(train)} if uses_context(model) else {}
 
 
 def scores_cold(model: Any, side: str) -> bool:

@@ -74,6 +74,10 @@ class DCNv2(FieldInteractionModel):
       init_std: standard deviation of the embedding initialisers.
       item_ids: include the item-id field (masked for cold items).
       history: add the user's history profile (``Features.history``) as a user field.
+      context: context fields of each interaction as extra user (request) fields:
+        ``hour``, ``weekday``, ``gap`` and extra interaction columns of the data (e.g.
+        ``device``); training rows use their own, scoring the user's request
+        (`jaxrec.models.layers.context`). Empty: none.
       block: users per block in ``score_all`` (bounds the ``[block, N, F D]`` tensors).
       rngs: Flax random streams.
     """
@@ -85,7 +89,7 @@ class DCNv2(FieldInteractionModel):
                  cross_layers: int = 2, rank: int | None = None,
                  hidden: Sequence[int] = (64, 32), structure: str = "parallel",
                  init_std: float = 0.05, item_ids: bool = True, history: bool = False,
-                 block: int = 32, rngs: nnx.Rngs):
+                 context: Sequence[str] = (), block: int = 32, rngs: nnx.Rngs):
         info = ctx.info
         features = ctx.features
         if structure not in STRUCTURES:
@@ -98,7 +102,8 @@ class DCNv2(FieldInteractionModel):
         self.block = check_positive_int("block", block)
         self.structure = structure
         self.fields = FieldEmbeddings(info, features, dim, init_std=init_std,
-                                      item_ids=item_ids, history=history, rngs=rngs)
+                                      item_ids=item_ids, history=history,
+                                      context=tuple(context), train=ctx.train, rngs=rngs)
         self.scores_cold_items = self.fields.scores_cold_items
         self.scores_cold_users = self.fields.scores_cold_users
         width = self.fields.num_fields * dim
@@ -118,8 +123,8 @@ class DCNv2(FieldInteractionModel):
             parts["deep"] = partial_dense(self.deep[0], x, start, bias=bias)
         return parts
 
-    def user_parts(self, users: jax.Array) -> dict:
-        return self._parts(self.fields.users(users)[0], 0)
+    def user_parts(self, users: jax.Array, context: jax.Array | None = None) -> dict:
+        return self._parts(self.fields.users(users, context)[0], 0)
 
     def item_parts(self, items: jax.Array) -> dict:
         return self._parts(self.fields.items(items)[0],

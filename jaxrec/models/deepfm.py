@@ -50,6 +50,10 @@ class DeepFM(FieldInteractionModel):
       init_std: standard deviation of the embedding initialisers.
       item_ids: include the item-id field (masked for cold items).
       history: add the user's history profile (``Features.history``) as a user field.
+      context: context fields of each interaction as extra user (request) fields:
+        ``hour``, ``weekday``, ``gap`` and extra interaction columns of the data (e.g.
+        ``device``); training rows use their own, scoring the user's request
+        (`jaxrec.models.layers.context`). Empty: none.
       block: users per block in ``score_all`` (bounds the ``[block, N, hidden]`` tensors).
       rngs: Flax random streams.
     """
@@ -60,13 +64,14 @@ class DeepFM(FieldInteractionModel):
     def __init__(self, ctx: ModelContext, *, dim: int = 16,
                  hidden: Sequence[int] = (64, 32), init_std: float = 0.05,
                  item_ids: bool = True, history: bool = False,
-                 block: int = 32, rngs: nnx.Rngs):
+                 context: Sequence[str] = (), block: int = 32, rngs: nnx.Rngs):
         info = ctx.info
         features = ctx.features
         hidden = check_positive_ints("hidden", hidden)
         self.block = check_positive_int("block", block)
         self.fields = FieldEmbeddings(info, features, dim, init_std=init_std,
-                                      item_ids=item_ids, history=history, rngs=rngs)
+                                      item_ids=item_ids, history=history,
+                                      context=tuple(context), train=ctx.train, rngs=rngs)
         self.scores_cold_items = self.fields.scores_cold_items
         self.scores_cold_users = self.fields.scores_cold_users
         self.bias = nnx.Param(jnp.zeros(()))
@@ -85,8 +90,8 @@ class DeepFM(FieldInteractionModel):
             parts["deep"] = partial_dense(self.deep_in, flat, start, bias=start > 0)
         return parts
 
-    def user_parts(self, users: jax.Array) -> dict:
-        return self._parts(*self.fields.users(users), 0)
+    def user_parts(self, users: jax.Array, context: jax.Array | None = None) -> dict:
+        return self._parts(*self.fields.users(users, context), 0)
 
     def item_parts(self, items: jax.Array) -> dict:
         return self._parts(*self.fields.items(items), self.fields.num_user_fields

@@ -5,6 +5,10 @@ sampled softmax (``loss=sampled_softmax``: in-batch negatives, logQ correction).
     item tower:  v = norm(MLP(m_i e_i + sum E[item features]))
     score(u, i) = <u, v>          (cosine with ``normalize``; the loss divides by T)
 
+With ``context`` the user tower also sums the embeddings of the request's context
+fields (hour, weekday, gap, extra interaction columns; `jaxrec.models.layers.context`):
+each training row's own, and for scoring the user's request table.
+
 ``m`` masks ids without training interactions (cold items / users fall back to
 their features). The history profile is the mean feature bag of the user's
 training items, embedded with the item feature table (so the user tower sees
@@ -13,6 +17,7 @@ what the user watched). Full ranking is one ``[U, D] x [D, N]`` matmul.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 import jax
@@ -20,10 +25,11 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxrec.models.base import ModelContext
+from jaxrec.models.layers.context import ContextFields, ContextInputs
 from jaxrec.models.layers.features import MLP, BagEmbedding, FeatureTable
 
 
-class TwoTower(nnx.Module):
+class TwoTower(ContextInputs, nnx.Module):
     """User and item towers over ids and features; dot-product (cosine) scores.
 
     Args:
@@ -38,6 +44,8 @@ class TwoTower(nnx.Module):
       history: add the user's history profile to the user tower.
       normalize: L2-normalise both towers' outputs (cosine scores).
       init_std: standard deviation of the embedding initialisers.
+      context: context fields of each interaction added to the user tower's input
+        (``hour``, ``weekday``, ``gap``, extra interaction columns). Empty: none.
       rngs: Flax random streams.
     """
 
@@ -47,7 +55,8 @@ class TwoTower(nnx.Module):
     def __init__(self, ctx: ModelContext, *, dim: int = 64,
                  hidden: tuple[int, ...] = (), out_dim: int | None = None,
                  item_ids: bool = True, user_ids: bool = True, history: bool = True,
-                 normalize: bool = True, init_std: float = 0.05, rngs: nnx.Rngs):
+                 normalize: bool = True, init_std: float = 0.05,
+                 context: Sequence[str] = (), rngs: nnx.Rngs):
         info = ctx.info
         features = ctx.features
         init = jax.nn.initializers.normal(init_std)
@@ -76,15 +85,21 @@ class TwoTower(nnx.Module):
         self.normalize = normalize
         self.num_items = info.num_items
         self.dim = dim
+        # created last: without context the parameters (and their keys) are unchanged
+        self.context = (ContextFields(ctx.train, tuple(context), info.num_users, dim,
+                                      init_std=init_std, rngs=rngs) if context else None)
 
     def _out(self, x: jax.Array) -> jax.Array:
         if self.normalize:
             x = x / jnp.sqrt(jnp.sum(x * x, axis=-1, keepdims=True) + 1e-12)
         return x
 
-    def user_vectors(self, users: jax.Array) -> jax.Array:
-        """``[..., D']`` user tower outputs."""
+    def user_vectors(self, users: jax.Array, context: jax.Array | None = None) -> jax.Array:
+        """``[..., D']`` user tower outputs; ``context`` ``users.shape + (C,)``: per-row
+        context ids (None: the request table)."""
         x = jnp.zeros(users.shape + (self.dim,))
+        if self.context is not None:
+            x = x + jnp.sum(self.context.fields(users, context), axis=-2)
         if self.user_ids:
             x = x + self.user_warm_U[...][users][..., None] * self.user_emb_UxD[...][users]
         if self.user_feats is not None:
@@ -102,12 +117,14 @@ class TwoTower(nnx.Module):
             x = x + self.item_feats(items)
         return self._out(self.item_tower(x))
 
-    def __call__(self, users: jax.Array, items: jax.Array) -> jax.Array:
-        return jnp.sum(self.user_vectors(users) * self.item_vectors(items), axis=-1)
+    def __call__(self, users: jax.Array, items: jax.Array, context: jax.Array | None = None
+                 ) -> jax.Array:
+        return jnp.sum(self.user_vectors(users, context) * self.item_vectors(items), axis=-1)
 
-    def score_candidates(self, users_B: jax.Array, cand_C: jax.Array) -> jax.Array:
+    def score_candidates(self, users_B: jax.Array, cand_C: jax.Array,
+                         context: jax.Array | None = None) -> jax.Array:
         """``[B, C]`` scores of shared candidates (one matmul; sampled softmax)."""
-        return self.user_vectors(users_B) @ self.item_vectors(cand_C).T
+        return self.user_vectors(users_B, context) @ self.item_vectors(cand_C).T
 
     def score_all(self, users_U: jax.Array) -> jax.Array:
         return self.score_candidates(users_U, jnp.arange(self.num_items))

@@ -120,8 +120,8 @@ def epoch_program(train_step, *, with_first: bool = False):
 
         def body(state, xs):
             rows_B, mask_B, k = xs
-            batch = {"users": data["users"][rows_B], "items": data["items"][rows_B],
-                     "ratings": data["ratings"][rows_B], "mask": mask_B}
+            batch = {name: data[name][rows_B] for name in data.batch_fields}
+            batch["mask"] = mask_B
             state, value = train_step(state, batch, data, hparams, k)
             return state, value * jnp.sum(mask_B)
 

@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 
 from jaxrec.data import cache
 from jaxrec.data.datasets import convert
-from jaxrec.data.datasets.tabular import ROLES, ReadSpec, read_file
+from jaxrec.data.datasets.tabular import EXTRA, ROLES, ReadSpec, read_file
 from jaxrec.data.interactions import DataError, Interactions
 
 PART_CODES = {"train": 0, "valid": 1, "test": 2}
@@ -94,6 +94,7 @@ def read_parts(files: Sequence[tuple[Path, int]], fields: dict[str, Any], spec: 
                         f"{', '.join(UNIVERSES)}")
     convert.check_timestamp_format(timestamp_format)
     users, items, ratings, stamps, parts = [], [], [], [], []
+    extra = {role[len(EXTRA):]: [] for role in fields if role.startswith(EXTRA)}
     for path, part in files:
         cols, locate = read_file(path, fields, spec)
         # pop each column once converted: the parsed arrow buffers are freed as we go
@@ -108,6 +109,9 @@ def read_parts(files: Sequence[tuple[Path, int]], fields: dict[str, Any], spec: 
                                          fields["timestamp"], locate)
                       if "timestamp" in fields else np.zeros(rows, np.int64))
         parts.append(np.full(rows, part, np.int8))
+        for key, values in extra.items():  # str per row; a null is "" (the unknown value)
+            column = pc.fill_null(pc.cast(cols.pop(EXTRA + key), pa.string()), "")
+            values.append(np.asarray(column.to_numpy(zero_copy_only=False), dtype=object))
     user_codes, user_ids = convert.merge_vocab(users)
     item_codes, item_ids = convert.merge_vocab(items)
     if sum(len(c) for c in user_codes) == 0:
@@ -118,7 +122,8 @@ def read_parts(files: Sequence[tuple[Path, int]], fields: dict[str, Any], spec: 
         ratings=np.concatenate(ratings), timestamps=np.concatenate(stamps),
         user_ids=user_ids, item_ids=item_ids, name=name,
         parts=np.concatenate(parts) if shipped else None,
-        universe=UNIVERSES[universe] if shipped else None)
+        universe=UNIVERSES[universe] if shipped else None,
+        extra_columns={key: np.concatenate(values) for key, values in extra.items()})
 
 
 def _check_in_train(before: list, encoded: tuple, files: Sequence[tuple[Path, int]], path: Path,
@@ -138,7 +143,8 @@ def _check_in_train(before: list, encoded: tuple, files: Sequence[tuple[Path, in
 def load_table(path: Any, columns: Mapping[str, Any], *, valid: Any = None, test: Any = None,
                sep: str = ",", header: bool = True, names: Sequence[str] | None = None,
                encoding: str = "utf-8", timestamp_format: str = "s", format: str = "auto",
-               quote_char: str | None = '"', universe: str = "union", name: str = "table",
+               quote_char: str | None = '"', universe: str = "union",
+               extra_columns: Sequence[str] = (), name: str = "table",
                cache_dir: str | None = "~/.cache/jaxrec", use_cache: bool = True
                ) -> Interactions:
     """Load interactions from table files (module docstring).
@@ -160,6 +166,9 @@ def load_table(path: Any, columns: Mapping[str, Any], *, valid: Any = None, test
       universe: with ``valid`` / ``test`` files, the item universe: ``union`` (of all
         files: an item only in a test file is still ranked) or ``train`` (an item of a
         valid / test file that no train file has is an error naming file, line, value).
+      extra_columns: other columns to keep per interaction as str
+        (``Interactions.extra_columns``; e.g. ``[device]``: context fields of the
+        feature models, ``model.context=[hour,device]``); a null is ``""``.
       name: dataset name (cache file, logs).
       cache_dir: parsed-cache root (``<cache_dir>/parsed/``), or None for no cache.
       use_cache: read and write the parsed cache.
@@ -173,6 +182,7 @@ def load_table(path: Any, columns: Mapping[str, Any], *, valid: Any = None, test
         line naming the file, line (or row), column and value.
     """
     fields = column_map(columns)
+    fields.update({EXTRA + str(c): c for c in extra_columns or ()})
     spec = ReadSpec(format=format, sep=sep, header=bool(header),
                     names=tuple(str(n) for n in names) if names else None, encoding=encoding,
                     quote_char=quote_char, numeric_time=timestamp_format in ("s", "ms"))

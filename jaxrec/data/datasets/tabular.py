@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from jaxrec.data.interactions import DataError
 
 ROLES = ("user", "item", "rating", "timestamp")
+EXTRA = "extra:"  # role prefix of a kept interaction column (read as str)
 SEP_ALIASES = {"tab": "\t", "\\t": "\t", "space": " ", "semicolon": ";", "comma": ",",
                "pipe": "|"}
 _BLOCK = 16 << 20  # CSV block size: few chunks (and per-chunk id dictionaries) per file
@@ -164,7 +165,8 @@ def _data_lines(data: bytes) -> np.ndarray:
 
 def _missing(path: Path, role: str, column: Any, available: list[str]) -> DataError:
     shown = ", ".join(available[:20])
-    return DataError(f"{path}: missing column {column!r} (columns.{role}; the file has: {shown})")
+    key = "extra_columns" if role.startswith(EXTRA) else f"columns.{role}"
+    return DataError(f"{path}: missing column {column!r} ({key}; the file has: {shown})")
 
 
 def _read_csv(path: Path, source, fields: dict[str, Any], spec: ReadSpec) -> dict:
@@ -248,7 +250,8 @@ def _read_json(path: Path, source, fields: dict[str, Any], numeric_time: bool) -
     for id_type in (pa.string(), pa.int64()):
         for time_type in time_types if "timestamp" in fields else time_types[:1]:
             schema = pa.schema([(str(c), id_type if r in ("user", "item") else (
-                time_type if r == "timestamp" else pa.float64())) for r, c in fields.items()])
+                time_type if r == "timestamp" else pa.string() if r.startswith(EXTRA)
+                else pa.float64())) for r, c in fields.items()])
             try:
                 with source() as f:
                     table = pjson.read_json(f, read_options=pjson.ReadOptions(

@@ -5,11 +5,15 @@ into user and item terms so full ranking computes each side once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from jaxrec.models.layers.context import ContextFields, ContextInputs
 from jaxrec.models.layers.features import BagEmbedding, IdEmbedding
 
 
@@ -29,6 +33,9 @@ class FieldEmbeddings(nnx.Module):
     The first-order weight of a side is its id weight plus ``sum_l w_il b[f_il]``. With
     ``history``, the user's history profile (the mean feature bag of its training items,
     ``Features.history``, embedded with the item feature table) is one more user field.
+    With ``context``, each context field (hour, weekday, gap, an interaction column;
+    `jaxrec.models.layers.context`) is one more user (request) field with its own
+    first-order weight.
 
     Args:
       info: dataset summary (vocabulary sizes).
@@ -37,11 +44,14 @@ class FieldEmbeddings(nnx.Module):
       init_std: standard deviation of the normal embedding initialisers.
       item_ids: include the item-id field (False: items are their features only).
       history: add the user's history profile as a user field (needs item features).
+      context: context fields of each interaction (empty: none).
+      train: the training interactions (read only with ``context``).
       rngs: Flax random streams.
     """
 
     def __init__(self, info, features, dim: int, *, init_std: float = 0.05,
-                 item_ids: bool = True, history: bool = False, rngs: nnx.Rngs):
+                 item_ids: bool = True, history: bool = False, context: Sequence[str] = (),
+                 train: Any = None, rngs: nnx.Rngs):
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
             raise ValueError(f"model.dim={dim!r} must be a positive int")
         has = features is not None
@@ -59,8 +69,12 @@ class FieldEmbeddings(nnx.Module):
             if bag is not None else None for bag in (user_bag, item_bag))
         self.history = (BagEmbedding(features.history, dim, table=self.item_feats, rngs=rngs)
                         if history and item_bag is not None else None)
+        # created last: without context the parameters (and their keys) are unchanged
+        self.context = (ContextFields(train, context, info.num_users, dim, init_std=init_std,
+                                      bias=True, rngs=rngs) if context else None)
         self.num_user_fields = (1 + (len(user_bag.slots) if user_bag is not None else 0)
-                                + int(self.history is not None))
+                                + int(self.history is not None)
+                                + (self.context.num_fields if self.context is not None else 0))
         self.num_item_fields = (int(self.item_id is not None)
                                 + (len(item_bag.slots) if item_bag is not None else 0))
         self.num_fields = self.num_user_fields + self.num_item_fields
@@ -77,11 +91,16 @@ class FieldEmbeddings(nnx.Module):
             w = w + bag.bias(rows)
         return jnp.concatenate(parts, axis=-2), w
 
-    def users(self, users: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """``(fields [..., F_u, D], first-order weight [...])`` of ``users`` (any shape)."""
+    def users(self, users: jax.Array, context: jax.Array | None = None
+              ) -> tuple[jax.Array, jax.Array]:
+        """``(fields [..., F_u, D], first-order weight [...])`` of ``users`` (any shape);
+        ``context`` ``users.shape + (C,)``: the rows' context ids (None: the request table)."""
         fields, w = self._side(users, self.user_id, self.user_feats)
         if self.history is not None:
             fields = jnp.concatenate([fields, self.history.fields(users)], axis=-2)
+        if self.context is not None:
+            fields = jnp.concatenate([fields, self.context.fields(users, context)], axis=-2)
+            w = w + self.context.first_order(users, context)
         return fields, w
 
     def items(self, items: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -98,17 +117,19 @@ class FieldEmbeddings(nnx.Module):
         return rows
 
 
-class FieldInteractionModel(nnx.Module):
+class FieldInteractionModel(ContextInputs, nnx.Module):
     """Base of the models that score a pair from per-side terms of their
     :class:`FieldEmbeddings` (DeepFM, DCN-V2): ``score(u, i) = combine(user_parts(u),
     item_parts(i))``, where the parts are pytrees of ``[..., X]`` arrays and ``combine``
-    broadcasts them. Subclasses set ``fields``, ``block`` and define the three methods.
+    broadcasts them. Subclasses set ``fields``, ``block`` and define the three methods;
+    ``user_parts`` takes the rows' context ids (`jaxrec.models.layers.context`).
     """
 
     fields: FieldEmbeddings
     block: int
+    context_path = "fields.context"
 
-    def user_parts(self, users: jax.Array) -> dict:
+    def user_parts(self, users: jax.Array, context: jax.Array | None = None) -> dict:
         raise NotImplementedError
 
     def item_parts(self, items: jax.Array) -> dict:
@@ -117,10 +138,14 @@ class FieldInteractionModel(nnx.Module):
     def combine(self, u: dict, i: dict) -> jax.Array:
         raise NotImplementedError
 
-    def __call__(self, users: jax.Array, items: jax.Array) -> jax.Array:
-        """Logits ``[...]`` of (user, item) index arrays of broadcastable shapes."""
-        users, items = align_ranks(users, items)
-        return self.combine(self.user_parts(users), self.item_parts(items))
+    def __call__(self, users: jax.Array, items: jax.Array, context: jax.Array | None = None
+                 ) -> jax.Array:
+        """Logits ``[...]`` of (user, item) index arrays of broadcastable shapes;
+        ``context`` ``users.shape + (C,)``: per-row context ids (None: the request table)."""
+        aligned, items = align_ranks(users, items)
+        if context is not None:
+            context = context.reshape(aligned.shape + context.shape[-1:])
+        return self.combine(self.user_parts(aligned, context), self.item_parts(items))
 
     def score_all(self, users_U: jax.Array) -> jax.Array:
         """``[U, N]`` logits over the catalogue (item terms computed once, ``block`` users
