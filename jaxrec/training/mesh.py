@@ -16,7 +16,9 @@ device it is jitted with shardings (:meth:`MeshPlan.jit_epoch`):
   (``{regex over the parameter path: rows | replicated}``);
 * the optimiser state follows its parameters (the same rule: its moments have the
   parameters' shapes and paths), the training data is replicated;
-* full-ranking evaluation splits each block of users over ``data``.
+* full-ranking evaluation splits each block of users over ``data`` and, with
+  ``model > 1``, its items over ``model``: each device scores its ``[U/data, N/model]``
+  tile and the tiles' top-k lists are merged on device (`jaxrec.metrics.item_shards`).
 
 A mesh of one device (the default on a one-device machine) returns no plan, and
 the loop compiles exactly the program it always did.
@@ -141,13 +143,16 @@ class MeshPlan:
         return to_global(data, jax.tree.map(lambda _: self.replicated, data))
 
     def place_evaluators(self, evaluators) -> None:
-        """Split each full-ranking block's users over ``data`` (when the block divides)."""
+        """Split each full-ranking block's users over ``data`` (when the block divides) and,
+        with ``model > 1``, its items over ``model`` (`RankingEvaluator.shard_items`)."""
         size = self.axes["data"]
         for ev in evaluators:
             block = getattr(ev, "block", 0)
             if hasattr(ev, "place") and block and block % size == 0:
                 ev.place(lambda name, x: self.batches if name in ("users", "num_relevant")
                          else self.replicated)
+                if hasattr(ev, "shard_items"):
+                    ev.shard_items(self.mesh)
 
     def prepare(self, program, members, trackers):
         """Before compiling a fit: its members' states (and restored best states), its
