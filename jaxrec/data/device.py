@@ -82,7 +82,8 @@ def host_arrays(train, pool_P: np.ndarray, *, rows: str = "interactions"
     return arrays
 
 
-def train_data(train, pool_P: np.ndarray, *, rows: str = "interactions") -> TrainData:
+def train_data(train, pool_P: np.ndarray, *, rows: str = "interactions",
+               on_host: bool = False) -> TrainData:
     """Put the training split on device for an epoch over ``rows``.
 
     Args:
@@ -91,9 +92,11 @@ def train_data(train, pool_P: np.ndarray, *, rows: str = "interactions") -> Trai
       rows: ``interactions`` (one row per training interaction), ``users`` (one per
         user with a training interaction: whole-user losses) or ``none`` (closed-form
         solves, which read the interactions).
+      on_host: keep the arrays in host memory (a device mesh places them itself).
     """
     arrays = host_arrays(train, pool_P, rows=rows)
     # put as they are: a dtype conversion on device would compile a program per array
-    return TrainData(jax.device_put(arrays), num_items=int(train.num_items),
+    return TrainData(arrays if on_host else jax.device_put(arrays),
+                     num_items=int(train.num_items),
                      search_steps=num_search_steps(arrays["indptr"]),
                      num_interactions=len(train))
