@@ -12,7 +12,7 @@ parameters are shapes only) and sizes, per device of the run's mesh
 * the evaluation block: ``min(eval.user_block, users)`` users x items x 4 bytes of
   scores plus their top-k (values and indices, and the merge's candidates), split over
   ``trainer.mesh.data`` when the block divides, its items over ``trainer.mesh.model``
-  when they divide (`jaxrec.metrics.item_shards`).
+  (`jaxrec.metrics.item_shards`).
 
 against the device's memory (``device.memory_stats()["bytes_limit"]``; on a CPU the
 host's RAM shared by its local devices). Nothing is compiled. A plan that does not
@@ -160,10 +160,10 @@ def plan_memory(cfg) -> MemoryPlan:
     block = min(run.eval_cfg.user_block, users)
     k = min(max(run.eval_cfg.ks), items)
     split = mesh["data"] if block % mesh["data"] == 0 else 1
-    tiles = mesh["model"] if split > 1 or mesh["data"] == 1 else 1
-    tiles = tiles if items % tiles == 0 else 1  # items split over model (metrics.item_shards)
+    tiles = mesh["model"] if block % mesh["data"] == 0 else 1  # items over model
     merge = 2 if tiles > 1 else 1  # the tiles' gathered candidates, then the merged top-k
-    parts["evaluation block"] = (block * items * 4 // tiles + block * k * 8 * merge) // split
+    tile_items = -(-items // tiles)  # metrics.item_shards pads the last tile
+    parts["evaluation block"] = (block * tile_items * 4 + block * k * 8 * merge) // split
     notes["evaluation block"] = (f"{block} users x {items:,} items x 4 B + top-{k}, "
                                  f"split over data={split}, items over model={tiles}")
     available, source = device_memory()

@@ -224,8 +224,8 @@ class RankingEvaluator(ListEvaluator):
     def shard_items(self, mesh) -> bool:
         """Score each block's items split over ``mesh``'s ``model`` axis and merge the tiles'
         top-k on device (`jaxrec.metrics.item_shards`); False (nothing changed) when the
-        block or the catalogue does not split evenly, or the model scores fold-in histories."""
-        if self.inputs != "users" or not can_shard_items(mesh, self.num_items, self.block):
+        ``data`` axis does not divide the block, or the model scores fold-in histories."""
+        if self.inputs != "users" or not can_shard_items(mesh, self.block):
             return False
         self.item_mesh = mesh
         self._compiled.clear()

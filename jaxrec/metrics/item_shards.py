@@ -3,8 +3,9 @@
 On a ``(data, model)`` mesh whose ``model`` axis row-shards the item table
 (`jaxrec.training.mesh`), a block's scores ``[U, N]`` are computed sharded
 ``P("data", "model")``: each device holds ``[U / data, N / model]`` of them,
-never the whole block. :func:`sharded_top_k` then works on each device's tile
-alone (``jax.shard_map``): it masks the excluded items that fall in the tile,
+never the whole block (a catalogue that ``model`` does not divide is padded with
+``-inf`` columns, which rank after every real item since ``k <= N``).
+:func:`sharded_top_k` then works on each device's tile alone (``jax.shard_map``): it masks the excluded items that fall in the tile,
 takes the tile's top ``k`` and reads their relevance, all-gathers the
 ``model`` tiles' ``[U / data, k]`` lists (``k x model`` candidates per user) and
 keeps the best ``k``. Item ids are ascending along the ``model`` axis and
@@ -20,12 +21,12 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 
-def can_shard_items(mesh: Mesh | None, num_items: int, block: int) -> bool:
-    """Whether ``mesh`` splits a block of ``block`` users x ``num_items`` items evenly into
-    ``data x model`` tiles (model > 1)."""
+def can_shard_items(mesh: Mesh | None, block: int) -> bool:
+    """Whether ``mesh`` has a ``model`` axis (> 1) to split the items over and its ``data``
+    axis divides a block of ``block`` users."""
     if mesh is None or "model" not in mesh.shape or mesh.shape["model"] < 2:
         return False
-    return num_items % mesh.shape["model"] == 0 and block % mesh.shape["data"] == 0
+    return block % mesh.shape["data"] == 0
 
 
 def sharded_top_k(scores_UxN: jax.Array, exclude_E: jax.Array, relevant_E: jax.Array, *,
@@ -44,8 +45,12 @@ def sharded_top_k(scores_UxN: jax.Array, exclude_E: jax.Array, relevant_E: jax.A
       ``data``; excluded items score ``-inf``.
     """
     num_items = scores_UxN.shape[1]
-    shard = num_items // mesh.shape["model"]
+    shard = -(-num_items // mesh.shape["model"])
     local_k = min(k, shard)
+    if shard * mesh.shape["model"] != num_items:  # -inf columns after the last item
+        scores_UxN = jnp.pad(scores_UxN.astype(jnp.float32),
+                             ((0, 0), (0, shard * mesh.shape["model"] - num_items)),
+                             constant_values=-jnp.inf)
 
     def tile(scores_uxn, exclude_e, relevant_e):
         u = scores_uxn.shape[0]
