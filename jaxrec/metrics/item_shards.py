@@ -5,12 +5,12 @@ On a ``(data, model)`` mesh whose ``model`` axis row-shards the item table
 ``P("data", "model")``: each device holds ``[U / data, N / model]`` of them,
 never the whole block (a catalogue that ``model`` does not divide is padded with
 ``-inf`` columns, which rank after every real item since ``k <= N``).
-:func:`sharded_top_k` then works on each device's tile alone (``jax.shard_map``): it masks the excluded items that fall in the tile,
-takes the tile's top ``k`` and reads their relevance, all-gathers the
-``model`` tiles' ``[U / data, k]`` lists (``k x model`` candidates per user) and
-keeps the best ``k``. Item ids are ascending along the ``model`` axis and
-``lax.top_k`` prefers the lower position among equal scores, so the merged
-lists, ties included, are exactly the unsharded ``lax.top_k``'s.
+:func:`sharded_top_k` then works on each device's tile alone (``jax.shard_map``):
+it masks the excluded items that fall in the tile, takes the tile's top ``k`` and
+reads their relevance, all-gathers the ``model`` tiles' ``[U / data, k]`` lists
+(``k x model`` candidates per user) and keeps the best ``k``. Item ids are ascending
+along the ``model`` axis and ``lax.top_k`` prefers the lower position among equal
+scores, so the merged lists, ties included, are exactly the unsharded ``lax.top_k``'s.
 """
 
 from __future__ import annotations
