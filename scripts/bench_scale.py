@@ -288,10 +288,10 @@ def findings(rows: list[dict]) -> list[str]:
                        f"interactions^{slope:.2f} ({len(sub)} sizes)")
         slope = growth_exponent(sub, "eval_seconds")
         if slope is not None:
-            by_cells = growth_exponent(sub, "eval_seconds", by=lambda r: r["users"] * r["items"])
+            cells = growth_exponent(sub, "eval_seconds", by=lambda r: r["users"] * r["items"])
+            cells = "" if cells is None else f", (users x items)^{cells:.2f}"
             out.append(f"full-ranking time on {sub[0]['devices']} device(s) ({where}) grows as "
-                       f"interactions^{slope:.2f}, (users x items)^{by_cells:.2f} "
-                       f"({len(sub)} sizes)")
+                       f"interactions^{slope:.2f}{cells} ({len(sub)} sizes)")
     base = {key(r): r for r in rows if key(r)[1] == 1}
     for r in rows:  # the same users and interactions over a larger catalogue
         k = key(r)
