@@ -187,11 +187,11 @@ class MeshPlan:
         ins = (shardings, rep, rep, self.batches, self.batches, rep)
         jitted = jax.jit(epoch, donate_argnums=0, in_shardings=ins,
                          out_shardings=(shardings, rep))
-        if jax.process_count() == 1 and self.batch_rows is None:
+        if jax.process_count() == 1 and not self.shard_rows:
             return jitted
 
         def put(args):
-            if self.batch_rows is not None:  # the order's rows, not the order
+            if self.shard_rows:  # the order's rows (placed by `place_data`), not the order
                 args = (*args[:3], self.batch_rows.batches(args[3]), *args[4:])
             return to_global(args, tuple(
                 jax.tree.map(lambda _, s=s: s, a) if isinstance(s, NamedSharding) else s
