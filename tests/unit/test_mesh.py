@@ -199,7 +199,8 @@ def test_mesh_shape_and_one_line_errors():
     for bad, match in ((MeshConfig(data=0), "trainer.mesh.data: must be"),
                        (MeshConfig(model=0), "trainer.mesh.model: must be"),
                        (MeshConfig(rules={"emb": "cols"}), "trainer.mesh.rules.emb: expected"),
-                       (MeshConfig(rules={"(": "rows"}), "is not a regex")):
+                       (MeshConfig(rules={"(": "rows"}), "is not a regex"),
+                       (MeshConfig(rows="cols"), "trainer.mesh.rows: expected auto, ")):
         with pytest.raises(ValueError, match=match) as err:
             validate_mesh(bad)
         assert "\n" not in str(err.value)
