@@ -74,15 +74,16 @@ class Run:
         return {"protocol": self.eval_cfg.protocol,
                 "protocol_details": describe(self.eval_cfg, self.dataset.split)}
 
-    def train_data(self):
-        """The device-resident training arrays for this run's loss."""
+    def train_data(self, *, on_host: bool = False):
+        """The device-resident training arrays for this run's loss (``on_host``: numpy, for a
+        device mesh to place)."""
         from jaxrec.data.device import train_data
         from jaxrec.data.sampling import negative_pool
         from jaxrec.models.base import row_inputs
 
         train = self.dataset.train
-        pool = negative_pool(train.items, train.num_items, self.negatives)
-        return train_data(train, pool, rows=self.loss.rows, extra=row_inputs(self.model, train))
+        return train_data(train, negative_pool(train.items, train.num_items, self.negatives),
+                          rows=self.loss.rows, extra=row_inputs(self.model, train), on_host=on_host)
 
 
 def instantiate(section: str, node):

@@ -75,6 +75,9 @@ class MeshConfig:
     model: int = 1  # devices embedding tables' rows are split over
     rules: dict[str, str] = dataclasses.field(default_factory=dict)  # {regex over a parameter
     #   path: rows | replicated}, overriding the rule (2-D tables of users / items: rows)
+    rows: str = "auto"  # training rows on device: replicated (every device holds all) |
+    #   sharded (each device holds only its epoch's batch columns) | auto (sharded over
+    #   several processes, replicated on one)
 
 
 @dataclasses.dataclass
@@ -265,6 +268,9 @@ def validate_mesh(mesh: MeshConfig) -> None:
                          f"got {mesh.data}")
     if isinstance(mesh.model, bool) or mesh.model < 1:
         raise ValueError(f"trainer.mesh.model: must be >= 1, got {mesh.model}")
+    if mesh.rows not in ("auto", "replicated", "sharded"):
+        raise ValueError(f"trainer.mesh.rows: expected auto, replicated or sharded, got "
+                         f"{mesh.rows!r}")
     for pattern, placement in dict(mesh.rules or {}).items():
         if placement not in ("rows", "replicated"):
             raise ValueError(f"trainer.mesh.rules.{pattern}: expected rows or replicated, "

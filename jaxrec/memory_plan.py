@@ -7,10 +7,12 @@ parameters are shapes only) and sizes, per device of the run's mesh
 * parameters and the optimiser state (``jax.eval_shape(tx.init)``): row-sharded
   tables divide by ``trainer.mesh.model``, everything else is whole on every device;
 * gradients: one more copy of the parameters while a step runs;
-* the device-resident training data (`jaxrec.data.device`), replicated;
+* the device-resident training data (`jaxrec.data.device`), replicated (its rows split
+  over ``data`` with ``trainer.mesh.rows`` sharded);
 * the evaluation block: ``min(eval.user_block, users)`` users x items x 4 bytes of
-  scores plus their top-k (values and indices), split over ``trainer.mesh.data`` when
-  the block divides.
+  scores plus their top-k (values and indices, and the merge's candidates), split over
+  ``trainer.mesh.data`` when the block divides, its items over ``trainer.mesh.model``
+  (`jaxrec.metrics.item_shards`).
 
 against the device's memory (``device.memory_stats()["bytes_limit"]``; on a CPU the
 host's RAM shared by its local devices). Nothing is compiled. A plan that does not
@@ -127,6 +129,7 @@ def plan_memory(cfg) -> MemoryPlan:
     from jaxrec.data.sampling import negative_pool
     from jaxrec.models.base import row_inputs
     from jaxrec.runner import mesh_plan
+    from jaxrec.training.batch_rows import ROW_FIELDS
     from jaxrec.training.mesh import describe
 
     run = assemble(cfg, evaluate=False, abstract=True)
@@ -148,15 +151,23 @@ def plan_memory(cfg) -> MemoryPlan:
     train = run.dataset.train
     arrays = host_arrays(train, negative_pool(train.items, train.num_items, run.negatives),
                          rows=run.loss.rows, extra=row_inputs(run.model, train))
-    parts["training data"] = sum(nbytes(a) for a in arrays.values())
-    notes["training data"] = f"{len(train):,} training interactions + CSR, on every device"
+    rows_split = mesh["data"] if getattr(plan, "shard_rows", False) else 1
+    per_row = {*ROW_FIELDS, *row_inputs(run.model, train)}
+    parts["training data"] = sum(nbytes(a) // (rows_split if name in per_row else 1)
+                                 for name, a in arrays.items())
+    notes["training data"] = (f"{len(train):,} training interactions + CSR, on every device"
+                              if rows_split == 1 else f"{len(train):,} training rows split "
+                              f"over data={rows_split} (trainer.mesh.rows), CSR on every device")
     users, items = run.dataset.info.num_users, run.dataset.info.num_items
     block = min(run.eval_cfg.user_block, users)
     k = min(max(run.eval_cfg.ks), items)
     split = mesh["data"] if block % mesh["data"] == 0 else 1
-    parts["evaluation block"] = (block * items * 4 + block * k * 8) // split
+    tiles = mesh["model"] if block % mesh["data"] == 0 else 1  # items over model
+    merge = 2 if tiles > 1 else 1  # the tiles' gathered candidates, then the merged top-k
+    tile_items = -(-items // tiles)  # metrics.item_shards pads the last tile
+    parts["evaluation block"] = (block * tile_items * 4 + block * k * 8 * merge) // split
     notes["evaluation block"] = (f"{block} users x {items:,} items x 4 B + top-{k}, "
-                                 f"split over data={split}")
+                                 f"split over data={split}, items over model={tiles}")
     available, source = device_memory()
     return MemoryPlan(parts=parts, notes=notes, mesh=mesh, available=available, source=source)
 

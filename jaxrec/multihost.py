@@ -83,6 +83,11 @@ def process_count() -> int:
     return jax.process_count()
 
 
+def process_index() -> int:
+    """This process's index, 0..process_count() - 1."""
+    return jax.process_index()
+
+
 def is_primary() -> bool:
     """Whether this process writes the run's files (process 0; always true on one)."""
     return jax.process_index() == 0

@@ -25,7 +25,7 @@ from jaxrec.config import DistributedConfig, typed
 from jaxrec.environment import environment
 from jaxrec.io import atomic_write_json, atomic_write_text
 from jaxrec.logging.console import say
-from jaxrec.multihost import barrier, initialize, is_primary, process_count
+from jaxrec.multihost import barrier, initialize, is_primary, process_count, process_index
 from jaxrec.training.loop import FitResult, Member, Program, fit
 from jaxrec.training.step import init_state
 
@@ -140,7 +140,8 @@ def program(run: Run, graphdef, *, mesh=None) -> Program:
     """The shared part of a fit of ``run`` (and of the members assembled like it);
     ``mesh``: a `jaxrec.training.mesh.MeshPlan` (a single run) or ``MemberPlan`` (a
     vectorised group), None: one device."""
-    return Program(graphdef=graphdef, loss=run.loss, tx=run.tx, data=run.train_data(),
+    return Program(graphdef=graphdef, loss=run.loss, tx=run.tx,
+                   data=run.train_data(on_host=mesh is not None),
                    valid_evals=run.valid_evals, test_evals=run.test_evals, trainer=run.trainer,
                    monitor=run.monitor, higher_is_better=run.higher_is_better,
                    privacy=run.privacy, mesh=mesh)
@@ -262,6 +263,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                     raise
             if isinstance(result, Exception):
                 raise result
+            held = getattr(getattr(plan, "batch_rows", None), "held", None)
+            if held and process_count() > 1:  # each process says what it placed
+                say(f"process {process_index()}: its devices held {held['slots']} of an "
+                    f"epoch's {held['of']} batch slots ({held['rows']} training rows; "
+                    "trainer.mesh.rows=sharded)")
             message = stop_message(result, run.trainer.patience)
             if message and run.log_cfg.console:
                 say(message)

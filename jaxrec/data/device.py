@@ -100,7 +100,8 @@ def host_arrays(train, pool_P: np.ndarray, *, rows: str = "interactions",
 
 
 def train_data(train, pool_P: np.ndarray, *, rows: str = "interactions",
-               extra: dict[str, np.ndarray] | None = None) -> TrainData:
+               extra: dict[str, np.ndarray] | None = None, on_host: bool = False
+               ) -> TrainData:
     """Put the training split on device for an epoch over ``rows``.
 
     Args:
@@ -111,9 +112,11 @@ def train_data(train, pool_P: np.ndarray, *, rows: str = "interactions",
         solves, which read the interactions).
       extra: per-row arrays ``[E, ...]`` the model reads from its batch
         (`jaxrec.models.base.row_inputs`).
+      on_host: keep the arrays in host memory (a device mesh places them itself).
     """
     arrays = host_arrays(train, pool_P, rows=rows, extra=extra)
     # put as they are: a dtype conversion on device would compile a program per array
-    return TrainData(jax.device_put(arrays), num_items=int(train.num_items),
+    return TrainData(arrays if on_host else jax.device_put(arrays),
+                     num_items=int(train.num_items),
                      search_steps=num_search_steps(arrays["indptr"]),
                      num_interactions=len(train), row_inputs=tuple(extra or ()))

@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxrec.metrics.catalog import MetricSet
+from jaxrec.metrics.item_shards import can_shard_items, sharded_top_k
 from jaxrec.metrics.lists import ListEvaluator
 from jaxrec.metrics.rating_evaluator import RatingEvaluator
 
@@ -152,6 +153,7 @@ class RankingEvaluator(ListEvaluator):
 
         self.split, self.ks, self.metrics = split, ks, metrics
         self.num_items = num_items
+        self.item_mesh = None  # a (data, model) mesh splitting the items (`shard_items`)
         self.inputs = "users" if fold_in is None else "history"
 
         target_keys, excl_keys = relevant_pairs(target, exclude)
@@ -213,11 +215,21 @@ class RankingEvaluator(ListEvaluator):
         if type(self) is not RankingEvaluator:  # subclasses read more of self
             return None
         return ("ranking", self.num_items, self.inputs, tuple(self.ks),
-                tuple(self.metric_set.metrics))
+                tuple(self.metric_set.metrics), self.item_mesh)
 
     def _static(self) -> Any:
         return types.SimpleNamespace(split=self.split, num_items=self.num_items,
-                                     inputs=self.inputs, ks=self.ks)
+                                     inputs=self.inputs, ks=self.ks, item_mesh=self.item_mesh)
+
+    def shard_items(self, mesh) -> bool:
+        """Score each block's items split over ``mesh``'s ``model`` axis and merge the tiles'
+        top-k on device (`jaxrec.metrics.item_shards`); False (nothing changed) when the
+        ``data`` axis does not divide the block, or the model scores fold-in histories."""
+        if self.inputs != "users" or not can_shard_items(mesh, self.block):
+            return False
+        self.item_mesh = mesh
+        self._compiled.clear()
+        return True
 
     def evaluate(self, score_fn, params):
         self._pairs = None  # the blocks are final: free the host copy of the pairs
@@ -235,6 +247,10 @@ class RankingEvaluator(ListEvaluator):
         if scores_UxN.shape != (n_users, n_items):
             raise ValueError(f"{self.split}: score_fn returned shape {scores_UxN.shape}, "
                              f"expected (users, num_items) = {(n_users, n_items)}")
+        if self.item_mesh is not None:  # no device holds the whole [U, N] block
+            top_scores_UxK, top_UxK, hits_UxK = sharded_top_k(
+                scores_UxN, blk["exclude"], blk["relevant"], k=max(self.ks), mesh=self.item_mesh)
+            return hits_UxK, blk["num_relevant"], top_UxK, top_scores_UxK > -jnp.inf
         scores_X = scores_UxN.astype(jnp.float32).reshape(-1)
         scores_X = scores_X.at[blk["exclude"]].set(-jnp.inf, mode="drop")
         top_scores_UxK, top_UxK = jax.lax.top_k(scores_X.reshape(n_users, n_items),

@@ -15,8 +15,13 @@ device it is jitted with shardings (:meth:`MeshPlan.jit_epoch`):
   is replicated; ``trainer.mesh.rules`` overrides it per parameter
   (``{regex over the parameter path: rows | replicated}``);
 * the optimiser state follows its parameters (the same rule: its moments have the
-  parameters' shapes and paths), the training data is replicated;
-* full-ranking evaluation splits each block of users over ``data``.
+  parameters' shapes and paths), the training data is replicated; with
+  ``trainer.mesh.rows=sharded`` (``auto``: over several processes) the training rows stay
+  on the host and each epoch's batches are placed over ``data``, each process putting
+  only its devices' columns (`jaxrec.training.batch_rows`);
+* full-ranking evaluation splits each block of users over ``data`` and, with
+  ``model > 1``, its items over ``model``: each device scores its ``[U/data, N/model]``
+  tile and the tiles' top-k lists are merged on device (`jaxrec.metrics.item_shards`).
 
 A mesh of one device (the default on a one-device machine) returns no plan, and
 the loop compiles exactly the program it always did.
@@ -43,6 +48,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxrec.config import MeshConfig, validate_mesh
+from jaxrec.training.batch_rows import ShardedRows
 
 
 def mesh_shape(mesh: MeshConfig, num_devices: int) -> tuple[int, int]:
@@ -85,11 +91,15 @@ class MeshPlan:
       table_rows: first dimensions that make a 2-D parameter a table (users, items).
       rules: ``{regex: rows | replicated}`` overriding the shape rule, matched with
         ``re.search`` against the parameter's path (see :func:`path_name`).
+      shard_rows: keep the training rows on the host and place each epoch's batches over
+        ``data`` (`jaxrec.training.batch_rows`) instead of replicating the rows.
     """
 
     def __init__(self, mesh: Mesh, *, table_rows: tuple[int, ...] = (),
-                 rules: dict[str, str] | None = None):
+                 rules: dict[str, str] | None = None, shard_rows: bool = False):
         self.mesh = mesh
+        self.shard_rows = shard_rows
+        self.batch_rows: ShardedRows | None = None  # set by `place_data` when shard_rows
         self.table_rows = set(table_rows)
         self.rules = [(re.compile(k), v) for k, v in dict(rules or {}).items()]
         self.replicated = NamedSharding(mesh, P())
@@ -137,17 +147,23 @@ class MeshPlan:
         return to_global(state, self.state_shardings(state))
 
     def place_data(self, data):
-        """The training data (a `TrainData`), replicated on every device of the mesh."""
+        """The training data (a `TrainData`), replicated on every device of the mesh (with
+        ``shard_rows``: all but its rows, which `jit_epoch` places batch by batch)."""
+        if self.shard_rows:
+            self.batch_rows, data = ShardedRows.split(data, self.batches)
         return to_global(data, jax.tree.map(lambda _: self.replicated, data))
 
     def place_evaluators(self, evaluators) -> None:
-        """Split each full-ranking block's users over ``data`` (when the block divides)."""
+        """Split each full-ranking block's users over ``data`` (when the block divides) and,
+        with ``model > 1``, its items over ``model`` (`RankingEvaluator.shard_items`)."""
         size = self.axes["data"]
         for ev in evaluators:
             block = getattr(ev, "block", 0)
             if hasattr(ev, "place") and block and block % size == 0:
                 ev.place(lambda name, x: self.batches if name in ("users", "num_relevant")
                          else self.replicated)
+                if hasattr(ev, "shard_items"):
+                    ev.shard_items(self.mesh)
 
     def prepare(self, program, members, trackers):
         """Before compiling a fit: its members' states (and restored best states), its
@@ -171,9 +187,12 @@ class MeshPlan:
         ins = (shardings, rep, rep, self.batches, self.batches, rep)
         jitted = jax.jit(epoch, donate_argnums=0, in_shardings=ins,
                          out_shardings=(shardings, rep))
-        if jax.process_count() == 1:
+        if jax.process_count() == 1 and not self.shard_rows:
             return jitted
+
         def put(args):
+            if self.shard_rows:  # the order's rows (placed by `place_data`), not the order
+                args = (*args[:3], self.batch_rows.batches(args[3]), *args[4:])
             return to_global(args, tuple(
                 jax.tree.map(lambda _, s=s: s, a) if isinstance(s, NamedSharding) else s
                 for a, s in zip(args, ins, strict=True)))
@@ -231,8 +250,9 @@ def make_plan(mesh: MeshConfig, *, batch_size: int, table_rows: tuple[int, ...] 
         raise ValueError(f"trainer.batch_size: {batch_size} must be divisible by "
                          f"trainer.mesh.data={data} (the batch is global, split over devices)")
     grid = np.asarray(devices[:data * model], dtype=object).reshape(data, model)
+    shard_rows = mesh.rows == "sharded" or (mesh.rows == "auto" and jax.process_count() > 1)
     return MeshPlan(Mesh(grid, ("data", "model"), axis_types=(AxisType.Auto,) * 2),
-                    table_rows=table_rows, rules=mesh.rules)
+                    table_rows=table_rows, rules=mesh.rules, shard_rows=shard_rows)
 
 
 class MemberPlan:

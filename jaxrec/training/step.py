@@ -104,7 +104,9 @@ def make_epoch_fn(train_step):
 
     ``data`` holds the device-resident training arrays (``users``, ``items``,
     ``ratings`` ``[E]`` plus the CSR); ``perm_NbxB`` is the host-shuffled row order
-    padded to whole batches, ``mask_NbxB`` marks the padding. The state is donated.
+    padded to whole batches (or the rows it orders, ``{users, items, ratings}`` of
+    ``[Nb, B]``: `jaxrec.training.batch_rows`), ``mask_NbxB`` marks the padding. The state
+    is donated.
     """
     return jax.jit(epoch_program(train_step), donate_argnums=0)
 
@@ -116,12 +118,15 @@ def epoch_program(train_step, *, with_first: bool = False):
     compares later epochs with the untrained model's first step)."""
 
     def epoch(state, data, hparams, perm_NbxB, mask_NbxB, key):
-        keys = jax.random.split(key, perm_NbxB.shape[0])
+        keys = jax.random.split(key, mask_NbxB.shape[0])
 
         def body(state, xs):
             rows_B, mask_B, k = xs
-            batch = {name: data[name][rows_B] for name in data.batch_fields}
-            batch["mask"] = mask_B
+            if isinstance(rows_B, dict):  # the rows themselves (jaxrec.training.batch_rows)
+                batch = {**rows_B, "mask": mask_B}
+            else:
+                batch = {name: data[name][rows_B] for name in data.batch_fields}
+                batch["mask"] = mask_B
             state, value = train_step(state, batch, data, hparams, k)
             return state, value * jnp.sum(mask_B)
 

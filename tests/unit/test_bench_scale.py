@@ -46,12 +46,41 @@ def test_growth_exponent_and_section(bench):
                                    args=bench.parse_args([]))
     assert section.startswith("<!-- bench_scale:start -->")
     assert section.endswith("<!-- bench_scale:end -->")
-    assert ("epoch time on 1 device(s) (data 1 x model 1, dense updates) grows as "
+    assert ("epoch time on 1 device(s) (mf/bpr, ml-20m, data 1 x model 1, dense updates) grows as "
             "interactions^1.00 (3 sizes)") in section  # rows without "updates": dense
     assert "| 8 (data 8 x model 1) | dense |" in section
     lazy = [{**r, "updates": "row-sparse"} for r in rows[:2]]
-    assert "(data 1 x model 1, row-sparse updates) grows as interactions^1.00 (2 sizes)" in \
+    assert "ml-20m, data 1 x model 1, row-sparse updates) grows as interactions^1.00 (2 sizes)" in \
         bench.render_section(rows[:3] + lazy, command="c", args=bench.parse_args([]))
+
+
+def test_larger_catalogue_two_tower_and_write_keeps_unmeasured_rows(bench, tmp_path):
+    users, items, per_user = bench.shape(1.0, 10)
+    assert (users, per_user) == (138_493, 144) and items == 267_440 and items % 8 == 0
+    args = bench.parse_args(["--arch", "two_tower", "--items-factor", "10"])
+    assert "model=two_tower" in bench.overrides(0.01, args)
+    old = [_row(0.01, 1000, 1.0), _row(0.1, 10_000, 10.0), _row(0.01, 1000, 2.0, devices=8)]
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("# Benchmarks\n\n<!-- other:start -->\nkept\n<!-- other:end -->\n\n"
+                   + bench.render_section(old, command="c", args=bench.parse_args([])) + "\n")
+    parsed = bench.rows_from_section(doc.read_text())
+    assert [bench.key(r) for r in parsed] == [bench.key(r) for r in old]
+    assert parsed[1]["seconds_per_epoch"] == 10.0 and parsed[1]["eval_users"] == 10
+    new = [{**_row(0.1, 10_000, 7.0), "block_mb": 2.5, "item_sharded": True},  # measured again
+           {**_row(0.01, 1000, 3.0), "arch": "two_tower", "items_factor": 10.0, "items": 200},
+           {**_row(0.1, 10_000, 30.0), "arch": "two_tower", "items_factor": 10.0, "users": 100,
+            "items": 600}]
+    merged = bench.merge_rows(parsed, new)
+    assert len(merged) == 5 and sorted(r["seconds_per_epoch"] for r in merged) == \
+        [1.0, 2.0, 3.0, 7.0, 30.0]  # the 0.1 row replaced, the other two kept
+    section = bench.render_section(merged, command="c", args=bench.parse_args([]))
+    assert "| two_tower/sampled_softmax | 10x items | 0.01 |" in section
+    assert "2.5 (items split)" in section
+    assert "(users x items)^" in section
+    bench.benchmarks.write_section(doc, section, bench.NAME)
+    text = doc.read_text()
+    assert "<!-- other:start -->\nkept\n<!-- other:end -->" in text  # only its own section
+    assert len(bench.rows_from_section(text)) == 5
 
 
 def test_measure_a_tiny_size(bench, tmp_path):

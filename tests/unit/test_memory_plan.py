@@ -51,7 +51,12 @@ def test_a_sharded_mesh_divides_tables_and_evaluation_blocks(tmp_path, monkeypat
     assert plan.mesh == {"data": 2, "model": 2}
     tables, biases = (U + N) * D * 4, (U + N + 1) * 4
     assert plan.parts["parameters"] == tables // 2 + biases  # 1-D biases stay whole
-    assert plan.parts["evaluation block"] == (16 * N * 4 + 16 * 10 * 8) // 2
+    # users over data, items over model (metrics.item_shards: candidates, then merged top-k)
+    assert plan.parts["evaluation block"] == (16 * N * 4 // 2 + 16 * 10 * 8 * 2) // 2
+    rows = _plan(tmp_path, ["trainer.mesh.data=2", "trainer.mesh.model=2",
+                            "trainer.mesh.rows=sharded"])
+    assert rows.parts["training data"] < plan.parts["training data"]
+    assert "split over data=2 (trainer.mesh.rows)" in rows.notes["training data"]
 
 
 def test_an_impossible_config_is_refused_with_one_line(tmp_path):

@@ -34,7 +34,8 @@ CASES = {
 }
 MESHES = {"1": ["trainer.mesh.data=1"], "2": ["trainer.mesh.data=2"],
           "8": ["trainer.mesh.data=8"], "4x2": ["trainer.mesh.data=4", "trainer.mesh.model=2"],
-          "2x4": ["trainer.mesh.data=2", "trainer.mesh.model=4"]}
+          "2x4": ["trainer.mesh.data=2", "trainer.mesh.model=4"],
+          "4x2s": ["trainer.mesh.data=4", "trainer.mesh.model=2", "trainer.mesh.rows=sharded"]}
 
 
 # ---- the subprocess (8 forced host devices) -------------------------------------------------
@@ -53,6 +54,7 @@ class _StopAfter:
 def _shards(case: str, mesh: str, out: Path) -> dict:
     """Train one config by the runner's own pieces; each parameter's shard shapes."""
     import jax
+    import numpy as np
 
     from jaxrec.assembly import assemble
     from jaxrec.runner import member, mesh_plan, program
@@ -68,10 +70,15 @@ def _shards(case: str, mesh: str, out: Path) -> dict:
     opt = [(path_name(p), [list(s.data.shape) for s in x.addressable_shards])
            for p, x in jax.tree_util.tree_flatten_with_path(placed.opt_state)[0] if x.ndim == 2]
     mem = member(run, placed)
-    [result] = fit(program(run, graphdef, mesh=plan), [mem])
+    prog = program(run, graphdef, mesh=plan)
+    [result] = fit(prog, [mem])
     mem.checkpoints.close()
     flat = jax.tree_util.tree_flatten_with_path(result.state[0])[0]
+    placed_data = plan.prepare(prog, [], [])  # what the epoch reads: no rows with rows=sharded
+    batch = plan.batch_rows.batches(np.zeros((2, 64), np.int32))["users"]
     return {"sharded": plan.sharded(result.state[0]),
+            "data_arrays": sorted(placed_data.data.arrays),
+            "row_shards": [list(s.data.shape) for s in batch.addressable_shards],
             "opt_shards": dict(opt),
             "users": run.dataset.info.num_users, "items": run.dataset.info.num_items,
             "shards": {path_name(p): [list(s.data.shape) for s in x.addressable_shards]
@@ -93,7 +100,7 @@ def _worker(spec: dict) -> dict:
             results["metrics"][f"{case}/{mesh}"] = r["metrics"]
             results["devices"][f"{case}/{mesh}"] = [r["devices"], r["mesh"]]
     if spec.get("shards"):
-        results["shards"] = _shards("mf_bpr", "4x2", out_dir / "shards")
+        results["shards"] = _shards("mf_bpr", "4x2s", out_dir / "shards")
     if spec.get("resume"):  # stopped after epoch 2 on one mesh, resumed on another
         case, first, second = spec["resume"]
         run_dir = out_dir / "resume"
@@ -134,11 +141,13 @@ def _assert_same(metrics: dict, reference: str, *, tol: float = 2e-3) -> None:
 
 @pytest.mark.slow  # one subprocess, ~60 s on 2 cores
 def test_data_parallel_and_row_sharded_runs_match_one_device(tmp_path):
-    out = _run_worker(tmp_path, runs={"mf_bpr": ["1", "2", "4x2"]}, shards=True)
+    # 4x2s: the rows stay on the host, each epoch's batches placed over data (same batches)
+    out = _run_worker(tmp_path, runs={"mf_bpr": ["1", "2", "4x2", "4x2s"]}, shards=True)
     _assert_same({k: v for k, v in out["metrics"].items()}, "mf_bpr/1")
     assert out["devices"] == {"mf_bpr/1": [1, {"data": 1, "model": 1}],
                               "mf_bpr/2": [2, {"data": 2, "model": 1}],
-                              "mf_bpr/4x2": [8, {"data": 4, "model": 2}]}
+                              "mf_bpr/4x2": [8, {"data": 4, "model": 2}],
+                              "mf_bpr/4x2s": [8, {"data": 4, "model": 2}]}
     shards = out["shards"]
     assert set(shards["sharded"]) == {"user_emb_UxD", "item_emb_NxD"}
     # mf's tables: 8 shards each (4 data x 2 model), every one half the rows
@@ -147,6 +156,10 @@ def test_data_parallel_and_row_sharded_runs_match_one_device(tmp_path):
     assert shards["shards"]["item_emb_NxD"] == ([[items // 2, 8]] * 8 if items % 2 == 0
                                                 else [[items, 8]] * 8)
     assert shards["shards"]["user_bias_U"] == [[users]] * 8  # 1-D: replicated
+    # rows=sharded: the epoch's data holds no rows; a [2, 64] order's batches reach each of
+    # the 8 devices as its data shard's 16 columns (replicated over model)
+    assert "users" not in shards["data_arrays"] and "indptr" in shards["data_arrays"]
+    assert shards["row_shards"] == [[2, 16]] * 8
     # the optimiser's moments are sharded like their parameters
     moments = {k: v for k, v in shards["opt_shards"].items() if "user_emb_UxD" in k}
     assert len(moments) == 2 and all(v == [[users // 2, 8]] * 8 for v in moments.values())
@@ -186,7 +199,8 @@ def test_mesh_shape_and_one_line_errors():
     for bad, match in ((MeshConfig(data=0), "trainer.mesh.data: must be"),
                        (MeshConfig(model=0), "trainer.mesh.model: must be"),
                        (MeshConfig(rules={"emb": "cols"}), "trainer.mesh.rules.emb: expected"),
-                       (MeshConfig(rules={"(": "rows"}), "is not a regex")):
+                       (MeshConfig(rules={"(": "rows"}), "is not a regex"),
+                       (MeshConfig(rows="cols"), "trainer.mesh.rows: expected auto, ")):
         with pytest.raises(ValueError, match=match) as err:
             validate_mesh(bad)
         assert "\n" not in str(err.value)

@@ -1,11 +1,13 @@
 """Several processes, one run (jaxrec.multihost): two processes under ``jax.distributed`` on
 127.0.0.1 (CPU collectives through gloo, two forced devices each) train what one process
-with four devices trains, and only process 0 writes the run folder."""
+with four devices trains, and only process 0 writes the run folder. Each process places only
+its share of the training rows (``trainer.mesh.rows=auto``: sharded over processes)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -83,6 +85,12 @@ def test_two_processes_match_one_process_and_resume(tmp_path):
     assert (shared / "checkpoints" / "best").is_dir()
     assert sorted(p.name for p in (shared / "checkpoints" / "state").iterdir()) == ["1", "2"]
     assert not list(shared.glob("*.tmp*")) and not list(shared.glob("checkpoints/*.tmp*"))
+    # trainer.mesh.rows=auto shards the rows over two processes: each placed only the batch
+    # columns of its own devices (its data-axis share), half of every epoch's batch slots
+    for log in logs[:2]:
+        [line] = [x for x in log.read_text().splitlines() if "batch slots" in x]
+        held, of = (int(w) for w in re.findall(r"held (\d+) of an epoch's (\d+)", line)[0])
+        assert 2 * held == of, line
 
     # the same two commands again resume from the orbax checkpoint of epoch 2 (restored by
     # both processes) and recompute epoch 3 alone, to the same metrics
