@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from jaxrec.api import compose
 
+# the sequential models at test size (their configs read the last 200 items)
+TINY_MODELS = {"bert4rec": {"dim": 16, "ffn_dim": 32, "max_len": 8},
+               "gru4rec": {"dim": 16, "max_len": 8},
+               "hstu": {"dim": 16, "attention_dim": 16, "linear_dim": 16, "max_len": 8},
+               "sasrec": {"max_len": 8}}
+
 
 def compose_train(overrides: list[str], output_dir) -> object:
     return compose(["logger.console=false", *overrides], output_dir=output_dir)

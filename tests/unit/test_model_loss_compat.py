@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from jaxrec.models.base import ModelContext
 from jaxrec.paths import CONFIG_DIR
 from jaxrec.types import DataInfo
-from tests.helpers import build, compose_train
+from tests.helpers import TINY_MODELS, build, compose_train
 
 INFO = DataInfo(num_users=7, num_items=11, num_train=40, rating_mean=3.5, rating_min=0.5,
                 rating_max=5.0, implicit=False, name="tiny")
@@ -29,8 +29,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def models():
-    return {name: instantiate(OmegaConf.load(CONFIG_DIR / "model" / f"{name}.yaml"))(
-        ModelContext(INFO), rngs=nnx.Rngs(0)) for name in MODELS}
+    cfgs = {name: OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "model" / f"{name}.yaml"),
+                                  TINY_MODELS.get(name, {})) for name in MODELS}
+    return {name: instantiate(cfg)(ModelContext(INFO), rngs=nnx.Rngs(0))
+            for name, cfg in cfgs.items()}
 
 
 def _loss(name: str):

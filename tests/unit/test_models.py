@@ -14,7 +14,7 @@ from jaxrec.models.base import ClosedForm, ModelContext, NextItemLogits, UserLog
 from jaxrec.paths import CONFIG_DIR
 from jaxrec.training.step import epoch_order, init_state, make_epoch_fn, make_train_step
 from jaxrec.types import DataInfo
-from tests.helpers import device_data
+from tests.helpers import TINY_MODELS, device_data
 
 MODEL_CONFIGS = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))
 
@@ -26,7 +26,7 @@ INFO = DataInfo(num_users=12, num_items=30, num_train=200, rating_mean=3.0, rati
 
 def build(name, **overrides):
     cfg = OmegaConf.load(CONFIG_DIR / "model" / f"{name}.yaml")
-    cfg = OmegaConf.merge(cfg, overrides)
+    cfg = OmegaConf.merge(cfg, TINY_MODELS.get(name, {}), overrides)
     return instantiate(cfg)(ModelContext(INFO), rngs=nnx.Rngs(0))
 
 

@@ -33,7 +33,7 @@ def test_is_seen_matches_dense_lookup():
     np.testing.assert_array_equal(np.asarray(got)[:, 0], seen[users, cands[:, 0]])
 
 
-@pytest.mark.parametrize("num_items", [31, 32, 33, 70])
+@pytest.mark.parametrize("num_items", [32, 70])  # whole words, and a partial last word
 def test_seen_bitmap_matches_dense_lookup_and_the_binary_search(num_items):
     rng = np.random.default_rng(num_items)
     seen, indptr, indices = _csr(9, num_items, rng, density=0.4)
@@ -49,9 +49,9 @@ def test_seen_bitmap_matches_dense_lookup_and_the_binary_search(num_items):
     # the same draws either way: a run's negatives do not depend on which lookup it uses
     kw = dict(steps=num_search_steps(indptr))
     users_B = jnp.arange(9, dtype=jnp.int32)
-    a = sample_negatives(jax.random.key(5), users_B, 64, num_items, *args[2:], **kw)
-    b = sample_negatives(jax.random.key(5), users_B, 64, num_items, *args[2:], **kw,
-                         bits_UxW=jnp.asarray(bits))
+    draw = jax.jit(lambda bits: sample_negatives(jax.random.key(5), users_B, 64, num_items,
+                                                 *args[2:], **kw, bits_UxW=bits))
+    a, b = draw(None), draw(jnp.asarray(bits))
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
