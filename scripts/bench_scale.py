@@ -47,6 +47,8 @@ DOC = ROOT / "docs" / "benchmarks.md"
 NAME = "bench_scale"
 RESULT_PREFIX = "BENCH_SCALE "
 ML20M_USERS, ML20M_ITEMS, PER_USER = 138_493, 26_744, 144
+PEER_VENV = Path("~/.cache/jaxrec/bench-venvs/implicit").expanduser()  # bench_zoo's too
+PEER_TARGET = 1.5  # jaxrec / implicit BPR seconds per epoch at ml-20m's shape
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -73,6 +75,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--load", type=Path, nargs="+", default=[],
                     help="earlier --json files whose rows join the table (runs resumed in parts)")
     ap.add_argument("--note", default="", help="a paragraph added to the doc section")
+    ap.add_argument("--peer", action="store_true",
+                    help="also time implicit's BPR on each one-device mf row's training rows "
+                         "(its own venv, ~/.cache/jaxrec/bench-venvs/implicit)")
     ap.add_argument("--worker", nargs="*", metavar="OVERRIDE", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.epochs < 1 or min(args.devices, default=1) < 1 or min(args.scales, default=1) <= 0 \
@@ -132,6 +137,12 @@ def measure(cfg_overrides: list[str], output_dir: str) -> dict:
     t = time.perf_counter()
     run = assemble(cfg)
     data_seconds = time.perf_counter() - t
+    if os.environ.get("BENCH_SCALE_EXPORT"):  # the training rows, for the implicit peer
+        import numpy as np
+
+        train = run.dataset.train
+        np.savez(os.environ["BENCH_SCALE_EXPORT"], users=train.users, items=train.items,
+                 num_users=train.num_users, num_items=train.num_items)
     plan = mesh_plan(run)
     graphdef, state = init_state(run.model, run.tx)
     mem = member(run, state)
@@ -164,13 +175,42 @@ def run_worker(scale: float, devices: int, args) -> dict:
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker",
            *overrides(scale, args, devices)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, env=env)
-    for line in reversed(proc.stdout.splitlines()):
-        if line.startswith(RESULT_PREFIX):
-            return {"scale": scale, "arch": args.arch, "items_factor": args.items_factor,
-                    **json.loads(line[len(RESULT_PREFIX):])}
+    peer = args.peer and devices == 1 and args.arch == "mf"
+    with tempfile.TemporaryDirectory(prefix="bench-scale-peer-") as tmp:
+        if peer:
+            env["BENCH_SCALE_EXPORT"] = str(Path(tmp) / "train.npz")
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, env=env)
+        for line in reversed(proc.stdout.splitlines()):
+            if line.startswith(RESULT_PREFIX):
+                row = {"scale": scale, "arch": args.arch, "items_factor": args.items_factor,
+                       **json.loads(line[len(RESULT_PREFIX):])}
+                if peer:
+                    row["peer_seconds"] = run_peer(Path(tmp) / "train.npz", args)
+                return row
     tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
     raise RuntimeError(f"scale {scale} on {devices} devices: exit {proc.returncode}\n{tail}")
+
+
+def run_peer(split: Path, args) -> float | None:
+    """implicit's BPR seconds per epoch on the exported training rows (same factors, one
+    negative per positive like jaxrec's ``loss=bpr``); None when its venv cannot be built."""
+    python, why = benchmarks.peer_venv(PEER_VENV, "implicit, scipy",
+                                       [["implicit", "scipy", "numpy"]],
+                                       lambda m: print(m, file=sys.stderr))
+    if python is None:
+        print(f"[bench_scale] no implicit peer: {why}", file=sys.stderr)
+        return None
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}  # implicit asks for it
+    proc = subprocess.run([str(python), str(Path(__file__).resolve().parent
+                                            / "_bench_peer_implicit.py"),
+                           "--split", str(split), "--factors", str(args.dim),
+                           "--iterations", str(args.epochs)],
+                          capture_output=True, text=True, timeout=3600, env=env)
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)["seconds_per_iteration"]
+    print(f"[bench_scale] implicit peer failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+    return None
 
 
 # ---------------------------------------------------------------- report
@@ -191,7 +231,7 @@ def growth_exponent(rows: list[dict], key: str = "seconds_per_epoch", by=None) -
 ARCH_NAMES = {"mf": "mf/bpr", "two_tower": "two_tower/sampled_softmax"}
 COLUMNS = ("model", "catalogue", "scale", "users", "items", "train interactions",
            "devices (mesh)", "updates", "data s", "s / epoch", "full ranking s (users)",
-           "eval block MB / device", "peak RSS GB", "test ndcg@10")
+           "eval block MB / device", "peak RSS GB", "test ndcg@10", "implicit BPR s / epoch")
 
 
 def catalogue(row: dict) -> str:
@@ -208,7 +248,7 @@ def key(row: dict) -> tuple:
 def table(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |",
              "| --- | --- | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | "
-             "---: | ---: |"]
+             "---: | ---: | ---: |"]
     for r in rows:
         mesh = " x ".join(f"{k} {v}" for k, v in r["mesh"].items())
         block = r.get("block_mb")
@@ -219,7 +259,9 @@ def table(rows: list[dict]) -> str:
                      f"{r['devices']} ({mesh}) | {updates(r)} | {r['data_seconds']:.0f} | "
                      f"{r['seconds_per_epoch']:.2f} | "
                      f"{r['eval_seconds']:.2f} ({r['eval_users']:,}) | {block} | "
-                     f"{r['peak_rss_gb']:.2f} | {r['ndcg']:.4f} |")
+                     f"{r['peak_rss_gb']:.2f} | {r['ndcg']:.4f} | "
+                     + ("–" if r.get("peer_seconds") is None else f"{r['peer_seconds']:.2f}")
+                     + " |")
     return "\n".join(lines)
 
 
@@ -256,7 +298,9 @@ def rows_from_section(doc: str) -> list[dict]:
             "eval_users": int(eval_users.replace(",", "")),
             "block_mb": None if block == "–" else float(block.split()[0]),
             "item_sharded": "items split" in block,
-            "peak_rss_gb": float(cells["peak RSS GB"]), "ndcg": float(cells["test ndcg@10"])})
+            "peak_rss_gb": float(cells["peak RSS GB"]), "ndcg": float(cells["test ndcg@10"]),
+            "peer_seconds": None if cells.get("implicit BPR s / epoch", "–") == "–"
+            else float(cells["implicit BPR s / epoch"])})
     return rows
 
 
@@ -292,6 +336,14 @@ def findings(rows: list[dict]) -> list[str]:
             cells = "" if cells is None else f", (users x items)^{cells:.2f}"
             out.append(f"full-ranking time on {sub[0]['devices']} device(s) ({where}) grows as "
                        f"interactions^{slope:.2f}{cells} ({len(sub)} sizes)")
+    for r in rows:
+        if r.get("peer_seconds"):
+            ratio = r["seconds_per_epoch"] / r["peer_seconds"]
+            out.append(f"mf/bpr vs implicit's BPR (same {r['train']:,} training rows, "
+                       f"{catalogue(r)} catalogue, scale {r['scale']:g}, one negative per "
+                       f"positive): {r['seconds_per_epoch']:.2f} s vs {r['peer_seconds']:.2f} s "
+                       f"per epoch, {ratio:.2f}x (target <= {PEER_TARGET:g}x: "
+                       f"{'met' if ratio <= PEER_TARGET else 'not met'})")
     base = {key(r): r for r in rows if key(r)[1] == 1}
     for r in rows:  # the same users and interactions over a larger catalogue
         k = key(r)

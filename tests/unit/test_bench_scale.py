@@ -88,3 +88,11 @@ def test_measure_a_tiny_size(bench, tmp_path):
     row = bench.measure(bench.overrides(0.0005, args), str(tmp_path))
     assert row["devices"] == 1 and row["mesh"] == {"data": 1, "model": 1}
     assert row["train"] > 0 and row["eval_users"] > 0 and 0 <= row["ndcg"] <= 1
+
+
+def test_implicit_peer_column_round_trips_and_reports_the_ratio(bench, tmp_path):
+    rows = [{**_row(1.0, 100_000, 30.0), "peer_seconds": 10.0}, _row(0.1, 10_000, 10.0)]
+    section = bench.render_section(rows, command="c", args=bench.parse_args(["--peer"]))
+    assert "30.00 s vs 10.00 s per epoch, 3.00x (target <= 1.5x: not met)" in section
+    parsed = bench.rows_from_section(section)
+    assert sorted(r["peer_seconds"] or 0.0 for r in parsed) == [0.0, 10.0]
