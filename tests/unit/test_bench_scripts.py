@@ -194,3 +194,15 @@ def test_zoo_speed_findings_compare_per_epoch_with_implicit():
     text = "\n".join(zoo.speed_findings(rows, peers, [fast]))
     assert "20.0 ms vs 100.0 ms per epoch, 0.20x (target <= 1x: met)" in text
     assert "1 negatives per positive, batch 4096, the preset with loss.num_negatives=1" in text
+
+
+def test_sweep_section_marks_the_per_trial_target():
+    spec = importlib.util.spec_from_file_location("bench_sweep", SCRIPT.parent / "bench_sweep.py")
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    results = {"sequential": (32.0, 0.84, "a"), "single": (4.0, 0.85, "b"),
+               "vectorised": (16.0, 0.84, "c")}
+    text = sweep.render(results, 16, "cpu", [], "sequential,single,vectorised")
+    assert "--modes sequential,single,vectorised --write" in text
+    assert "2.00 s vs 4.00 s, 0.50x (target <= 1.3x: met)" in text
+    assert "All 16 trials vectorised take 4.0x one trial alone" in text
