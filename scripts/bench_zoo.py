@@ -340,7 +340,9 @@ def speed_findings(rows: list[dict], peers: list[dict], speed_rows: list[dict] =
         e = by_preset["ease"]["eval_seconds"]
         out.append(f"- Speed, EASE validation pass (full ranking of the validation users): "
                    f"{e:.3f} s (target <= {TARGET_EASE_EVAL_SECONDS} s: "
-                   f"{'met' if e <= TARGET_EASE_EVAL_SECONDS else 'not met'}).")
+                   f"{'met' if e <= TARGET_EASE_EVAL_SECONDS else 'not met'}); EASE trains one "
+                   "epoch, so this one pass includes compiling the evaluator: "
+                   "`scripts/bench_ease_eval.py` times warm passes.")
     timed = [r for r in rows if "process_seconds" in r]
     if timed:
         out.append("- Whole process (interpreter start to exit, one run each): " + ", ".join(
