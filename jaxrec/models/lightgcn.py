@@ -7,8 +7,10 @@ the final embeddings are their mean ``(E^(0) + ... + E^(K)) / (K + 1)``;
 ``score(u, i) = <e_u, e_i>``. Train with ``loss=bpr``.
 
 The normalised adjacency is never materialised: it is the edge list (one entry
-per distinct training pair, weight ``1 / sqrt(d_u d_i)``), and one layer is two
-``segment_sum`` s over it (items -> users, users -> items), ``O(E D)`` on device.
+per distinct training pair, weight ``1 / sqrt(d_u d_i)``), and one layer is two sparse
+products over it (items -> users, users -> items; `jaxrec.models.layers.ops.edge_sum`,
+in cache-sized chunks on CPU), ``O(E D)`` on device. The gradient runs the same
+propagation on the cotangents (the operator is symmetric; see ``_propagate``).
 
 ``score_all`` propagates on every call and keeps no cache: inside the evaluator's
 ``lax.scan`` over user blocks the propagation is loop-invariant and XLA hoists it
