@@ -47,7 +47,6 @@ DOC = ROOT / "docs" / "benchmarks.md"
 NAME = "bench_scale"
 RESULT_PREFIX = "BENCH_SCALE "
 ML20M_USERS, ML20M_ITEMS, PER_USER = 138_493, 26_744, 144
-PEER_VENV = Path("~/.cache/jaxrec/bench-venvs/implicit").expanduser()  # bench_zoo's too
 PEER_TARGET = 1.5  # jaxrec / implicit BPR seconds per epoch at ml-20m's shape
 
 
@@ -194,9 +193,9 @@ def run_worker(scale: float, devices: int, args) -> dict:
 def run_peer(split: Path, args) -> float | None:
     """implicit's BPR seconds per epoch on the exported training rows (same factors, one
     negative per positive like jaxrec's ``loss=bpr``); None when its venv cannot be built."""
-    python, why = benchmarks.peer_venv(PEER_VENV, "implicit, scipy",
-                                       [["implicit", "scipy", "numpy"]],
-                                       lambda m: print(m, file=sys.stderr))
+    from bench_zoo import DEFAULT_PEER_VENV, ensure_peer_venv  # the same implicit venv
+
+    python, why = ensure_peer_venv(DEFAULT_PEER_VENV, lambda m: print(m, file=sys.stderr))
     if python is None:
         print(f"[bench_scale] no implicit peer: {why}", file=sys.stderr)
         return None

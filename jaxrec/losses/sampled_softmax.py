@@ -170,13 +170,12 @@ def sampled_softmax_batch(model, loss: SampledSoftmax, users_B: jax.Array, items
     ``model.context``); None: none.
     """
     cand_C, log_q_N, valid_C = candidates(loss, items_B, mask_B, data, key)
-    ctx = context_kwargs({} if context_BxC is None else {"context": context_BxC})
+    rows = {} if context_BxC is None else {"context": context_BxC}
     if isinstance(model, CandidateScorer):
-        neg_BxC = model.score_candidates(users_B, cand_C, **ctx)
+        neg_BxC = model.score_candidates(users_B, cand_C, **context_kwargs(rows))
     else:
-        neg_BxC = model(users_B[:, None], cand_C[None, :],
-                        **{k: v[:, None] for k, v in ctx.items()})
-    pos_B = model(users_B, items_B, **ctx)
+        neg_BxC = model(users_B[:, None], cand_C[None, :], **context_kwargs(rows, axes=1))
+    pos_B = model(users_B, items_B, **context_kwargs(rows))
     valid_BxC = jnp.broadcast_to(valid_C[None, :], neg_BxC.shape)
     if loss.remove_accidental_hits:
         valid_BxC = valid_BxC & (cand_C[None, :] != items_B[:, None])
